@@ -1,0 +1,146 @@
+"""The typed run config: TOML file, then flag and ``--set key=value`` overrides, validated by pydantic."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A user error in a config: the message is one line naming the source, key and what was expected."""
+
+
+class RunConfig(BaseModel):
+    """Everything one training run needs. Unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    run: str = Field("run", description="run id shown in events and views")
+    # data
+    source: str = Field("embedded", description="'embedded', 'hub', or a folder with train/dev/test .tsv/.csv/.jsonl")
+    max_train_samples: int | None = Field(None, ge=28)
+    max_eval_samples: int | None = Field(None, ge=28)
+    oversampling: Literal["below_median", "none"] = "below_median"
+    oversampling_factor: float = Field(1.5, ge=1.0)
+    class_weights: Literal["balanced", "none"] = "balanced"
+    max_length: int = Field(128, ge=8, le=4096)
+    # model
+    model: str = Field("minilm", description="'minilm', 'tiny-deberta', a hub id or a local path")
+    pooling: Literal["auto", "mean", "head"] = "auto"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    gradient_checkpointing: bool = False
+    # loss
+    loss: str = "bce"
+    loss_params: dict[str, Any] = Field(default_factory=dict)
+    # optimisation
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(32, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    head_lr: float | None = Field(None, gt=0, description="learning rate of the new classifier head (default: lr)")
+    weight_decay: float = Field(0.01, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int | None = Field(None, ge=1)
+    seed: int = 42
+    # evaluation and checkpoints
+    eval_every_steps: int = Field(0, ge=0, description="0: evaluate at each epoch end only")
+    eval_batch_size: int = Field(128, ge=1)
+    thresholds: list[float] = Field(default_factory=lambda: [0.2, 0.5])
+    primary_threshold: float = Field(0.2, gt=0, lt=1)
+    checkpoint_every_steps: int = Field(200, ge=0, description="0: only at epoch end and on SIGTERM")
+    max_nonfinite_in_row: int = Field(20, ge=1)
+    export: bool = Field(False, description="at the end: best weights, dev/test probabilities, tuned thresholds")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < t < 1 for t in value):
+            raise ValueError("a non-empty list of numbers strictly between 0 and 1")
+        return value
+
+
+def _describe_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "?"
+    if err["type"] == "extra_forbidden":
+        valid = ", ".join(sorted(RunConfig.model_fields))
+        return f"{source}: unknown key '{key}' (valid keys: {valid})"
+    got = err.get("input")
+    return f"{source}: key '{key}': {err['msg'].lower()} (got {got!r})"
+
+
+def parse_override(item: str, source: str = "--set") -> tuple[str, Any]:
+    """Split ``key=value`` and read the value as TOML (so 3, 1e-4, true, [0.2, 0.5] are typed), else a string."""
+    if "=" not in item:
+        raise ConfigError(f"{source} {item!r}: expected key=value")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    if not key:
+        raise ConfigError(f"{source} {item!r}: expected key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Apply dotted-key overrides (``loss_params.ratio=0.5``) to a plain dict, returning a new one."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for key, value in overrides:
+        head, _, rest = key.partition(".")
+        if rest:
+            sub = out.setdefault(head, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"--set {key}: '{head}' is not a table")
+            sub[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+def validate_config(data: dict[str, Any], source: str) -> RunConfig:
+    """Validate a plain dict into a RunConfig, turning pydantic's report into one line."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_error(source, exc)) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning a missing file or a syntax error into a one-line ConfigError."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: expected a TOML file, found a folder") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] = ()) -> RunConfig:
+    """Load a run config from TOML (or defaults when path is None) and apply overrides."""
+    data = read_toml(path) if path is not None else {}
+    source = str(path) if path is not None else "config"
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+        source = f"{source} (with overrides)"
+    return validate_config(data, source)
+
+
+def config_to_toml(config: RunConfig) -> str:
+    """Render a resolved config as TOML (None values are omitted: TOML has no null)."""
+    import tomli_w
+
+    data = {k: v for k, v in config.model_dump().items() if v is not None}
+    return tomli_w.dumps(data)

@@ -1,0 +1,327 @@
+"""GoEmotions data: sources, row validation, seeded subsets, rare-class oversampling, class weights,
+cached tokenisation and length-grouped, dynamically padded batches."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+NUM_LABELS = 28
+SPLITS = ("train", "dev", "test")
+HUB_DATASET = ("google-research-datasets/go_emotions", "simplified")
+
+
+class DataError(ValueError):
+    """Bad input data: the message is one line naming the file (and line) and the problem."""
+
+
+def _resource_dir() -> Path:
+    return Path(str(resources.files("trainer") / "resources" / "goemotions"))
+
+
+def label_names() -> list[str]:
+    """The 28 GoEmotions label names in id order (27 = neutral)."""
+    names = (_resource_dir() / "labels.txt").read_text(encoding="utf-8").split()
+    assert len(names) == NUM_LABELS
+    return names
+
+
+@dataclass
+class Split:
+    """One split: texts and a [n, 28] 0/1 label matrix, with where they came from."""
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, indices: np.ndarray) -> "Split":
+        return Split(self.name, [self.texts[i] for i in indices], self.labels[indices], self.origin)
+
+
+def _multi_hot(rows: list[list[int]]) -> np.ndarray:
+    out = np.zeros((len(rows), NUM_LABELS), dtype=np.uint8)
+    for i, ids in enumerate(rows):
+        out[i, ids] = 1
+    return out
+
+
+def _parse_label_ids(raw: Any, where: str) -> list[int]:
+    if isinstance(raw, str):
+        parts = [p for p in raw.replace(";", ",").split(",") if p.strip()]
+        try:
+            ids = [int(p) for p in parts]
+        except ValueError:
+            raise DataError(f"{where}: labels {raw!r} are not comma-separated integer ids") from None
+    elif isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+        ids = list(raw)
+    else:
+        raise DataError(f"{where}: labels {raw!r} are not a list of integer ids")
+    if not ids:
+        raise DataError(f"{where}: no label ids (expected at least one id in 0..27)")
+    bad = [i for i in ids if not 0 <= i < NUM_LABELS]
+    if bad:
+        raise DataError(f"{where}: label id {bad[0]} outside 0..27")
+    return ids
+
+
+def _validated_rows(rows: Iterable[tuple[int, Any, Any]], origin: str) -> tuple[list[str], list[list[int]]]:
+    texts: list[str] = []
+    ids: list[list[int]] = []
+    for line_no, text, raw_labels in rows:
+        where = f"{origin}:{line_no}"
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: empty text (expected a non-empty comment)")
+        texts.append(text)
+        ids.append(_parse_label_ids(raw_labels, where))
+    if not texts:
+        raise DataError(f"{origin}: no rows")
+    return texts, ids
+
+
+def _tsv_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
+    # QUOTE_NONE: GoEmotions texts contain quote characters that are not CSV quoting.
+    for line_no, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
+        if len(row) < 2:
+            raise DataError(f"{origin}:{line_no}: expected 'text<TAB>label ids[<TAB>id]', found {len(row)} column(s)")
+        yield line_no, row[0], row[1]
+
+
+def _csv_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
+    reader = csv.DictReader(fh)
+    if not reader.fieldnames or not {"text", "labels"} <= set(reader.fieldnames):
+        raise DataError(f"{origin}:1: expected a header with columns 'text' and 'labels'")
+    for line_no, row in enumerate(reader, start=2):
+        yield line_no, row.get("text"), row.get("labels") or ""
+
+
+def _jsonl_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
+    for line_no, line in enumerate(fh, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise DataError(f"{origin}:{line_no}: not valid JSON") from None
+        if not isinstance(obj, dict) or "text" not in obj or "labels" not in obj:
+            raise DataError(f"{origin}:{line_no}: expected an object with keys 'text' and 'labels'")
+        yield line_no, obj["text"], obj["labels"]
+
+
+_READERS = {".tsv": _tsv_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}
+
+
+def read_split_file(path: Path, name: str) -> Split:
+    """Read and validate one split file (.tsv, .csv or .jsonl, optionally .gz)."""
+    suffixes = path.suffixes
+    gz = suffixes[-1:] == [".gz"]
+    kind = suffixes[-2] if gz and len(suffixes) >= 2 else path.suffix
+    if kind not in _READERS:
+        raise DataError(f"{path}: unsupported file type (expected .tsv, .csv or .jsonl)")
+    opener = gzip.open if gz else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            texts, ids = _validated_rows(_READERS[kind](fh, str(path)), str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return Split(name, texts, _multi_hot(ids), str(path))
+
+
+def _find_split_file(folder: Path, name: str) -> Path:
+    for ext in (".tsv", ".csv", ".jsonl", ".tsv.gz", ".csv.gz", ".jsonl.gz"):
+        candidate = folder / f"{name}{ext}"
+        if candidate.exists():
+            return candidate
+    raise DataError(f"{folder}: no {name}.tsv, {name}.csv or {name}.jsonl (expected train, dev and test files)")
+
+
+def _load_hub() -> dict[str, Split]:
+    from datasets import load_dataset
+
+    ds = load_dataset(*HUB_DATASET)
+    out = {}
+    for name, hub_name in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        part = ds[hub_name]
+        origin = f"hub:{HUB_DATASET[0]}/{hub_name}"
+        texts, ids = _validated_rows(
+            ((i + 1, t, list(l)) for i, (t, l) in enumerate(zip(part["text"], part["labels"]))), origin
+        )
+        out[name] = Split(name, texts, _multi_hot(ids), origin)
+    return out
+
+
+def load_splits(source: str = "embedded") -> dict[str, Split]:
+    """Load train/dev/test from the embedded copy, the Hugging Face hub, or a local folder."""
+    if source == "embedded":
+        folder = _resource_dir()
+    elif source == "hub":
+        return _load_hub()
+    else:
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"{source}: data source not found (expected 'embedded', 'hub' or a folder)")
+    return {name: read_split_file(_find_split_file(folder, name), name) for name in SPLITS}
+
+
+def seeded_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a seeded random subset of size n in which every present label still appears.
+
+    One row per label is drawn first (rarest label first), then the rest uniformly
+    at random; the result is sorted so the subset keeps the file's order.
+    """
+    total = len(labels)
+    if n >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    chosen: set[int] = set()
+    for label in np.argsort(labels.sum(axis=0), kind="stable"):
+        rows = np.flatnonzero(labels[:, label])
+        if len(rows) == 0 or (chosen and labels[list(chosen), label].any()):
+            continue  # absent label, or already carried by a row drawn for a rarer one
+        chosen.add(int(rng.choice(rows)))
+    rest = np.setdiff1d(np.arange(total), np.fromiter(chosen, dtype=np.int64))
+    fill = rng.choice(rest, size=max(0, n - len(chosen)), replace=False)
+    return np.sort(np.concatenate([np.fromiter(chosen, dtype=np.int64), fill]))
+
+
+@dataclass
+class Oversampling:
+    """Which rows the train set is made of after oversampling, and why."""
+
+    indices: np.ndarray  # into the (subsetted) train split; originals first, then added rows
+    rule: str
+    factor: float
+    classes: list[int]  # label ids that were oversampled
+    added_per_class: dict[int, int]
+
+
+def oversample_rare_classes(labels: np.ndarray, rule: str, factor: float, seed: int) -> Oversampling:
+    """Add rows for rare labels, drawn with replacement from the rows that carry them.
+
+    ``below_median``: for each label whose count is below the median label count,
+    add floor((factor - 1) * count) rows. Counts are taken before any row is added,
+    so the result does not depend on label order; added rows carry their other labels too.
+    """
+    n = len(labels)
+    base = np.arange(n)
+    if rule == "none" or factor <= 1.0:
+        return Oversampling(base, rule, factor, [], {})
+    if rule != "below_median":
+        raise DataError(f"oversampling rule {rule!r}: expected 'below_median' or 'none'")
+    counts = labels.sum(axis=0).astype(np.int64)
+    median = float(np.median(counts))
+    rng = np.random.default_rng(seed)
+    added: list[np.ndarray] = []
+    per_class: dict[int, int] = {}
+    for label in range(labels.shape[1]):
+        count = int(counts[label])
+        if count == 0 or count >= median:
+            continue
+        extra = int(np.floor((factor - 1.0) * count))
+        if extra <= 0:
+            continue
+        rows = np.flatnonzero(labels[:, label])
+        added.append(rng.choice(rows, size=extra, replace=True))
+        per_class[label] = extra
+    indices = np.concatenate([base, *added]) if added else base
+    return Oversampling(indices, rule, factor, sorted(per_class), per_class)
+
+
+def balanced_class_weights(labels: np.ndarray) -> np.ndarray:
+    """'balanced' weights N / (28 * count) per label (a label with no rows gets weight 0)."""
+    counts = labels.sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        weights = np.where(counts > 0, len(labels) / (labels.shape[1] * counts), 0.0)
+    return weights.astype(np.float32)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short id of a tokenizer's behaviour for cache keys (name, vocab size, class)."""
+    ident = f"{type(tokenizer).__name__}|{getattr(tokenizer, 'name_or_path', '')}|{len(tokenizer)}"
+    return hashlib.sha1(ident.encode()).hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    """Where tokenised splits are cached (``GOEMO_CACHE_DIR``, else ~/.cache/goemo-cockpit)."""
+    root = os.environ.get("GOEMO_CACHE_DIR") or Path.home() / ".cache" / "goemo-cockpit"
+    return Path(root) / "tokens"
+
+
+def tokenize_texts(texts: Sequence[str], tokenizer: Any, max_length: int) -> list[np.ndarray]:
+    """Token ids per text, truncated at max_length, unpadded; cached on disk as Arrow via datasets.
+
+    The cache key covers the texts, the tokenizer and max_length, so every run of a
+    pipeline after the first skips tokenisation.
+    """
+    import datasets
+
+    datasets.disable_progress_bars()
+    digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:16]
+    key = f"{digest}-{tokenizer_fingerprint(tokenizer)}-{max_length}"
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = datasets.Dataset.from_dict({"text": list(texts)})
+    ds = ds.map(
+        lambda batch: {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]},
+        batched=True,
+        batch_size=2048,
+        remove_columns=["text"],
+        cache_file_name=str(folder / f"{key}.arrow"),
+        load_from_cache_file=True,
+        desc=None,
+    )
+    column = ds.with_format("numpy")["input_ids"]
+    return [np.asarray(ids, dtype=np.int64) for ids in column]
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
+                           group_batches: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths, a pure function of (seed, epoch).
+
+    Rows are shuffled, cut into groups of ``group_batches`` batches, sorted by length
+    inside each group and batched; then the batches are shuffled. Padding stays small
+    while every epoch sees a different order — and a resumed run recomputes the same one.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    group = batch_size * group_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(perm), group):
+        chunk = perm[start:start + group]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches for evaluation: sorted by length (little padding), every row exactly once."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(token_ids: Sequence[np.ndarray], pad_id: int, multiple_of: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad a batch to its longest row (rounded up to multiple_of): input_ids and attention_mask."""
+    longest = max(len(t) for t in token_ids)
+    width = -(-longest // multiple_of) * multiple_of
+    ids = np.full((len(token_ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(token_ids), width), dtype=np.int64)
+    for i, t in enumerate(token_ids):
+        ids[i, : len(t)] = t
+        mask[i, : len(t)] = 1
+    return ids, mask

@@ -1,0 +1,156 @@
+"""The event schema shared by the trainer, the supervisor and the views.
+
+Stdlib only: the cockpit imports this module and must stay free of torch.
+Every line of an events file is one JSON object with ``v``, ``t`` and ``type``;
+lines are written whole and flushed so a reader never sees a half event except
+for a torn last line, which it skips until the rest arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+# Required keys per event type (beyond v, t, type), as in CONTRACT.md.
+TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
+    "run_start": ("run", "config", "model", "n_params", "device", "world_size", "pid", "resumed_from_step"),
+    "data": ("train_size_before", "train_size_after", "dev_size", "test_size", "per_class", "oversampling"),
+    "step": ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "step_time_s",
+             "nonfinite_skipped"),
+    "activity": ("what", "expect_s"),
+    "eval": ("step", "epoch", "split", "loss", "f1_macro", "f1_micro", "per_class", "tuned"),
+    "checkpoint": ("step", "path"),
+    "alert": ("level", "code", "message"),
+    "run_end": ("status", "reason", "wall_s", "best"),
+}
+
+PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
+    "pipeline_start": ("pipeline", "preset"),
+    "phase_start": ("phase",),
+    "run_launch": ("run", "device", "pid", "attempt"),
+    "run_exit": ("run", "code", "attempt"),
+    "stall": ("run", "attempt", "silent_s", "dump"),
+    "restart": ("run", "attempt", "from_step"),
+    "phase_end": ("phase",),
+    "pipeline_end": ("status", "exit_code"),
+}
+
+ALL_EVENTS = {**TRAINER_EVENTS, **PIPELINE_EVENTS}
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf by None, recursively: strict JSON has no spelling for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def make_event(type_: str, **fields: Any) -> dict[str, Any]:
+    """Build one event dict with the envelope keys filled in."""
+    return {"v": SCHEMA_VERSION, "t": time.time(), "type": type_, **_finite(fields)}
+
+
+def missing_keys(event: dict[str, Any]) -> list[str]:
+    """Keys the contract requires for this event's type that it lacks (empty for unknown types)."""
+    required = ("v", "t", "type") + ALL_EVENTS.get(event.get("type", ""), ())
+    return [k for k in required if k not in event]
+
+
+class EventWriter:
+    """Appends events to a JSONL file, one whole line per write, flushed at once."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+        event = make_event(type_, **fields)
+        # One write call per line keeps lines whole even when a reader tails concurrently.
+        self._fh.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        return event
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class EventReader:
+    """Incremental reader of a JSONL events file.
+
+    ``read_new()`` returns the events appended since the last call. A trailing line
+    without its newline is held back until it is complete; a line that does not
+    parse is skipped and counted in ``bad_lines``. A file that shrinks (rewritten)
+    is read again from the start.
+    """
+
+    path: Path
+    offset: int = 0
+    bad_lines: int = 0
+    chunk_size: int = 1 << 16
+    _partial: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self.offset:
+            self.offset, self._partial = 0, b""
+        if size == self.offset:
+            return []
+        want = size - self.offset if max_bytes is None else min(size - self.offset, max_bytes)
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(want)
+        self.offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        return list(self._parse(lines))
+
+    def _parse(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                event = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                self.bad_lines += 1
+                continue
+            if isinstance(event, dict) and "type" in event:
+                yield event
+            else:
+                self.bad_lines += 1
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All complete, parseable events of a file (a torn last line and garbage are skipped)."""
+    reader = EventReader(Path(path))
+    events = reader.read_new()
+    if reader._partial.strip():
+        # A last line with no newline is complete if it parses (a writer that died after the brace).
+        events.extend(reader._parse([reader._partial]))
+    return events

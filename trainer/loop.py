@@ -1,0 +1,473 @@
+"""One training run on accelerate: setup, train, evaluate, checkpoint, export, cleanup.
+
+Everything the run has to say goes to ``<out>/events.jsonl`` (see trainer/events.py);
+model state goes to ``<out>/checkpoints/``. A resumed run continues with the same step
+numbers and the same data order, because the order is a pure function of (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer import checkpoints
+from trainer.config import RunConfig
+from trainer.data import (Split, balanced_class_weights, eval_batches, label_names, length_grouped_batches,
+                          load_splits, oversample_rare_classes, pad_batch, seeded_subset, tokenize_texts)
+from trainer.events import EventWriter
+from trainer.faults import FaultPlan
+from trainer.health import GradHealth
+from trainer.losses import build_loss
+from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_summary
+from trainer.models import (EmotionClassifier, ModelSource, build_classifier, count_parameters, export_classifier,
+                            load_tokenizer, resolve_model)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+@dataclass
+class Prepared:
+    """What setup produced before any event is written: validated data, tokenizer and model source."""
+
+    config: RunConfig
+    splits: dict[str, Split]
+    names: list[str]
+    source: ModelSource
+    tokenizer: Any
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Validate inputs that can be wrong (data files, model name, loss) before anything starts.
+
+    Raises DataError, ModelError or ValueError with one-line messages.
+    """
+    from trainer.losses import LOSSES
+
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r} (expected one of: {', '.join(sorted(LOSSES))})")
+    build_loss(config.loss, config.loss_params, torch.ones(28))  # rejects unknown parameters now, not mid-run
+    splits = load_splits(config.source)
+    source = resolve_model(config.model, config.pooling)
+    tokenizer = load_tokenizer(source)
+    return Prepared(config, splits, label_names(), source, tokenizer)
+
+
+def _lr_lambda(kind: str, warmup: int, total: int):
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+    return schedule
+
+
+def _mixed_precision(config: RunConfig, use_cuda: bool) -> str:
+    if not use_cuda:
+        return "no"
+    if config.precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return config.precision
+
+
+class TrainingRun:
+    """setup → train → (export) → cleanup for one RunConfig, writing events as it goes."""
+
+    def __init__(self, prepared: Prepared, out_dir: Path, resume: bool = False) -> None:
+        self.p = prepared
+        self.cfg = prepared.config
+        self.out = out_dir
+        self.resume = resume
+        self.ckpt_root = out_dir / "checkpoints"
+        self.faults = FaultPlan.from_env()
+        self.stop_signal: int | None = None
+        self.t0 = time.time()
+        self.events: EventWriter | None = None
+        self.best: dict[str, Any] = {"metric": f"dev_f1_macro@{threshold_key(self.cfg.primary_threshold)}",
+                                     "value": None, "step": None}
+        self.nonfinite_skipped = 0
+        self.nonfinite_in_row = 0
+        self.last_eval_step = -1
+        self.eval_seconds = 0.0
+        self.ckpt_seconds = 0.0
+
+    # -- events -------------------------------------------------------------------------------
+    def emit(self, type_: str, **fields: Any) -> None:
+        if self.events is not None and self.accelerator.is_main_process:
+            self.events.emit(type_, **fields)
+
+    def alert(self, level: str, code: str, message: str) -> None:
+        self.emit("alert", level=level, code=code, message=message)
+
+    # -- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import GradientAccumulationPlugin, set_seed
+
+        cfg = self.cfg
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+        if cfg.device == "cuda" and not use_cuda:
+            raise ValueError("device 'cuda' requested but no CUDA device is available")
+        if use_cuda:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        # The accumulation counter is aligned by construction (each optimizer step is exactly
+        # grad_accum micro-batches), so it must not try to sync with a dataloader it never sees.
+        self.accelerator = Accelerator(
+            cpu=not use_cuda,
+            mixed_precision=_mixed_precision(cfg, use_cuda),
+            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum,
+                                                                    sync_with_dataloader=False),
+        )
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.events = EventWriter(self.out / "events.jsonl") if self.accelerator.is_main_process else None
+        self.emit("activity", what="load", expect_s=600)
+        set_seed(cfg.seed)
+        self._setup_data()
+        self._setup_model()
+
+    def _setup_data(self) -> None:
+        cfg, splits, names = self.cfg, self.p.splits, self.p.names
+        train = splits["train"]
+        if cfg.max_train_samples:
+            train = train.take(seeded_subset(train.labels, cfg.max_train_samples, cfg.seed))
+        dev, test = splits["dev"], splits["test"]
+        if cfg.max_eval_samples:
+            dev = dev.take(seeded_subset(dev.labels, cfg.max_eval_samples, cfg.seed + 1))
+            test = test.take(seeded_subset(test.labels, cfg.max_eval_samples, cfg.seed + 2))
+        over = oversample_rare_classes(train.labels, cfg.oversampling, cfg.oversampling_factor, cfg.seed)
+        before = train.labels.sum(axis=0)
+        train_labels = train.labels[over.indices]
+        after = train_labels.sum(axis=0)
+        weights = balanced_class_weights(train_labels)
+        self.emit(
+            "data",
+            train_size_before=len(train), train_size_after=len(over.indices), dev_size=len(dev),
+            test_size=len(test), source=train.origin,
+            per_class=[{"label": n, "before": int(b), "after": int(a), "weight": float(w)}
+                       for n, b, a, w in zip(names, before, after, weights)],
+            oversampling={"rule": over.rule, "factor": over.factor, "classes": [names[i] for i in over.classes],
+                          "added_rows": {names[k]: v for k, v in over.added_per_class.items()}},
+        )
+        tok = self.p.tokenizer
+        # Tokenise the distinct rows once; oversampled duplicates reuse them.
+        train_ids = tokenize_texts(train.texts, tok, cfg.max_length)
+        self.train_ids = [train_ids[i] for i in over.indices]
+        self.train_labels = train_labels.astype(np.float32)
+        self.train_lengths = np.array([len(t) for t in self.train_ids])
+        self.eval_sets = {
+            name: (tokenize_texts(s.texts, tok, cfg.max_length), s.labels.astype(np.float32))
+            for name, s in (("dev", dev), ("test", test))
+        }
+        self.class_weights = torch.tensor(weights) if cfg.class_weights == "balanced" else None
+        world = self.accelerator.num_processes
+        n_batches = math.ceil(len(self.train_ids) / cfg.batch_size) // world
+        self.steps_per_epoch = max(1, n_batches // cfg.grad_accum)
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+
+    def _setup_model(self) -> None:
+        cfg = self.cfg
+        model = build_classifier(self.p.source, self.p.names, self.p.tokenizer, cfg.dropout, cfg.seed)
+        if cfg.gradient_checkpointing:
+            model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.n_params = count_parameters(model)
+        head = model.head_parameter_names()
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        for name, param in model.named_parameters():
+            no_decay = param.ndim < 2  # biases and LayerNorm weights
+            groups.setdefault((name in head, no_decay), []).append(param)
+        param_groups = [
+            {"params": ps, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+             "lr": (cfg.head_lr or cfg.lr) if is_head else cfg.lr}
+            for (is_head, no_decay), ps in groups.items()
+        ]
+        on_cuda = self.accelerator.device.type == "cuda"
+        optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr, fused=on_cuda or None)
+        warmup = int(cfg.warmup_ratio * self.total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.scheduler, warmup, self.total_steps))
+        # The scheduler is not prepared: accelerate would step it once per process, while our
+        # schedule is already counted in optimizer steps. It is still saved with the checkpoint.
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler = scheduler
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        cw = self.class_weights.to(self.accelerator.device) if self.class_weights is not None else None
+        self.criterion = build_loss(cfg.loss, cfg.loss_params, cw)
+        self.start_step = 0
+        if self.resume:
+            self._load_latest()
+        self.emit(
+            "run_start", run=cfg.run, config=cfg.model_dump(), model=cfg.model, n_params=self.n_params,
+            device=str(self.accelerator.device), world_size=self.accelerator.num_processes, pid=os.getpid(),
+            resumed_from_step=self.start_step if self.resume and self.start_step else None,
+            precision=self.accelerator.mixed_precision, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps, torch_threads=torch.get_num_threads(),
+        )
+
+    def _load_latest(self) -> None:
+        ckpt = checkpoints.find_latest(self.ckpt_root)
+        if ckpt is None:
+            self.alert("info", "resume", "no checkpoint found; starting from step 0")
+            return
+        state = checkpoints.read_state(ckpt)
+        if state.get("seed") != self.cfg.seed or state.get("total_steps") != self.total_steps:
+            raise ValueError(f"{ckpt}: checkpoint was written by a different config (seed or schedule differs)")
+        self.emit("activity", what="load", expect_s=max(60.0, 4 * state.get("save_seconds", 15)))
+        self.accelerator.load_state(str(ckpt))
+        self.start_step = int(state["step"])
+        self.best = state["best"]
+        self.nonfinite_skipped = int(state["nonfinite_skipped"])
+        self.last_eval_step = int(state.get("last_eval_step", -1))
+
+    # -- batches ------------------------------------------------------------------------------
+    def _to_device(self, ids: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        multiple = 8 if self.accelerator.device.type == "cuda" else 1  # tensor cores like multiples of 8
+        input_ids, mask = pad_batch(ids, self.p.tokenizer.pad_token_id or 0, multiple)
+        dev = self.accelerator.device
+        return torch.from_numpy(input_ids).to(dev, non_blocking=True), torch.from_numpy(mask).to(dev, non_blocking=True)
+
+    def _epoch_plan(self, epoch: int) -> list[list[np.ndarray]]:
+        """Micro-batches of this process for each optimizer step of an epoch."""
+        batches = length_grouped_batches(self.train_lengths, self.cfg.batch_size, self.cfg.seed, epoch)
+        mine = batches[self.accelerator.process_index::self.accelerator.num_processes]
+        ga = self.cfg.grad_accum
+        steps = [mine[i * ga:(i + 1) * ga] for i in range(self.steps_per_epoch)]
+        return [s for s in steps if s]
+
+    # -- training -----------------------------------------------------------------------------
+    def train(self) -> tuple[str, str]:
+        """Run optimizer steps until done or stopped; returns (status, reason)."""
+        cfg = self.cfg
+        health = GradHealth()
+        step = self.start_step
+        self.emit("activity", what="train", expect_s=300)
+        self.model.train()
+        while step < self.total_steps:
+            epoch = step // self.steps_per_epoch
+            plan = self._epoch_plan(epoch)
+            for micro_batches in plan[step % self.steps_per_epoch:]:
+                if step >= self.total_steps:
+                    break
+                self.faults.before_step(step + 1)
+                failed = self._train_step(step + 1, micro_batches, health)
+                step += 1
+                if failed:
+                    self.save_latest(step)
+                    return "failed", failed
+                if cfg.eval_every_steps and step % cfg.eval_every_steps == 0:
+                    self.evaluate_dev(step)
+                if self.stop_signal is not None:
+                    self.save_latest(step)
+                    return "stopped", f"signal {signal.Signals(self.stop_signal).name}"
+                if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
+                    self.save_latest(step)
+            if step % self.steps_per_epoch == 0 or step >= self.total_steps:
+                if self.last_eval_step != step:
+                    self.evaluate_dev(step)
+                self.save_latest(step)
+        if self.last_eval_step != step:
+            self.evaluate_dev(step)
+        return "completed", f"{step} optimizer steps"
+
+    def _train_step(self, step: int, micro_batches: list[np.ndarray], health: GradHealth) -> str | None:
+        """One optimizer step over grad_accum micro-batches; returns a failure reason or None."""
+        acc, cfg = self.accelerator, self.cfg
+        t_start = time.perf_counter()
+        losses, samples, tokens = [], 0, 0
+        grad_norm, loss_value, finite = float("nan"), float("nan"), True
+        for rows in micro_batches:
+            input_ids, mask = self._to_device([self.train_ids[i] for i in rows])
+            targets = torch.from_numpy(self.train_labels[rows]).to(acc.device)
+            with acc.accumulate(self.model):
+                with acc.autocast():
+                    logits = self.model(input_ids, mask)
+                loss = self.criterion(logits.float(), targets)
+                if self.faults.nan_at(step):
+                    loss = loss * float("nan")
+                acc.backward(loss)
+                losses.append(loss.detach())
+                samples += len(rows)
+                tokens += int(mask.sum())
+                if acc.sync_gradients:
+                    max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+                    # Clips after unscaling under fp16; the returned norm is the pre-clip total.
+                    grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), max_norm))
+                    # .item() is a device sync, paid once per optimizer step for the non-finite guard.
+                    loss_value = float(torch.stack(losses).mean().item())
+                    finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or acc.mixed_precision == "fp16")
+                    if finite or acc.mixed_precision == "fp16":
+                        # Under fp16 the grad scaler itself skips steps with inf/nan gradients.
+                        self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+        slow = self.faults.slow_factor(step)
+        if slow > 1:
+            time.sleep((slow - 1) * (time.perf_counter() - t_start))
+        step_time = time.perf_counter() - t_start
+        if finite:
+            self.nonfinite_in_row = 0
+            for code, message in health.observe(grad_norm):
+                self.alert("warn", code, f"step {step}: {message}")
+        else:
+            self.nonfinite_skipped += 1
+            self.nonfinite_in_row += 1
+            self.alert("warn", "nonfinite", f"step {step}: non-finite loss or gradient "
+                                            f"(loss={loss_value}, grad_norm={grad_norm}); optimizer step skipped")
+        self.emit("step", step=step, epoch=round(step / self.steps_per_epoch, 4), loss=loss_value,
+                  lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm,
+                  samples_per_s=samples * acc.num_processes / step_time,
+                  tokens_per_s=tokens * acc.num_processes / step_time, step_time_s=step_time,
+                  nonfinite_skipped=self.nonfinite_skipped)
+        if self.nonfinite_in_row >= cfg.max_nonfinite_in_row:
+            reason = f"{self.nonfinite_in_row} non-finite steps in a row (limit {cfg.max_nonfinite_in_row})"
+            self.alert("error", "nonfinite", reason)
+            return reason
+        return None
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, split: str, model: torch.nn.Module | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """Sigmoid probabilities [n, 28] in split order, the labels, and the mean loss."""
+        ids, labels = self.eval_sets[split]
+        model = model or self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        lengths = np.array([len(t) for t in ids])
+        probs = np.zeros(labels.shape, dtype=np.float32)
+        loss_sum = 0.0
+        for rows in eval_batches(lengths, self.cfg.eval_batch_size):
+            input_ids, mask = self._to_device([ids[i] for i in rows])
+            with self.accelerator.autocast():
+                logits = model(input_ids, mask).float()
+            targets = torch.from_numpy(labels[rows]).to(logits.device)
+            loss_sum += float(self.criterion(logits, targets)) * len(rows)
+            probs[rows] = torch.sigmoid(logits).cpu().numpy()
+        if was_training:
+            model.train()
+        return probs, labels, loss_sum / len(labels)
+
+    def _announce(self, what: str, last_seconds: float, guess: float) -> None:
+        # The watchdog allows expect_s before it calls this run stalled.
+        self.emit("activity", what=what, expect_s=round(max(30.0, 3 * last_seconds, guess), 1))
+
+    def evaluate_dev(self, step: int) -> dict[str, Any]:
+        self._announce("eval", self.eval_seconds, len(self.eval_sets["dev"][0]) / 20)
+        t = time.time()
+        metrics: dict[str, Any] = {}
+        if self.accelerator.is_main_process:
+            probs, labels, loss = self.predict("dev")
+            metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
+            self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
+                      tuned=None, **metrics)
+            value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
+            if self.best["value"] is None or value > self.best["value"]:
+                self.best = {"metric": self.best["metric"], "value": value, "step": step}
+                state = self.accelerator.get_state_dict(self.model)
+                checkpoints.save_best(state, self.ckpt_root, dict(self.best))
+        self.accelerator.wait_for_everyone()
+        self.eval_seconds = time.time() - t
+        self.last_eval_step = step
+        self.emit("activity", what="train", expect_s=120)
+        return metrics
+
+    def save_latest(self, step: int) -> None:
+        self._announce("checkpoint", self.ckpt_seconds, 60)
+        t = time.time()
+        state = {
+            "step": step, "epoch": step / self.steps_per_epoch, "seed": self.cfg.seed,
+            "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+            "data_order": {"seed": self.cfg.seed, "epoch": step // self.steps_per_epoch,
+                           "batch_in_epoch": step % self.steps_per_epoch},
+            "best": self.best, "nonfinite_skipped": self.nonfinite_skipped,
+            "last_eval_step": self.last_eval_step, "save_seconds": self.ckpt_seconds,
+            "config": self.cfg.model_dump(),
+        }
+        path = checkpoints.save_latest(self.accelerator, self.ckpt_root, state)
+        self.ckpt_seconds = time.time() - t
+        self.emit("checkpoint", step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
+
+    # -- export -------------------------------------------------------------------------------
+    def export(self, step: int) -> None:
+        """Best weights → dev/test probabilities, per-label thresholds tuned on dev, one test evaluation."""
+        if not self.accelerator.is_main_process:
+            return
+        self._announce("eval", self.eval_seconds, (len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0])) / 20)
+        model: EmotionClassifier = self.accelerator.unwrap_model(self.model)
+        best = checkpoints.load_best(self.ckpt_root)
+        if best is not None:
+            model.load_state_dict(best)
+        export_dir = self.out / "export"
+        dev_probs, dev_labels, dev_loss = self.predict("dev", model)
+        test_probs, test_labels, test_loss = self.predict("test", model)
+        thresholds = tune_thresholds(dev_probs, dev_labels, default=self.cfg.primary_threshold)
+        at = self.best["step"] if best is not None else step
+        epoch = round(at / self.steps_per_epoch, 4)
+        for split, probs, labels, loss in (("dev", dev_probs, dev_labels, dev_loss),
+                                           ("test", test_probs, test_labels, test_loss)):
+            metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
+            self.emit("eval", step=at, epoch=epoch, split=split, loss=loss, final=True,
+                      tuned=tuned_summary(probs, labels, thresholds), **metrics)
+        export_classifier(model, self.p.tokenizer, export_dir)
+        for name, array in (("dev_probs", dev_probs), ("test_probs", test_probs),
+                            ("dev_labels", dev_labels.astype(np.uint8)), ("test_labels", test_labels.astype(np.uint8))):
+            np.save(export_dir / f"{name}.npy", array)
+        (export_dir / "thresholds.json").write_text(json.dumps({
+            "labels": self.p.names, "thresholds": [float(t) for t in thresholds],
+            "tuned_on": "dev", "grid": [0.05, 0.95, 0.05], "default": self.cfg.primary_threshold,
+            "best_step": at,
+        }, indent=1))
+        self.emit("checkpoint", step=at, path="export", kind="export")
+
+    def finish(self, status: str, reason: str) -> None:
+        self.emit("run_end", status=status, reason=reason, wall_s=round(time.time() - self.t0, 3), best=self.best)
+        if self.events is not None:
+            self.events.close()
+
+
+def _install_signal_handlers(run: TrainingRun) -> None:
+    def request_stop(signum: int, _frame: Any) -> None:
+        run.stop_signal = signum  # acted on at the next step boundary, after a checkpoint
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+
+
+def run_training(prepared: Prepared, out_dir: Path, resume: bool = False) -> int:
+    """Run one training job end to end; returns the process exit code."""
+    run = TrainingRun(prepared, out_dir, resume)
+    _install_signal_handlers(run)
+    run.setup()
+    if run.stop_signal is not None:
+        run.finish("stopped", f"signal {signal.Signals(run.stop_signal).name} during setup")
+        return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
+    try:
+        status, reason = run.train()
+        if status == "completed" and prepared.config.export:
+            run.export(run.total_steps)
+    except torch.cuda.OutOfMemoryError as exc:
+        run.alert("error", "oom", str(exc).splitlines()[0])
+        run.finish("failed", "out of memory")
+        return EXIT_FAILED
+    except Exception as exc:
+        run.alert("error", "exception", f"{type(exc).__name__}: {exc}")
+        run.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    run.finish(status, reason)
+    if status == "stopped":
+        return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
+    return EXIT_OK if status == "completed" else EXIT_FAILED
