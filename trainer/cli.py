@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="run config (TOML); defaults apply when omitted")
     parser.add_argument("--out", type=Path, required=True, help="run folder for events.jsonl and checkpoints/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    parser.add_argument("--export-from", type=Path, metavar="RUN_DIR",
+                        help="no training: export RUN_DIR's best weights (dev/test probabilities, tuned thresholds)")
     for key, kind in FLAG_KEYS.items():
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -70,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.resume and (args.out / "events.jsonl").exists():
             raise ConfigError(f"{args.out}: already holds a run (events.jsonl); "
                               "use --resume to continue it or choose another --out")
+        if args.export_from and not (args.export_from / "checkpoints" / "best" / "model.safetensors").exists():
+            raise ConfigError(f"{args.export_from}: no checkpoints/best/model.safetensors to export")
         _quiet_libraries()
         from trainer.loop import prepare, run_training
 
@@ -81,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_toml = args.out / "run.toml"
     if not (args.config and run_toml.exists() and args.config.resolve() == run_toml.resolve()):
         run_toml.write_text(config_to_toml(config))
-    return run_training(prepared, args.out, resume=args.resume)
+    return run_training(prepared, args.out, resume=args.resume, export_from=args.export_from)
 
 
 if __name__ == "__main__":

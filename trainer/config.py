@@ -6,7 +6,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainer.loss_names import LOSS_PARAMS
 
 
 class ConfigError(ValueError):
@@ -21,8 +23,8 @@ class RunConfig(BaseModel):
     run: str = Field("run", description="run id shown in events and views")
     # data
     source: str = Field("embedded", description="'embedded', 'hub', or a folder with train/dev/test .tsv/.csv/.jsonl")
-    max_train_samples: int | None = Field(None, ge=28)
-    max_eval_samples: int | None = Field(None, ge=28)
+    max_train_samples: int | None = Field(None, ge=0, description="seeded subset of train; 0 or unset: all rows")
+    max_eval_samples: int | None = Field(None, ge=0, description="seeded subset of dev and test; 0 or unset: all")
     oversampling: Literal["below_median", "none"] = "below_median"
     oversampling_factor: float = Field(1.5, ge=1.0)
     class_weights: Literal["balanced", "none"] = "balanced"
@@ -59,6 +61,16 @@ class RunConfig(BaseModel):
     max_nonfinite_in_row: int = Field(20, ge=1)
     export: bool = Field(False, description="at the end: best weights, dev/test probabilities, tuned thresholds")
 
+    @model_validator(mode="after")
+    def _known_loss(self) -> "RunConfig":
+        valid = LOSS_PARAMS.get(self.loss)
+        if valid is None:
+            raise ValueError(f"unknown loss {self.loss!r} (expected one of: {', '.join(sorted(LOSS_PARAMS))})")
+        unknown = sorted(set(self.loss_params) - set(valid))
+        if unknown:
+            raise ValueError(f"loss {self.loss!r} has no parameter {unknown[0]!r} (valid: {', '.join(valid)})")
+        return self
+
     @field_validator("thresholds")
     @classmethod
     def _thresholds_in_range(cls, value: list[float]) -> list[float]:
@@ -73,6 +85,8 @@ def _describe_error(source: str, exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         valid = ", ".join(sorted(RunConfig.model_fields))
         return f"{source}: unknown key '{key}' (valid keys: {valid})"
+    if err["type"] == "value_error" and not err["loc"]:
+        return f"{source}: {err['ctx']['error']}"
     got = err.get("input")
     return f"{source}: key '{key}': {err['msg'].lower()} (got {got!r})"
 

@@ -56,6 +56,11 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def threshold_key(t: float) -> str:
+    """The string a threshold is keyed by in events: 0.2 -> "0.2", 0.35000000000000003 -> "0.35"."""
+    return f"{round(float(t), 6):g}"
+
+
 def make_event(type_: str, **fields: Any) -> dict[str, Any]:
     """Build one event dict with the envelope keys filled in."""
     return {"v": SCHEMA_VERSION, "t": time.time(), "type": type_, **_finite(fields)}

@@ -85,12 +85,15 @@ def _mixed_precision(config: RunConfig, use_cuda: bool) -> str:
 class TrainingRun:
     """setup → train → (export) → cleanup for one RunConfig, writing events as it goes."""
 
-    def __init__(self, prepared: Prepared, out_dir: Path, resume: bool = False) -> None:
+    def __init__(self, prepared: Prepared, out_dir: Path, resume: bool = False,
+                 export_from: Path | None = None) -> None:
         self.p = prepared
         self.cfg = prepared.config
         self.out = out_dir
         self.resume = resume
         self.ckpt_root = out_dir / "checkpoints"
+        # Export only: weights come from another run's best checkpoint (the pipeline's "reuse" final).
+        self.best_root = export_from / "checkpoints" if export_from else self.ckpt_root
         self.faults = FaultPlan.from_env()
         self.stop_signal: int | None = None
         self.t0 = time.time()
@@ -370,8 +373,11 @@ class TrainingRun:
         if self.accelerator.is_main_process:
             probs, labels, loss = self.predict("dev")
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
+            # Per-label thresholds tuned on dev and scored on dev: optimistic, shown as "tuned" for ranking
+            # context only; the final phase tunes on dev and reports the held-out test split.
+            tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
             self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
-                      tuned=None, **metrics)
+                      tuned=tuned, **metrics)
             value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
             if self.best["value"] is None or value > self.best["value"]:
                 self.best = {"metric": self.best["metric"], "value": value, "step": step}
@@ -406,7 +412,9 @@ class TrainingRun:
             return
         self._announce("eval", self.eval_seconds, (len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0])) / 20)
         model: EmotionClassifier = self.accelerator.unwrap_model(self.model)
-        best = checkpoints.load_best(self.ckpt_root)
+        best = checkpoints.load_best(self.best_root)
+        if best is not None and self.best_root != self.ckpt_root:
+            self.best = json.loads((self.best_root / checkpoints.BEST / "best.json").read_text())
         if best is not None:
             model.load_state_dict(best)
         export_dir = self.out / "export"
@@ -447,17 +455,22 @@ def _install_signal_handlers(run: TrainingRun) -> None:
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
-def run_training(prepared: Prepared, out_dir: Path, resume: bool = False) -> int:
-    """Run one training job end to end; returns the process exit code."""
-    run = TrainingRun(prepared, out_dir, resume)
+def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export_from: Path | None = None) -> int:
+    """Run one training job end to end (or only the export of another run's best weights); returns the exit code."""
+    run = TrainingRun(prepared, out_dir, resume, export_from)
     _install_signal_handlers(run)
     run.setup()
     if run.stop_signal is not None:
         run.finish("stopped", f"signal {signal.Signals(run.stop_signal).name} during setup")
         return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
     try:
-        status, reason = run.train()
-        if status == "completed" and prepared.config.export:
+        if export_from is not None:
+            if checkpoints.load_best(run.best_root) is None:
+                raise ValueError(f"{export_from}: no best checkpoint to export")
+            status, reason = "completed", f"exported the best weights of {export_from.name}"
+        else:
+            status, reason = run.train()
+        if status == "completed" and (prepared.config.export or export_from is not None):
             run.export(run.total_steps)
     except torch.cuda.OutOfMemoryError as exc:
         run.alert("error", "oom", str(exc).splitlines()[0])

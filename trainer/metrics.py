@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer.events import threshold_key
+
 SUMMARY_KEYS: tuple[str, ...] = (
     "f1_macro",
     "f1_micro",
@@ -22,11 +24,6 @@ SUMMARY_KEYS: tuple[str, ...] = (
 )
 
 DEFAULT_GRID: np.ndarray = np.round(np.arange(0.05, 0.951, 0.05), 2)
-
-
-def threshold_key(t: float) -> str:
-    """The string a threshold is keyed by in events: 0.2 -> "0.2", 0.35000000000000003 -> "0.35"."""
-    return f"{round(float(t), 6):g}"
 
 
 def _as_2d_bool(name: str, a: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ from trainer.config import ConfigError, load_config, parse_override
 
 def test_defaults_and_typed_overrides():
     cfg = load_config(None, [parse_override("lr=1e-4"), parse_override("thresholds=[0.3, 0.5]"),
-                             parse_override("loss_params.ratio=0.5"), parse_override("model=tiny-deberta")])
+                             parse_override("loss_params.ratio=0.5"), parse_override("model=tiny-deberta"),
+                             parse_override("loss=combined")])
     assert cfg.lr == 1e-4 and cfg.thresholds == [0.3, 0.5]
     assert cfg.loss_params == {"ratio": 0.5} and cfg.model == "tiny-deberta"
 

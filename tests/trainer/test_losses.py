@@ -298,3 +298,15 @@ def test_build_loss_unknown_param_names_it_and_the_valid_ones() -> None:
 def test_build_loss_rejects_class_weights_in_params() -> None:
     with pytest.raises(ValueError, match="class_weights"):
         build_loss("bce", {"class_weights": torch.ones(N_LABELS)}, None)
+
+
+def test_torch_free_loss_table_matches_the_loss_classes():
+    import inspect
+
+    from trainer.loss_names import LOSS_PARAMS
+    from trainer.losses import LOSSES
+
+    assert set(LOSS_PARAMS) == set(LOSSES)
+    for name, cls in LOSSES.items():
+        params = [p for p in inspect.signature(cls).parameters if p != "class_weights"]
+        assert tuple(params) == LOSS_PARAMS[name], name

@@ -1,0 +1,236 @@
+"""Pipeline presets: a typed spec (pydantic), loading from a name or a TOML path, ``--set`` overrides,
+and the RunConfig of every planned run. Bad input becomes one line naming the file and key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from trainer.config import ConfigError, RunConfig, apply_overrides, parse_override, validate_config
+
+PHASE_NAMES = {1: "screen", 2: "analyse", 3: "extend", 4: "final"}
+
+
+class PresetError(ValueError):
+    """A bad preset, override or selection: one line naming the file and key."""
+
+
+class LossConfig(BaseModel):
+    """One Phase-1 candidate: a loss and its parameters (plus optional per-config run keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    loss: str
+    loss_params: dict[str, Any] = Field(default_factory=dict)
+    fault: str | None = Field(None, description="GOEMO_FAULT for this config's runs, e.g. 'hang@5'")
+    settings: dict[str, Any] = Field(default_factory=dict, description="extra run config keys")
+
+
+class PipelineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
+    primary_threshold: float = Field(0.2, gt=0, lt=1)
+    reference_f1: float = Field(0.4218, ge=0, le=1)
+    target_f1: float = Field(0.50, ge=0, le=1)
+    top_k: int = Field(2, ge=1)
+    final: Literal["retrain", "reuse"] = Field(
+        "retrain", description="retrain: a p4-final run with [phase4] keys; reuse: export the best run as it is")
+    cpu_slots: int = Field(1, ge=1)
+    gpus: Literal["auto", "none"] | list[int] = "auto"
+    ddp: bool = Field(False, description="each run on all GPUs through accelerate launch")
+    max_restarts: int = Field(2, ge=0)
+    on_run_failure: Literal["continue", "abort"] = "continue"
+    stall_floor_s: float = Field(120.0, gt=0)
+    stall_factor: float = Field(10.0, gt=0)
+    startup_grace_s: float = Field(180.0, gt=0, description="silence allowed before a run's first event")
+    term_grace_s: float = Field(20.0, gt=0, description="SIGTERM to SIGKILL when ending a run")
+
+    @field_validator("phases")
+    @classmethod
+    def _phases(cls, value: list[int]) -> list[int]:
+        if not value or any(p not in PHASE_NAMES for p in value):
+            raise ValueError("a non-empty list of phase numbers from 1 to 4")
+        return sorted(set(value))
+
+
+class Preset(BaseModel):
+    """A whole pipeline: settings, run-config keys per phase, and the Phase-1 candidates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    phase1: dict[str, Any] = Field(default_factory=dict)
+    phase3: dict[str, Any] = Field(default_factory=dict)
+    phase4: dict[str, Any] = Field(default_factory=dict)
+    configs: list[LossConfig] = Field(min_length=1)
+
+    @field_validator("configs")
+    @classmethod
+    def _unique(cls, value: list[LossConfig]) -> list[LossConfig]:
+        names = [c.name for c in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"config names must be unique (got {names})")
+        return value
+
+    def config(self, name: str) -> LossConfig:
+        return next(c for c in self.configs if c.name == name)
+
+    def run_config(self, phase: int, config: LossConfig, run_id: str) -> RunConfig:
+        """The resolved RunConfig for one run: defaults < phase keys < config keys."""
+        phase_keys = {1: self.phase1, 3: self.phase3, 4: self.phase4}.get(phase, {})
+        data = {**self.defaults, **phase_keys, **config.settings, "loss": config.loss,
+                "loss_params": dict(config.loss_params), "run": run_id,
+                "primary_threshold": self.pipeline.primary_threshold}
+        return validate_config(data, f"preset {self.name} [{('phase' + str(phase)) if phase_keys else 'defaults'}]")
+
+
+def preset_dir() -> Path:
+    return Path(str(resources.files("cockpit") / "presets"))
+
+
+def list_presets() -> list[tuple[str, str]]:
+    """(name, one-line description) of every shipped preset."""
+    out = []
+    for path in sorted(preset_dir().glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text())
+            out.append((path.stem, str(data.get("description", "")).strip().splitlines()[0]))
+        except (tomllib.TOMLDecodeError, IndexError):
+            out.append((path.stem, "(unreadable)"))
+    return out
+
+
+def resolve_preset_path(name_or_path: str) -> Path:
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix == ".toml" or candidate.exists() or "/" in name_or_path:
+        if not candidate.is_file():
+            raise PresetError(f"{name_or_path}: preset file not found")
+        return candidate
+    shipped = preset_dir() / f"{name_or_path}.toml"
+    if not shipped.exists():
+        names = ", ".join(n for n, _ in list_presets())
+        raise PresetError(f"unknown preset {name_or_path!r} (expected one of: {names}, or a path to a .toml file)")
+    return shipped
+
+
+def _pydantic_line(source: str, exc: ValidationError, text: str | None) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    where = source
+    if text is not None and err["loc"]:
+        line = _line_of_key(text, str(err["loc"][-1]) if not isinstance(err["loc"][-1], int) else str(err["loc"][0]))
+        if line:
+            where = f"{source}:{line}"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key '{key}'"
+    return f"{where}: key '{key}': {err['msg'].lower()} (got {err.get('input')!r})"
+
+
+def _line_of_key(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(f"{key} ") or stripped.startswith(f"{key}=") or stripped == f"[{key}]":
+            return number
+    return None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise PresetError(f"--set {key}: '{part}' is not a table")
+    node[parts[-1]] = value
+
+
+def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, dict[str, Any]]:
+    """Load, override and validate a preset; also check every run config it implies.
+
+    Overrides are ``key=value`` with dotted keys into the preset (``pipeline.top_k=1``,
+    ``phase1.max_train_samples=2000``); a key without a table (``lr=1e-4``) goes to
+    ``defaults``. Returns the preset and the raw dict to save as ``preset.toml``.
+    """
+    path = resolve_preset_path(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{path}: invalid TOML: {exc}") from None
+    source = str(path)
+    try:
+        for item in overrides:
+            key, value = parse_override(item)
+            top = key.split(".", 1)[0]
+            _set_dotted(data, key if top in Preset.model_fields else f"defaults.{key}", value)
+    except ConfigError as exc:
+        raise PresetError(str(exc)) from None
+    if overrides:
+        source, text = f"{path} (with --set)", None
+    try:
+        preset = Preset.model_validate(data)
+    except ValidationError as exc:
+        raise PresetError(_pydantic_line(source, exc, text)) from None
+    try:
+        for config in preset.configs:
+            for phase in (1, 3, 4):
+                _check_inputs(preset.run_config(phase, config, f"p{phase}-{config.name}"), source)
+            if config.fault:
+                from trainer.faults import FaultSpecError, parse_faults
+
+                try:
+                    parse_faults(config.fault)
+                except FaultSpecError as exc:
+                    raise PresetError(f"{source}: config '{config.name}': {exc}") from None
+    except ConfigError as exc:
+        raise PresetError(f"{exc}".replace("preset ", f"{source}: preset ", 1)) from None
+    return preset, data
+
+
+_checked_sources: set[str] = set()
+
+
+def _check_inputs(config: RunConfig, source: str) -> None:
+    """Model names and data folders must exist before anything starts (the trainer would only find out later)."""
+    from trainer.model_source import ModelError, resolve_model
+
+    try:
+        resolve_model(config.model, config.pooling)
+    except ModelError as exc:
+        raise PresetError(f"{source}: {exc}") from None
+    if config.source not in ("embedded", "hub") and config.source not in _checked_sources:
+        from trainer.data import DataError, load_splits
+
+        try:
+            load_splits(config.source)  # validates every row: a bad one is named by file and line
+        except DataError as exc:
+            raise PresetError(f"{source}: {exc}") from None
+        _checked_sources.add(config.source)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run the pipeline will launch."""
+
+    run_id: str
+    phase: int
+    config: str
+
+
+def phase1_plan(preset: Preset, selected: list[str] | None = None) -> list[PlannedRun]:
+    names = selected or [c.name for c in preset.configs]
+    unknown = [n for n in names if n not in {c.name for c in preset.configs}]
+    if unknown:
+        raise PresetError(f"unknown config {unknown[0]!r} (preset {preset.name} has: "
+                          f"{', '.join(c.name for c in preset.configs)})")
+    return [PlannedRun(f"p1-{n}", 1, n) for n in names]

@@ -1,0 +1,234 @@
+"""The pipeline through real subprocesses: the smoke preset end to end, fault drills, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, train_env
+from trainer.events import read_events
+from trainer.metrics import evaluate_probs, tune_thresholds, tuned_summary
+
+pytestmark = pytest.mark.e2e
+SMOKE = (REPO / "cockpit" / "presets" / "smoke.toml").read_text()
+
+
+def cockpit(*args: str, timeout: float = 400, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env or train_env())
+
+
+def only_pipeline(runs: Path) -> Path:
+    dirs = [p for p in runs.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    res = cockpit("--headless", "--preset", "smoke", "--runs-dir", str(runs))
+    return res, only_pipeline(runs)
+
+
+def test_smoke_pipeline_completes_and_leaves_the_contract_folder(smoke_run):
+    res, pdir = smoke_run
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    for name in ("preset.toml", "pipeline.jsonl", "summary.json", "report.md", "curves.png"):
+        assert (pdir / name).exists(), name
+    runs = ["p1-bce", "p1-asl", "p1-combined_07", "p1-combined_05", "p1-combined_03", "p4-final"]
+    for run in runs:
+        for name in ("run.toml", "events.jsonl", "stdout.log", "stderr.log", "checkpoints"):
+            assert (pdir / run / name).exists(), (run, name)
+    types = [e["type"] for e in read_events(pdir / "pipeline.jsonl")]
+    assert types[0] == "pipeline_start" and types[-1] == "pipeline_end"
+    assert types.count("phase_start") == 4 and types.count("run_done") == 8
+    summary = json.loads((pdir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["primary_threshold"] == 0.2
+    assert summary["reference_f1"] == 0.4218 and summary["target_f1"] == 0.5
+    board = summary["leaderboard"]
+    assert {r["run"] for r in board} == set(runs[:-1]) | {r["run"] for r in board if r["phase"] == 3}
+    assert len([r for r in board if r["phase"] == 3]) == 2
+    scores = [r["f1_macro@0.2"] for r in board]
+    assert scores == sorted(scores, reverse=True)
+    for row in board:
+        for key in ("run", "phase", "config", "status", "f1_macro@0.2", "f1_macro@0.5", "f1_micro@0.2",
+                    "tuned_f1_macro", "delta_vs_baseline", "meets_target"):
+            assert key in row, key
+    assert summary["baseline"]["run"] == "p1-bce"
+    assert "leaderboard" in (pdir / "report.md").read_text().lower()
+    assert "test" in res.stdout and "summary.json" in res.stdout
+
+
+def test_final_numbers_recompute_from_saved_arrays_and_thresholds_come_from_dev(smoke_run):
+    _, pdir = smoke_run
+    final = pdir / "final"
+    for name in ("model.safetensors", "config.json", "goemo_model.json", "thresholds.json", "model_card.md",
+                 "dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy"):
+        assert (final / name).exists(), name
+    summary = json.loads((pdir / "summary.json").read_text())
+    thresholds = json.loads((final / "thresholds.json").read_text())
+    names = thresholds["labels"]
+    dev_p, dev_y = np.load(final / "dev_probs.npy"), np.load(final / "dev_labels.npy")
+    test_p, test_y = np.load(final / "test_probs.npy"), np.load(final / "test_labels.npy")
+    assert dev_p.dtype == np.float32 and dev_p.shape[1] == 28
+    assert np.allclose(thresholds["thresholds"], tune_thresholds(dev_p, dev_y))  # tuned on dev, not test
+    for split, probs, labels in (("dev", dev_p, dev_y), ("test", test_p, test_y)):
+        reported = summary["final"][split]
+        again = evaluate_probs(probs, labels, [0.2, 0.5], names)
+        assert reported["f1_macro@0.2"] == pytest.approx(again["f1_macro"]["0.2"])
+        assert reported["f1_macro@0.5"] == pytest.approx(again["f1_macro"]["0.5"])
+        assert reported["f1_micro@0.2"] == pytest.approx(again["f1_micro"]["0.2"])
+        tuned = tuned_summary(probs, labels, np.array(thresholds["thresholds"]))
+        assert reported["f1_macro_tuned"] == pytest.approx(tuned["f1_macro"])
+
+
+def test_predict_uses_the_exported_model(smoke_run):
+    _, pdir = smoke_run
+    res = subprocess.run([sys.executable, "-m", "trainer.predict", "--model", str(pdir / "final"), "--json",
+                          "thanks so much!", "this is awful"], capture_output=True, text=True, cwd=REPO,
+                         env=train_env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["thanks so much!", "this is awful"]
+    assert all(len(r["scores"]) == 28 and isinstance(r["labels"], list) for r in rows)
+
+
+def drill_preset(tmp_path: Path, configs: str, **pipeline: object) -> Path:
+    """The smoke preset, Phase 1 only, with other configs and pipeline settings."""
+    import tomllib
+
+    import tomli_w
+
+    data = tomllib.loads(SMOKE)
+    data.update(name="drill", configs=tomllib.loads(configs)["configs"])
+    data["pipeline"].update(phases=[1], **pipeline)
+    path = tmp_path / "drill.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def test_drills_hang_is_dumped_and_restarted_crash_resumes_nan_is_survived(tmp_path):
+    preset = drill_preset(tmp_path, """
+[[configs]]
+name = "hang"
+loss = "bce"
+fault = "hang@4"
+
+[[configs]]
+name = "crash"
+loss = "bce"
+fault = "crash@7"
+
+[[configs]]
+name = "nan"
+loss = "asl"
+fault = "nan@3"
+""", stall_floor_s=4, stall_factor=10)
+    runs = tmp_path / "runs"
+    started = time.time()
+    res = cockpit("--headless", "--preset", str(preset), "--runs-dir", str(runs))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    pdir = only_pipeline(runs)
+    events = read_events(pdir / "pipeline.jsonl")
+    stalls = [e for e in events if e["type"] == "stall"]
+    assert [s["run"] for s in stalls] == ["p1-hang"]
+    assert stalls[0]["silent_s"] < 30  # detected within the stall window, not after minutes
+    dump = (pdir / stalls[0]["dump"]).read_text()
+    assert "injected_hang" in dump and "trainer/faults.py" in dump  # the hanging frame
+    assert "== GPU ==" in dump and "== process ==" in dump
+    restarts = {e["run"]: e for e in events if e["type"] == "restart"}
+    assert set(restarts) == {"p1-hang", "p1-crash"}
+    assert restarts["p1-crash"]["from_step"] == 5  # checkpoint_every_steps = 5
+    done = {e["run"]: e["status"] for e in events if e["type"] == "run_done"}
+    assert done == {"p1-hang": "completed", "p1-crash": "completed", "p1-nan": "completed"}
+    crash_events = read_events(pdir / "p1-crash" / "events.jsonl")
+    assert [e["resumed_from_step"] for e in crash_events if e["type"] == "run_start"] == [None, 5]
+    nan_steps = [e for e in read_events(pdir / "p1-nan" / "events.jsonl") if e["type"] == "step"]
+    assert nan_steps[-1]["nonfinite_skipped"] == 1
+    assert "stalled" in res.stderr and time.time() - started < 300
+
+
+def test_killed_supervisor_then_resume_completes_without_repeating_finished_runs(tmp_path):
+    preset = drill_preset(tmp_path, """
+[[configs]]
+name = "first"
+loss = "bce"
+
+[[configs]]
+name = "second"
+loss = "asl"
+settings = { max_train_samples = 400, batch_size = 8 }
+""")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "--headless", "--preset", str(preset),
+                             "--runs-dir", str(runs)], cwd=REPO, env=train_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    pdir = None
+    while time.time() < deadline:
+        dirs = list(runs.glob("*/pipeline.jsonl")) if runs.exists() else []
+        if dirs:
+            pdir = dirs[0].parent
+            steps = [e for e in read_events(pdir / "p1-second" / "events.jsonl") if e["type"] == "step"]
+            if len(steps) >= 6:
+                break
+        time.sleep(0.2)
+    assert pdir is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = cockpit("--headless", "--resume", str(pdir))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    events = read_events(pdir / "pipeline.jsonl")
+    launches = [e["run"] for e in events if e["type"] == "run_launch"]
+    assert launches.count("p1-first") == 1  # finished before the kill: not repeated
+    assert launches.count("p1-second") == 2
+    second = read_events(pdir / "p1-second" / "events.jsonl")
+    starts = [e for e in second if e["type"] == "run_start"]
+    assert len(starts) == 2 and starts[1]["resumed_from_step"] >= 5
+    assert second[-1]["type"] == "run_end" and second[-1]["status"] == "completed"
+    assert json.loads((pdir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("preset_text, args, needle", [
+    ('name = "x"\nbogus = 1\n[[configs]]\nname = "bce"\nloss = "bce"\n', [], "unknown key 'bogus'"),
+    ('name = "x"\n[pipeline]\ntop_k = "two"\n[[configs]]\nname = "bce"\nloss = "bce"\n', [], "key 'pipeline.top_k'"),
+    ('name = "x"\n[pipeline\n', [], "invalid TOML"),
+    ('name = "x"\n[defaults]\nmodel = "./no/such/model"\n[[configs]]\nname = "bce"\nloss = "bce"\n', [],
+     "path not found"),
+    ('name = "x"\n[defaults]\nsource = "/no/such/data"\n[[configs]]\nname = "bce"\nloss = "bce"\n', [],
+     "data source not found"),
+    (None, ["--set", "lrr=1"], "unknown key 'lrr'"),
+    (None, ["--set", "pipeline.top_k=many"], "pipeline.top_k"),
+    (None, ["--configs", "bce,hinge"], "unknown config 'hinge'"),
+])
+def test_bad_input_exits_2_with_one_line_and_starts_nothing(tmp_path, preset_text, args, needle):
+    runs = tmp_path / "runs"
+    preset = "smoke"
+    if preset_text is not None:
+        path = tmp_path / "bad.toml"
+        path.write_text(preset_text)
+        preset = str(path)
+    res = cockpit("--headless", "--preset", preset, "--runs-dir", str(runs), *args, timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr, res.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_every_shipped_preset_loads():
+    from cockpit.spec import list_presets, load_preset
+
+    names = [n for n, _ in list_presets()]
+    assert {"smoke", "quick", "cpu-full", "deberta-v3-large", "deberta-v3-large-ddp"} <= set(names)
+    for name in names:
+        preset, _ = load_preset(name)
+        assert len(preset.configs) == 5
