@@ -227,7 +227,8 @@ def main() -> int:
     rows.append(("  RSS (max)", f"{live['rss_max']:.0f} MB", "≤ 200 MB", live["rss_max"] <= 200))
     rep = bench_replay(args.events)
     rows.append((f"replay {rep['events']:,} events ({rep['size_mb']:.0f} MB), state model: RSS",
-                 f"{rep['state']['rss']:.0f} MB in {rep['state']['s']:.1f} s", "≤ 300 MB", rep["state"]["rss"] <= 300))
+                 f"{rep['state']['rss']:.0f} MB in {rep['state']['s']:.1f} s", "≤ 300 MB",
+                 rep["state"]["rss"] <= 300))
     rows.append(("  same folder, app attach: RSS (peak) / time to caught up",
                  f"{rep['app']['rss']:.0f} MB ({rep['app']['rss_peak']:.0f}) / {rep['app']['s']:.1f} s", "≤ 300 MB",
                  rep["app"]["rss_peak"] <= 300))

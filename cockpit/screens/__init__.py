@@ -1,0 +1,1 @@
+"""Cockpit screens: picker, dashboard, run detail, help and the small modals."""

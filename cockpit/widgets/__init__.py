@@ -1,0 +1,12 @@
+"""Reusable cockpit widgets; each takes immutable snapshots from `cockpit.state` and carries its own DEFAULT_CSS."""
+
+from cockpit.widgets.alerts import AlertsLog, StallBanner
+from cockpit.widgets.charts import LineChart
+from cockpit.widgets.gpu_panel import GpuPanel
+from cockpit.widgets.grad_health import GradHealthPanel
+from cockpit.widgets.tables import LeaderboardTable, OversamplingTable, PerClassTable, RunsTable
+
+__all__ = [
+    "AlertsLog", "GpuPanel", "GradHealthPanel", "LeaderboardTable", "LineChart", "OversamplingTable",
+    "PerClassTable", "RunsTable", "StallBanner",
+]

@@ -1,0 +1,196 @@
+"""DataTables fed from snapshots: runs, leaderboard, oversampling, per-label F1.
+
+`SnapshotTable.set_rows` takes (row key, raw values) pairs; it formats them, keeps the
+cursor on the same row key, updates cells in place when the rows are the same, and sorts
+by any column (header click or `o`) on the raw values rather than on the formatted text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from cockpit.state import LeaderRow, OversampleRow, RunView
+from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
+
+Row = tuple[str, tuple[Any, ...]]
+
+
+def _right(text: str) -> Text:
+    return Text(text, justify="right")
+
+
+def _width(cell: Any) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (1, 0)
+    return (0, value.lower() if isinstance(value, str) else value)
+
+
+class SnapshotTable(DataTable):
+    """A DataTable showing rows of raw values, re-sortable by column."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "cycle_sort", "Sort", id="table.sort", tooltip="Sort by the next column (again: reverse)"),
+    ]
+
+    DEFAULT_CSS = """
+    SnapshotTable {
+        height: 1fr;
+        border: round $primary 40%;
+        border-title-color: $text;
+    }
+    SnapshotTable:focus { border: round $primary; }
+    """
+
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """(column key, header label) pairs."""
+
+    def __init__(self, title: str = "", *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self.border_title = title
+        self._rows: tuple[Row, ...] = ()
+        self._shown: list[Row] = []
+        self._widths: list[int] = []
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+
+    def on_mount(self) -> None:
+        self._render_rows()
+
+    def set_rows(self, rows: Sequence[Row]) -> None:
+        rows = tuple(rows)
+        if rows != self._rows:
+            self._rows = rows
+            if self.is_mounted:
+                self._render_rows()
+
+    def sort_by(self, column: int) -> None:
+        """Sort by a column; the same column again reverses the order."""
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._widths = []  # rebuild, for the header arrow
+        self._render_rows()
+
+    def _render_rows(self) -> None:
+        rows = list(self._rows)
+        if self.sort_column is not None:
+            col = self.sort_column
+            rows.sort(key=lambda r: _sort_key(r[1][col]), reverse=self.sort_reverse)
+        cells = [self.format_row(values) for _, values in rows]
+        labels = [label + (("" if i != self.sort_column else " ▼" if self.sort_reverse else " ▲"))
+                  for i, (_, label) in enumerate(self.COLUMNS)]
+        widths = [max([cell_len(label)] + [_width(row[i]) for row in cells]) for i, label in enumerate(labels)]
+        keys = [key for key, _ in rows]
+        if keys == [key for key, _ in self._shown] and widths == self._widths:
+            for (key, values), new, (_, old) in zip(rows, cells, self._shown):
+                if values != old:
+                    for (col_key, _), cell, old_cell in zip(self.COLUMNS, new, self.format_row(old)):
+                        if cell != old_cell:
+                            self.update_cell(key, col_key, cell)
+        else:
+            # Explicit column widths: DataTable's auto widths settle only on idle, and a frame
+            # drawn before that keeps truncated cells in its line cache.
+            current = self.cursor_key
+            self.clear(columns=True)
+            for (col_key, _), label, width in zip(self.COLUMNS, labels, widths):
+                self.add_column(label, key=col_key, width=width)
+            for key, row in zip(keys, cells):
+                self.add_row(*row, key=key)
+            self._widths = widths
+            if current in keys:
+                self.move_cursor(row=keys.index(current), animate=False)
+        self._shown = rows
+
+    @property
+    def cursor_key(self) -> str | None:
+        """Row key under the cursor, or None for an empty table."""
+        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+            return None
+        return self._shown[self.cursor_row][0]
+
+    def select_key(self, key: str | None) -> None:
+        keys = [k for k, _ in self._shown]
+        if key in keys:
+            self.move_cursor(row=keys.index(key), animate=False)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(event.column_index)
+
+    def action_cycle_sort(self) -> None:
+        if self.sort_column is None:
+            self.sort_column, self.sort_reverse = 0, False
+        elif not self.sort_reverse:
+            self.sort_reverse = True
+        else:
+            self.sort_column, self.sort_reverse = (self.sort_column + 1) % len(self.COLUMNS), False
+        self._widths = []
+        self._render_rows()
+
+
+class RunsTable(SnapshotTable):
+    COLUMNS = (("run", "run"), ("state", "state"), ("step", "step"), ("epoch", "epoch"), ("sps", "samples/s"),
+               ("eta", "ETA"), ("loss", "loss"), ("f1", "best F1@0.2"))
+
+    def show(self, runs: Sequence[RunView]) -> None:
+        self.set_rows([(r.run, (r.run, r.status, (r.step, r.total_steps or 0), r.epoch, r.samples_per_s, r.eta_s,
+                                r.loss, r.best_dev.f1_02 if r.best_dev else None)) for r in runs])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        run, status, (step, total), epoch, sps, eta, loss, f1 = values
+        return (run, status, _right(f"{step}/{total}" if total else str(step)), _right(f"{epoch:.2f}"),
+                _right(fmt_float(sps, 1)), _right(fmt_duration(eta)), _right(fmt_float(loss)), _right(fmt_float(f1)))
+
+
+class LeaderboardTable(SnapshotTable):
+    COLUMNS = (("rank", "#"), ("run", "run"), ("f1_02", "F1@0.2"), ("f1_05", "F1@0.5"), ("micro", "µF1@0.2"),
+               ("tuned", "tuned F1"), ("delta", "Δ base"), ("target", "target"), ("status", "status"),
+               ("test", "test F1@0.2"))
+
+    def show(self, rows: Sequence[LeaderRow]) -> None:
+        self.set_rows([(r.run, (i, r.run, r.f1_02, r.f1_05, r.micro_02, r.tuned, r.delta, r.meets_target, r.status,
+                                r.test_f1)) for i, r in enumerate(rows, 1)])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        rank, run, f1, f1_05, micro, tuned, delta, target, status, test = values
+        met = DASH if target is None or f1 is None else "✔ met" if target else "✘"
+        return (_right(str(rank)), run, _right(fmt_float(f1)), _right(fmt_float(f1_05)), _right(fmt_float(micro)),
+                _right(fmt_float(tuned)), _right(fmt_delta(delta)), met, status, _right(fmt_float(test)))
+
+
+class OversamplingTable(SnapshotTable):
+    COLUMNS = (("label", "label"), ("before", "before"), ("after", "after"), ("factor", "factor"),
+               ("weight", "weight"))
+
+    def show(self, rows: Sequence[OversampleRow]) -> None:
+        self.set_rows([(r.label, (r.label, r.before, r.after, r.factor, r.weight)) for r in rows])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        label, before, after, factor, weight = values
+        return (label, _right(str(before)), _right(str(after)), _right(DASH if factor is None else f"×{factor:.2f}"),
+                _right(fmt_float(weight, 3)))
+
+
+class PerClassTable(SnapshotTable):
+    COLUMNS = (("label", "label"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1@0.2"),
+               ("support", "support"))
+
+    def show(self, run: RunView | None) -> None:
+        scores = run.per_class if run else ()
+        self.set_rows([(c.label, (c.label, c.precision, c.recall, c.f1, c.support)) for c in scores])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        label, precision, recall, f1, support = values
+        return (label, _right(fmt_float(precision, 3)), _right(fmt_float(recall, 3)), _right(fmt_float(f1, 3)),
+                _right(DASH if support is None else str(support)))

@@ -1,0 +1,260 @@
+"""A seeded, deterministic pipeline folder that follows the contract, for tests and the bench.
+
+`write_fake_pipeline(root)` writes `root/<PIPELINE_ID>/` with pipeline.jsonl, five runs
+(one stalled and restarted with a stall-1.txt dump, one failed with non-finite losses),
+summary.json and stderr logs; every timestamp is fixed (T0 + offsets), so two calls give
+byte-identical folders. `finished=False` stops in phase 3 with p3-asl running.
+`write_bulk_run` writes N step/eval events for the benchmarks; `append` adds one event.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+PIPELINE_ID = "20261126-221500-quick"
+T0 = 1_795_731_300.0  # 2026-11-26 22:15:00 UTC
+LABELS = (
+    "admiration amusement anger annoyance approval caring confusion curiosity desire disappointment "
+    "disapproval disgust embarrassment excitement fear gratitude grief joy love nervousness optimism "
+    "pride realization relief remorse sadness surprise neutral"
+).split()
+TRAIN_BEFORE, BATCH, EPOCHS = 1100, 16, 1
+STEPS = 80  # steps per full run; the data below gives ceil(1280 / 16) = 80 steps per epoch
+EVAL_EVERY = 20
+PRESET_TOML = """name = "quick"
+description = "fake preset of the cockpit tests"
+
+[pipeline]
+phases = [1, 2, 3, 4]
+reference_f1 = 0.4218
+target_f1 = 0.50
+max_restarts = 2
+"""
+DUMP = """Stall dump for p1-asl attempt 1 (silent 45.0 s)
+
+Thread 0x00007f3a (most recent call first):
+  File "trainer/loop.py", line 212 in train_step
+  File "trainer/loop.py", line 301 in train
+  File "trainer/__main__.py", line 40 in main
+
+GPU snapshot: no NVIDIA GPU
+"""
+
+
+def line(type_: str, t: float, **fields: Any) -> str:
+    """One event line, as the trainer and supervisor write them."""
+    return json.dumps({"v": 1, "t": round(t, 3), "type": type_, **fields}, separators=(",", ":")) + "\n"
+
+
+def append(file: Path, type_: str, t: float, **fields: Any) -> None:
+    """Append one whole event line to an events file (creating its folder)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with open(file, "a", encoding="utf-8") as fh:
+        fh.write(line(type_, t, **fields))
+
+
+def per_class_data(rng: random.Random) -> list[dict[str, Any]]:
+    rows = []
+    for i, label in enumerate(LABELS):
+        before = max(3, int(240 * math.exp(-i / 5.0)) + rng.randint(0, 9))
+        after = before if before >= 40 else min(before * 4, 40)
+        rows.append({"label": label, "before": before, "after": after, "weight": round(1.0 + 30.0 / before, 3)})
+    return rows
+
+
+def config(name: str, loss: str) -> dict[str, Any]:
+    return {"name": name, "loss": loss, "model": "tiny-deberta", "epochs": EPOCHS, "max_steps": 0,
+            "batch_size": BATCH, "grad_accum": 1, "lr": 5e-4, "seed": 7}
+
+
+def eval_event(rng: random.Random, step: int, epoch: float, quality: float, split: str = "dev",
+               tuned: bool = False) -> dict[str, Any]:
+    per_class = []
+    for i, label in enumerate(LABELS):
+        f1 = round(max(0.0, min(1.0, quality + 0.25 - i * 0.02 + rng.uniform(-0.05, 0.05))), 4)
+        per_class.append({"label": label, "precision": round(min(1.0, f1 + 0.05), 4),
+                          "recall": round(max(0.0, f1 - 0.03), 4), "f1": f1, "support": 200 - 6 * i})
+    f1_02 = round(sum(c["f1"] for c in per_class) / len(per_class), 4)
+    return {"step": step, "epoch": epoch, "split": split, "loss": round(0.3 - quality / 4, 4),
+            "f1_macro": {"0.2": f1_02, "0.5": round(f1_02 - 0.06, 4)},
+            "f1_micro": {"0.2": round(f1_02 + 0.08, 4), "0.5": round(f1_02 + 0.03, 4)},
+            "f1_weighted": {"0.2": round(f1_02 + 0.05, 4)}, "per_class": per_class,
+            "tuned": {"thresholds": [0.3] * 28, "f1_macro": round(f1_02 + 0.03, 4)} if tuned else None}
+
+
+def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, quality: float, *,
+              steps: int = STEPS, first_step: int = 1, resumed_from: int | None = None,
+              attempt_end: str | None = "completed", nonfinite_at: tuple[int, ...] = (), test: bool = False,
+              vanishing: bool = False) -> tuple[float, list[dict[str, Any]]]:
+    """Append one attempt of a run to <folder>/<run>/events.jsonl; returns (end time, dev evals)."""
+    path = folder / run / "events.jsonl"
+    rng_data = random.Random(11)  # every run sees the same data
+    append(path, "run_start", t, run=run, config=config(run.split("-", 1)[1], loss), model="tiny-deberta",
+           n_params=1_234_567, device="cpu", world_size=1, pid=40000 + len(run) + first_step,
+           resumed_from_step=resumed_from, steps_per_epoch=STEPS, total_steps=STEPS * EPOCHS)
+    per_class = per_class_data(rng_data)
+    append(path, "data", t + 1, train_size_before=TRAIN_BEFORE, train_size_after=1280, dev_size=200, test_size=200,
+           per_class=per_class,
+           oversampling={"rule": "min_count", "factor": 4, "classes": [r["label"] for r in per_class
+                                                                       if r["after"] > r["before"]]})
+    evals, skipped, t = [], 0, t + 2
+    for step in range(first_step, steps + 1):
+        t += 0.5
+        loss_value: float | None = round(0.7 * math.exp(-step / 30) + 0.08 + rng.uniform(0, 0.03), 5)
+        grad = 1.5e-7 if vanishing and step > 60 else round(1.0 + rng.uniform(0, 0.5), 6)
+        if step in nonfinite_at:
+            loss_value, skipped = None, skipped + 1
+            append(path, "alert", t, level="warn", code="nonfinite", message=f"non-finite loss at step {step}")
+        append(path, "step", t, step=step, epoch=round(step / STEPS, 4), loss=loss_value,
+               lr=round(5e-4 * (1 - step / (STEPS + 1)), 8), grad_norm=grad,
+               samples_per_s=round(32 + rng.uniform(0, 2), 2),
+               tokens_per_s=round(2000 + rng.uniform(0, 100), 1), step_time_s=0.5, nonfinite_skipped=skipped)
+        if step % EVAL_EVERY == 0:
+            append(path, "activity", t, what="eval", expect_s=30)
+            t += 1
+            ev = eval_event(rng, step, round(step / STEPS, 4), quality * (0.6 + 0.4 * step / steps))
+            evals.append(ev)
+            append(path, "eval", t, **ev)
+            append(path, "checkpoint", t, step=step, path=f"{run}/checkpoints/latest")
+    if vanishing:
+        append(path, "alert", t, level="warn", code="grad_vanishing", message="grad norm below 1e-6 for 10 steps")
+    if test:
+        t += 1
+        evals.append(eval_event(rng, steps, 1.0, quality, split="test", tuned=True))
+        append(path, "eval", t, **evals[-1])
+    if attempt_end:
+        dev = [e for e in evals if e["split"] == "dev"]
+        best = max(dev, key=lambda e: e["f1_macro"]["0.2"]) if dev else None
+        append(path, "run_end", t + 0.5, status=attempt_end, reason="done" if attempt_end == "completed" else
+               "non-finite loss", wall_s=round(t - T0, 1), best={"metric": "f1_macro@0.2", "value":
+               best["f1_macro"]["0.2"] if best else None, "step": best["step"] if best else None})
+    with open(folder / run / "stderr.log", "a", encoding="utf-8") as fh:
+        fh.write(f"[{run}] attempt ended at step {steps}\nwarning: tokenizer parallelism\n")
+    return t + 1, evals
+
+
+def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int = 7,
+                        finished: bool = True) -> Path:
+    """Write the fake pipeline folder under root; returns its path."""
+    folder = Path(root) / pipeline_id
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    pl = folder / "pipeline.jsonl"
+    t = T0
+    (folder / "preset.toml").write_text(PRESET_TOML)
+    append(pl, "pipeline_start", t, pipeline=pipeline_id, preset="quick", phases=[1, 2, 3, 4], devices=["cpu"],
+           configs=["bce", "asl", "combined_07"], resumed=False, pid=4000)
+    phase1 = ["p1-bce", "p1-asl", "p1-combined_07"]
+    append(pl, "phase_start", t, phase=1, name="screen", runs=phase1)
+    best: dict[str, dict[str, Any]] = {}
+
+    def launch(run: str, t: float, attempt: int = 1) -> None:
+        append(pl, "run_launch", t, run=run, device="cpu", pid=40000 + attempt, attempt=attempt)
+
+    def done(run: str, t: float, status: str, attempts: int = 1, code: int = 0) -> None:
+        append(pl, "run_exit", t, run=run, code=code, attempt=attempts, reason="exit")
+        append(pl, "run_done", t, run=run, status=status, attempts=attempts)
+
+    launch("p1-bce", t + 1)
+    t, evals = write_run(folder, "p1-bce", "bce", t + 1, rng, 0.40)
+    best["p1-bce"] = max(evals, key=lambda e: e["f1_macro"]["0.2"])
+    done("p1-bce", t, "completed")
+
+    launch("p1-asl", t)
+    t1, _ = write_run(folder, "p1-asl", "asl", t, rng, 0.47, steps=25, attempt_end=None)
+    append(pl, "stall", t1 + 45, run="p1-asl", attempt=1, silent_s=45.0, dump="p1-asl/stall-1.txt", allowed_s=30.0,
+           action="restart")
+    (folder / "p1-asl" / "stall-1.txt").write_text(DUMP)
+    append(pl, "run_exit", t1 + 46, run="p1-asl", code=-9, attempt=1, reason="stalled")
+    append(pl, "restart", t1 + 46, run="p1-asl", attempt=2, from_step=20, reason="stall")
+    launch("p1-asl", t1 + 47, attempt=2)
+    t, evals = write_run(folder, "p1-asl", "asl", t1 + 47, rng, 0.47, first_step=21, resumed_from=20)
+    best["p1-asl"] = max(evals, key=lambda e: e["f1_macro"]["0.2"])
+    done("p1-asl", t, "completed", attempts=2)
+
+    launch("p1-combined_07", t)
+    t, _ = write_run(folder, "p1-combined_07", "combined", t, rng, 0.30, steps=34, attempt_end="failed",
+                     nonfinite_at=(31, 32, 33, 34))
+    append(pl, "alert", t, level="error", code="run_failed", message="p1-combined_07 failed: non-finite loss",
+           run="p1-combined_07")
+    done("p1-combined_07", t, "failed", code=1)
+    append(pl, "phase_end", t, phase=1)
+
+    append(pl, "phase_start", t, phase=2, name="analyse", runs=[])
+    ranking = sorted(best, key=lambda r: -best[r]["f1_macro"]["0.2"])
+    append(pl, "phase_end", t, phase=2, ranking=ranking)
+    baseline = best["p1-bce"]["f1_macro"]["0.2"]
+
+    def row(run: str, status: str = "completed") -> dict[str, Any]:
+        ev = best.get(run)
+        f1 = ev["f1_macro"]["0.2"] if ev else None
+        return {"run": run, "phase": int(run[1]), "config": run.split("-", 1)[1], "status": status,
+                "f1_macro@0.2": f1, "f1_macro@0.5": ev["f1_macro"]["0.5"] if ev else None,
+                "f1_micro@0.2": ev["f1_micro"]["0.2"] if ev else None, "tuned_f1_macro": None,
+                "delta_vs_baseline": round(f1 - baseline, 4) if f1 is not None else None,
+                "meets_target": (f1 >= 0.5) if f1 is not None else False}
+
+    leaderboard = [row(r) for r in ranking] + [row("p1-combined_07", "failed")]
+    summary: dict[str, Any] = {
+        "pipeline": pipeline_id, "preset": "quick", "status": "running", "primary_threshold": 0.2,
+        "baseline": {"run": "p1-bce", "f1_macro@0.2": baseline}, "reference_f1": 0.4218, "target_f1": 0.5,
+        "leaderboard": leaderboard, "final": None}
+
+    append(pl, "phase_start", t, phase=3, name="extend", runs=["p3-asl"])
+    launch("p3-asl", t)
+    if not finished:
+        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None)
+        (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+        return folder
+    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True)
+    best["p3-asl"] = max(evals, key=lambda e: e["f1_macro"]["0.2"])
+    done("p3-asl", t, "completed")
+    append(pl, "phase_end", t, phase=3)
+
+    append(pl, "phase_start", t, phase=4, name="final", runs=["p4-final"])
+    launch("p4-final", t)
+    t, evals = write_run(folder, "p4-final", "asl", t, rng, 0.53, test=True)
+    test = evals.pop()
+    done("p4-final", t, "completed")
+    append(pl, "phase_end", t, phase=4)
+    append(pl, "pipeline_end", t + 1, status="completed", exit_code=0)
+    summary["leaderboard"] = sorted([row("p3-asl")] + leaderboard[:-1], key=lambda r: -r["f1_macro@0.2"]) + \
+        [leaderboard[-1]]
+    summary["status"] = "completed"
+    summary["final"] = {"run": "p4-final", "config": "asl", "dev": {"f1_macro@0.2": evals[-1]["f1_macro"]["0.2"]},
+                        "test": {"f1_macro@0.2": test["f1_macro"]["0.2"], "f1_macro@0.5": test["f1_macro"]["0.5"],
+                                 "f1_macro_tuned": test["tuned"]["f1_macro"], "f1_micro@0.2": test["f1_micro"]["0.2"]},
+                        "thresholds": "final/thresholds.json"}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    return folder
+
+
+def write_bulk_run(folder: Path, run: str, n_events: int, *, t0: float = T0, seed: int = 0) -> None:
+    """A run with n_events events (mostly steps, an eval every 500) for benchmarks; written in blocks."""
+    rng = random.Random(seed)
+    path = folder / run / "events.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    per_class = per_class_data(random.Random(11))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(line("run_start", t0, run=run, config=config(run, "asl") | {"max_steps": n_events},
+                      model="tiny", n_params=1, device="cpu", world_size=1, pid=1, resumed_from_step=None))
+        fh.write(line("data", t0, train_size_before=TRAIN_BEFORE, train_size_after=1280, dev_size=200,
+                      test_size=200, per_class=per_class, oversampling={"rule": "min_count", "factor": 4,
+                                                                       "classes": []}))
+        block = []
+        for i in range(1, n_events - 1):
+            t = t0 + i * 0.05
+            if i % 500 == 0:
+                block.append(line("eval", t, **eval_event(rng, i, i / 1000, 0.45)))
+            else:
+                block.append(line("step", t, step=i, epoch=i / 1000, loss=0.5 + rng.random() / 10,
+                                  lr=1e-4, grad_norm=1.0 + rng.random(), samples_per_s=32.0, tokens_per_s=2000.0,
+                                  step_time_s=0.05, nonfinite_skipped=0))
+            if len(block) >= 4096:
+                fh.write("".join(block))
+                block.clear()
+        fh.write("".join(block))

@@ -1,0 +1,17 @@
+"""The cockpit never imports torch (views must start fast and run where torch is absent)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cockpit_modules_do_not_load_torch() -> None:
+    code = ("import sys; import cockpit.app, cockpit.state, cockpit.tail, cockpit.telemetry, cockpit.control; "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
