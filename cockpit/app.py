@@ -24,7 +24,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from cockpit.control import send_command
 from cockpit.screens.dashboard import DashboardScreen
-from cockpit.state import TERMINAL, PipelineState, PipelineView
+from cockpit.state import TERMINAL, PipelineState
+from cockpit.views import PipelineView
 from cockpit.tail import PipelineTail
 from cockpit.telemetry import TelemetrySampler, TelemetrySnapshot
 
@@ -305,7 +306,10 @@ class CockpitApp(App[None]):
         from cockpit.screens.run_detail import RunDetailScreen
         from cockpit.widgets.tables import SnapshotTable
 
-        self.push_screen(HelpScreen([("app", CockpitApp), ("textual", App), ("dashboard", DashboardScreen),
+        from cockpit.screens.phase_picker import PhasePickerScreen
+
+        self.push_screen(HelpScreen([("app", CockpitApp), ("textual", App), ("picker", PhasePickerScreen),
+                                     ("dashboard", DashboardScreen),
                                      ("run detail", RunDetailScreen), ("tables", SnapshotTable),
                                      ("confirm", ConfirmScreen), ("stack dump", DumpScreen),
                                      ("attach", AttachScreen), ("help", HelpScreen)]))

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Iterable
 
+from cockpit.views import (
+    Series, HealthBadge, ClassScore, EvalResult, Alert, StallAlert, OversampleRow, LeaderRow, FinalResult, RunView, PipelineView,
+)
 from trainer.events import missing_keys
 
 PIPELINE_SOURCE = "pipeline"
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
 PRIMARY = "0.2"
-SERIES_CAP = 2000
 EMA_ALPHA = 0.1
 GRAD_VANISHING_BELOW = 1e-6
 GRAD_EXPLODING_ABOVE = 1e3
@@ -28,198 +30,6 @@ GRAD_ALERT_WINDOW = 50  # steps a grad_* alert keeps the badge
 DEFAULT_MAX_RESTARTS = 2
 TERMINAL = frozenset({"completed", "failed", "stopped"})
 RUN_STATUSES = ("queued", "running", "stalled", "restarting", "completed", "failed", "stopped")
-
-
-class Series:
-    """An (x, y) series that keeps every `stride`-th point and doubles the stride when full."""
-
-    __slots__ = ("cap", "stride", "seen", "xs", "ys", "last")
-
-    def __init__(self, cap: int = SERIES_CAP) -> None:
-        self.cap, self.stride, self.seen = cap, 1, 0
-        self.xs: list[float] = []
-        self.ys: list[float] = []
-        self.last: tuple[float, float] | None = None
-
-    def add(self, x: float, y: float) -> None:
-        self.last = (x, y)
-        if self.seen % self.stride == 0:
-            self.xs.append(x)
-            self.ys.append(y)
-            if len(self.xs) > self.cap:
-                del self.xs[1::2], self.ys[1::2]
-                self.stride *= 2
-        self.seen += 1
-
-    def truncate_after(self, x: float) -> None:
-        """Drop points past x (a run resumed from an earlier checkpoint)."""
-        while self.xs and self.xs[-1] > x:
-            self.xs.pop()
-            self.ys.pop()
-        if self.last is not None and self.last[0] > x:
-            self.last = (self.xs[-1], self.ys[-1]) if self.xs else None
-
-    def view(self) -> SeriesView:
-        xs, ys = tuple(self.xs), tuple(self.ys)
-        if self.last is not None and (not xs or xs[-1] != self.last[0]):
-            xs, ys = xs + (self.last[0],), ys + (self.last[1],)
-        return SeriesView(xs, ys)
-
-
-@dataclass(frozen=True)
-class SeriesView:
-    xs: tuple[float, ...] = ()
-    ys: tuple[float, ...] = ()
-
-    @property
-    def last(self) -> float | None:
-        return self.ys[-1] if self.ys else None
-
-
-@dataclass(frozen=True)
-class HealthBadge:
-    kind: str  # healthy | vanishing | exploding | nonfinite
-    text: str
-
-
-@dataclass(frozen=True)
-class ClassScore:
-    label: str
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    support: int | None
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    step: int
-    split: str
-    f1_02: float | None
-    f1_05: float | None
-    micro_02: float | None
-    tuned: float | None
-
-
-@dataclass(frozen=True)
-class Alert:
-    t: float
-    level: str
-    code: str
-    message: str
-    run: str | None = None
-
-
-@dataclass(frozen=True)
-class StallAlert:
-    run: str
-    attempt: int
-    silent_s: float
-    dump: str  # relative to the pipeline folder
-    t: float
-    action: str
-    active: bool
-
-
-@dataclass(frozen=True)
-class OversampleRow:
-    label: str
-    before: int
-    after: int
-    factor: float | None
-    weight: float | None
-
-
-@dataclass(frozen=True)
-class LeaderRow:
-    run: str
-    phase: int | None
-    config: str
-    f1_02: float | None
-    f1_05: float | None
-    micro_02: float | None
-    tuned: float | None
-    delta: float | None
-    meets_target: bool | None
-    status: str
-    test_f1: float | None
-    source: str  # "summary" or "live"
-
-
-@dataclass(frozen=True)
-class FinalResult:
-    run: str
-    config: str
-    test_f1_02: float | None
-    test_f1_05: float | None
-    test_tuned: float | None
-    test_micro_02: float | None
-
-
-@dataclass(frozen=True)
-class RunView:
-    run: str
-    phase: int | None
-    config: str
-    status: str
-    attempt: int
-    restarts: int
-    device: str
-    pid: int | None
-    step: int
-    total_steps: int | None
-    epoch: float
-    samples_per_s: float | None
-    eta_s: float | None
-    loss: float | None
-    lr: float | None
-    grad_norm: float | None
-    nonfinite_skipped: int
-    health: HealthBadge
-    loss_raw: SeriesView
-    loss_smooth: SeriesView
-    dev_f1: SeriesView
-    lr_series: SeriesView
-    grad_series: SeriesView
-    per_class: tuple[ClassScore, ...]
-    best_dev: EvalResult | None
-    test: EvalResult | None
-    alerts: tuple[Alert, ...]
-    stall_dumps: tuple[str, ...]
-    last_event_t: float | None
-
-
-@dataclass(frozen=True)
-class PipelineView:
-    pipeline: str
-    preset: str
-    status: str
-    exit_code: int | None
-    phase: int | None
-    phase_name: str
-    phases: tuple[int, ...]
-    devices: tuple[str, ...]
-    runs: tuple[RunView, ...]
-    oversampling: tuple[OversampleRow, ...]
-    oversampling_run: str | None
-    stalls: tuple[StallAlert, ...]
-    alerts: tuple[Alert, ...]
-    leaderboard: tuple[LeaderRow, ...]
-    final: FinalResult | None
-    baseline_f1: float | None
-    target_f1: float | None
-    reference_f1: float | None
-    ranking: tuple[str, ...]
-    skipped_events: int
-    last_event_t: float | None
-    now: float
-
-    def run(self, run_id: str | None) -> RunView | None:
-        return next((r for r in self.runs if r.run == run_id), None)
-
-    @property
-    def active_stalls(self) -> tuple[StallAlert, ...]:
-        return tuple(s for s in self.stalls if s.active)
 
 
 def _num(value: Any) -> float | None:

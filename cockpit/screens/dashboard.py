@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from cockpit.state import PipelineView, RunView
+from cockpit.views import PipelineView, RunView
 from cockpit.telemetry import TelemetrySnapshot
 from cockpit.widgets import (AlertsLog, GpuPanel, GradHealthPanel, LeaderboardTable, LineChart, OversamplingTable,
                              RunsTable, StallBanner)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -31,22 +32,22 @@ def planned_work(preset: Preset, phases: list[int], configs: list[str]) -> list[
     for phase in phases:
         if phase == 1:
             s = {**preset.defaults, **preset.phase1}
-            lines.append(f"1 {PHASE_NAMES[1]:8} {len(configs)} runs · {_rows(s)} · {s.get('epochs', 1)} epoch(s) · "
-                         f"model {s.get('model', 'minilm')}")
+            lines.append(f"1 {PHASE_NAMES[1]:8} {len(configs)} runs · {s.get('model', 'minilm')} · {_rows(s)} · "
+                         f"{s.get('epochs', 1)} epoch(s)")
         elif phase == 2:
-            lines.append(f"2 {PHASE_NAMES[2]:8} rank by dev macro-F1@{preset.pipeline.primary_threshold:g} vs "
-                         f"p1-bce, reference {preset.pipeline.reference_f1:.4f}, target {preset.pipeline.target_f1:.2f}")
+            lines.append(f"2 {PHASE_NAMES[2]:8} rank by dev F1@{preset.pipeline.primary_threshold:g} · "
+                         f"ref {preset.pipeline.reference_f1:.4f} · target {preset.pipeline.target_f1:.2f}")
         elif phase == 3:
             s = {**preset.defaults, **preset.phase3}
             k = min(preset.pipeline.top_k, len(configs))
             lines.append(f"3 {PHASE_NAMES[3]:8} top {k} runs · {_rows(s)} · {s.get('epochs', 1)} epoch(s)")
         elif phase == 4:
             if preset.pipeline.final == "reuse":
-                lines.append(f"4 {PHASE_NAMES[4]:8} export the best run · tune thresholds on dev · test once")
+                lines.append(f"4 {PHASE_NAMES[4]:8} export best run · thresholds on dev · test once")
             else:
                 s = {**preset.defaults, **preset.phase4}
                 lines.append(f"4 {PHASE_NAMES[4]:8} retrain best · {_rows(s)} · {s.get('epochs', 1)} epoch(s) · "
-                             f"tune thresholds on dev · test once")
+                             f"thresholds on dev · test once")
     return lines
 
 
@@ -136,7 +137,6 @@ class PhasePickerScreen(Screen[None]):
                 yield Static(id="picker-preset", classes="picker-box")
                 yield Static(id="picker-phases", classes="picker-box")
                 yield Static(id="picker-plan", classes="picker-box")
-                yield Static(id="picker-devices", classes="picker-box")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -156,7 +156,7 @@ class PhasePickerScreen(Screen[None]):
         self.phases = set(preset.pipeline.phases)
         configs = self.query_one("#picker-configs", SelectionList)
         configs.clear_options()
-        configs.add_options([(f"{c.name}  ({c.loss}{' ' + str(c.loss_params) if c.loss_params else ''})", c.name, True)
+        configs.add_options([(c.name, c.name, True)
                              for c in preset.configs])
         configs.highlighted = 0
         self._redraw()
@@ -188,14 +188,14 @@ class PhasePickerScreen(Screen[None]):
             return
         p = self.preset
         overrides = ", ".join(self.overrides) or "none (o adds one)"
-        self.query_one("#picker-preset", Static).update(
-            f"[b]{p.name}[/b] — {p.description}\noverrides: {overrides}\nruns folder: {self.runs_dir}")
-        marks = "  ".join(f"[{'x' if n in self.phases else ' '}] {n} {PHASE_NAMES[n]}" for n in PHASE_NAMES)
-        self.query_one("#picker-phases", Static).update(f"phases (1–4 toggle): {marks}")
-        plan = planned_work(p, sorted(self.phases), self.selected_configs()) or ["no phase selected"]
-        self.query_one("#picker-plan", Static).update("planned work\n" + "\n".join(plan))
         devices = ", ".join(self.devices) if self.devices is not None else "looking…"
-        self.query_one("#picker-devices", Static).update(f"devices: {devices}\nenter launches · q leaves · ? help")
+        self.query_one("#picker-preset", Static).update(Text.assemble(
+            (p.name, "bold"), f" — {p.description}\noverrides: {overrides}\ndevices: {devices} · runs folder: "
+                              f"{self.runs_dir}"))
+        marks = "  ".join(f"{'■' if n in self.phases else '□'} {n} {PHASE_NAMES[n]}" for n in PHASE_NAMES)
+        self.query_one("#picker-phases", Static).update(Text(f"phases (1–4 toggle)  {marks}"))
+        plan = planned_work(p, sorted(self.phases), self.selected_configs()) or ["no phase selected"]
+        self.query_one("#picker-plan", Static).update(Text("planned work (enter launches)\n" + "\n".join(plan)))
 
     def action_down(self) -> None:
         self.query_one("#picker-configs", SelectionList).action_cursor_down()

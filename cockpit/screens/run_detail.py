@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from cockpit.state import PipelineView, RunView
+from cockpit.views import PipelineView, RunView
 from cockpit.tail import read_text_tail
 from cockpit.widgets import LineChart, PerClassTable
 from cockpit.widgets.format import fmt_duration, fmt_float, fmt_si

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from cockpit.state import LeaderRow, OversampleRow, RunView
+from cockpit.views import LeaderRow, OversampleRow, RunView
 from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
 
 Row = tuple[str, tuple[Any, ...]]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import fake_pipeline as fp
-from cockpit.state import SERIES_CAP, PipelineState, Series, total_steps
+from cockpit.state import PipelineState, total_steps
+from cockpit.views import SERIES_CAP, Series
 from cockpit.tail import replay
 
 
