@@ -40,7 +40,7 @@ class HeadlessConsole:
             return
         run = self.runs.setdefault(source, {})
         if kind == "run_start":
-            run.update(total=event.get("total_steps"), started=time.time(), first_step=None)
+            run.update(total=event.get("total_steps"), started=time.time(), first_step=None, ended=False)
             if event.get("resumed_from_step"):
                 self._say(f"[{source}] resumed from step {event['resumed_from_step']}")
         elif kind == "step":
@@ -58,6 +58,7 @@ class HeadlessConsole:
         elif kind == "alert" and event.get("level") in ("warn", "error"):
             self._say(f"!! [{source}] {event['level']} {event['code']}: {event['message']}", err=True)
         elif kind == "run_end":
+            run["ended"] = True
             self._say(f"[{source}] {event['status']}: {event['reason']} ({_duration(event.get('wall_s', 0))})")
 
     def _pipeline_event(self, kind: str | None, e: dict[str, Any]) -> None:
@@ -90,6 +91,8 @@ class HeadlessConsole:
         self.last_progress = now
         for run_id in supervisor.active:
             run = self.runs.get(run_id, {})
+            if run.get("ended"):
+                continue  # finished; the process is only exiting
             step, total = run.get("step"), run.get("total")
             if not step or not total:
                 self._say(f"[{run_id}] starting…")
