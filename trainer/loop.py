@@ -52,11 +52,11 @@ def prepare(config: RunConfig) -> Prepared:
 
     Raises DataError, ModelError or ValueError with one-line messages.
     """
-    from trainer.losses import LOSSES
-
-    if config.loss not in LOSSES:
-        raise ValueError(f"unknown loss {config.loss!r} (expected one of: {', '.join(sorted(LOSSES))})")
-    build_loss(config.loss, config.loss_params, torch.ones(28))  # rejects unknown parameters now, not mid-run
+    # The config already knows loss and parameter names; this also checks their values (e.g. clip < 1).
+    try:
+        build_loss(config.loss, config.loss_params, torch.ones(28))
+    except ValueError as exc:
+        raise ValueError(f"key 'loss_params' of loss {config.loss!r}: {exc}") from None
     splits = load_splits(config.source)
     source = resolve_model(config.model, config.pooling)
     tokenizer = load_tokenizer(source)
