@@ -1,7 +1,7 @@
 """The Textual cockpit: attach to a pipeline folder, watch it live, send control commands.
 
 `make_app()` builds the app for the CLI and for tests alike. File reading happens in two
-named thread workers: the tail (one message per 64 KiB chunk of events, with bounded
+named thread workers: the tail (one message per 256 KiB chunk of events, with bounded
 backlog) and telemetry (about once a second, newer samples replace queued ones). The UI
 thread folds events into `PipelineState` and publishes an immutable snapshot about once a
 second; screens draw snapshots only.
@@ -123,6 +123,7 @@ class CockpitApp(App[None]):
         self._generation = 0  # one per attach: chunks still queued from a previous tail are dropped
         self._published_at = float("-inf")
         self._trainer_pids: Mapping[int, str] = {}  # replaced whole, read by the telemetry thread
+        self._pending_telemetry: TelemetrySnapshot | None = None
         self._chunk_slots = threading.Semaphore(MAX_PENDING_CHUNKS)
 
     def on_mount(self) -> None:
@@ -204,7 +205,8 @@ class CockpitApp(App[None]):
 
     @on(TelemetrySampled)
     def _telemetry_sampled(self, message: TelemetrySampled) -> None:
-        self.telemetry = message.telemetry
+        # Published on the next refresh tick with the snapshot: one repaint a second, not two.
+        self._pending_telemetry = message.telemetry
 
     @on(ControlSent)
     def _control_sent(self, message: ControlSent) -> None:
@@ -219,6 +221,9 @@ class CockpitApp(App[None]):
 
     def refresh_snapshot(self) -> None:
         """Publish a new snapshot if events arrived since the last one (or ages on screen went stale)."""
+        pending, self._pending_telemetry = self._pending_telemetry, None
+        if pending is not None:
+            self.telemetry = pending
         if not self._dirty and time.monotonic() - self._published_at < IDLE_REPUBLISH_S:
             return
         self._dirty, self._published_at = False, time.monotonic()

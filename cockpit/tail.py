@@ -2,7 +2,7 @@
 
 `PipelineTail` discovers `pipeline.jsonl`, `summary.json`, `preset.toml` and `<run>/events.jsonl` (run
 folders appear while a pipeline runs), reads new lines through `trainer.events.EventReader`
-in 64 KiB chunks, and hands each chunk to a callback as `(source, events)`: source is
+in 256 KiB chunks, and hands each chunk to a callback as `(source, events)`: source is
 `"pipeline"`, `"summary"`, `"preset"` or the run id. It sleeps briefly when nothing is new and stops
 when its exit event is set (or a `should_stop` predicate says so).
 """
@@ -26,7 +26,7 @@ RUN_EVENTS_FILE = "events.jsonl"
 PIPELINE_SOURCE = "pipeline"
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
-CHUNK_BYTES = 1 << 16
+CHUNK_BYTES = 1 << 18  # 256 KiB: a 100k-event history replays in ~80 hand-overs, not ~330
 
 BatchCallback = Callable[[str, list[dict[str, Any]]], None]
 
