@@ -91,7 +91,8 @@ def goemo_train(n: int, threads: int) -> dict:
     tokens = sum(e["tokens_per_s"] * e["step_time_s"] for e in steps)
     # padding share of the same batches, recomputed from the cached token lengths
     from trainer.data import tokenize_texts
-    from trainer.models import load_tokenizer, resolve_model
+    from trainer.model_source import resolve_model
+    from trainer.models import load_tokenizer
 
     os.environ["GOEMO_CACHE_DIR"] = env["GOEMO_CACHE_DIR"]
     ids = tokenize_texts(subset(n).texts, load_tokenizer(resolve_model("minilm")), 128)

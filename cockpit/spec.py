@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainer.config import ConfigError, RunConfig, apply_overrides, parse_override, validate_config
+from trainer.config import ConfigError, RunConfig, parse_override, validate_config
 
 PHASE_NAMES = {1: "screen", 2: "analyse", 3: "extend", 4: "final"}
 

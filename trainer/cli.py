@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from trainer.data import DataError
     from trainer.faults import FaultPlan, FaultSpecError
-    from trainer.models import ModelError
+    from trainer.model_source import ModelError
 
     try:
         config = resolve_config(args)

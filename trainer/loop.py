@@ -30,10 +30,10 @@ from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_summary
-from trainer.models import (EmotionClassifier, ModelSource, build_classifier, count_parameters, export_classifier,
-                            load_tokenizer, resolve_model)
+from trainer.model_source import ModelSource, resolve_model
+from trainer.models import EmotionClassifier, build_classifier, count_parameters, export_classifier, load_tokenizer
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 130, 143
 
 
 @dataclass

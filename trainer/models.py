@@ -4,14 +4,13 @@ wrapped as one multi-label classifier that returns 28 logits."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainer.model_source import MINILM, TINY_DEBERTA, ModelError, ModelSource, minilm_path, resolve_model  # noqa: F401
+from trainer.model_source import ModelError, ModelSource
 
 EXPORT_SPEC = "goemo_model.json"
 HEAD_WEIGHTS = "classifier_head.safetensors"
