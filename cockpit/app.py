@@ -241,8 +241,11 @@ class CockpitApp(App[None]):
             self._stalls_seen = len(snap.stalls)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in PIPELINE_ACTIONS and (self.pipeline_dir is None or isinstance(self.screen, ModalScreen)):
-            return None
+        if action in PIPELINE_ACTIONS:
+            if self.pipeline_dir is None:
+                return False  # nothing to act on yet (the picker): hide these keys
+            if isinstance(self.screen, ModalScreen):
+                return None
         return True
 
     def open_run_detail(self, run_id: str | None) -> None:
