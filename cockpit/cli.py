@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -90,8 +91,6 @@ def run_headless(args: argparse.Namespace) -> int:
     console = HeadlessConsole(primary=preset.pipeline.primary_threshold)
     supervisor = Supervisor(pipeline_dir, preset, phases, configs, on_event=console.on_event, on_tick=console.on_tick)
     code = supervisor.run()
-    import json
-
     console.final(json.loads((pipeline_dir / "summary.json").read_text()), pipeline_dir)
     return code
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cockpit.tail import read_text_tail
+
 PROGRESS_TYPES = ("step", "activity")
 
 
@@ -60,17 +62,6 @@ class StallWatchdog:
 
     def stalled(self, now: float | None = None) -> bool:
         return self.silent_s(now) > self.allowance_s()
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 256 * 1024))
-            return fh.read().decode("utf-8", "replace").splitlines()[-lines:]
-    except FileNotFoundError:
-        return []
 
 
 def _gpu_snapshot() -> str:
@@ -131,6 +122,6 @@ def write_stall_forensics(run_dir: Path, n: int, pid: int, silent_s: float, allo
         f"== stacks (SIGUSR1, all threads) ==\n{stacks or '(no dump arrived)'}\n\n"
         f"== process ==\n{_process_state(pid)}\n\n"
         f"== GPU ==\n{_gpu_snapshot()}\n\n"
-        f"== last 50 lines of stderr.log ==\n" + "\n".join(_tail(stderr_path, 50)) + "\n"
+        f"== last 50 lines of stderr.log ==\n" + "\n".join(read_text_tail(stderr_path, max_lines=50)) + "\n"
     )
     return path
