@@ -413,10 +413,13 @@ class TrainingRun:
         self._announce("eval", self.eval_seconds, (len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0])) / 20)
         model: EmotionClassifier = self.accelerator.unwrap_model(self.model)
         best = checkpoints.load_best(self.best_root)
-        if best is not None and self.best_root != self.ckpt_root:
-            self.best = json.loads((self.best_root / checkpoints.BEST / "best.json").read_text())
+        exporting_another_run = self.best_root != self.ckpt_root
+        if best is None and exporting_another_run:
+            raise ValueError(f"{self.best_root.parent}: no best checkpoint to export")
         if best is not None:
             model.load_state_dict(best)
+            if exporting_another_run:
+                self.best = json.loads((self.best_root / checkpoints.BEST / "best.json").read_text())
         export_dir = self.out / "export"
         dev_probs, dev_labels, dev_loss = self.predict("dev", model)
         test_probs, test_labels, test_loss = self.predict("test", model)
@@ -464,9 +467,7 @@ def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export
         run.finish("stopped", f"signal {signal.Signals(run.stop_signal).name} during setup")
         return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
     try:
-        if export_from is not None:
-            if checkpoints.load_best(run.best_root) is None:
-                raise ValueError(f"{export_from}: no best checkpoint to export")
+        if export_from is not None:  # no training: export() loads (and requires) that run's best weights
             status, reason = "completed", f"exported the best weights of {export_from.name}"
         else:
             status, reason = run.train()
