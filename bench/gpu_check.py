@@ -68,36 +68,41 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--peak-tflops", type=float)
+    parser.add_argument("--device", default="cuda", help="cuda (the check); cpu only proves the script runs")
     args = parser.parse_args()
-    assert torch.cuda.is_available(), "no CUDA device"
-    dev = torch.device("cuda")
-    name = torch.cuda.get_device_name(0)
-    torch.backends.cuda.matmul.allow_tf32 = True
+    dev = torch.device(args.device)
+    on_cuda = dev.type == "cuda"
+    if on_cuda:
+        assert torch.cuda.is_available(), "no CUDA device"
+        torch.backends.cuda.matmul.allow_tf32 = True
+    name = torch.cuda.get_device_name(0) if on_cuda else "CPU"
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     torch.manual_seed(0)
     model = DebertaV2ForSequenceClassification(deberta_v3_large_config()).to(dev)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01, fused=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01, fused=on_cuda or None)
     lossf = torch.nn.BCEWithLogitsLoss()
     batches = goemotions_batches(args.batch_size)
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = model.deberta.embeddings.word_embeddings.weight.numel()
     cfg = model.config
     finite, samples, real_tokens, flops, seconds = True, 0, 0, 0.0, 0.0
-    torch.cuda.reset_peak_memory_stats()
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     for i in range(args.warmup + args.steps):
         ids, mask, y = (t.to(dev, non_blocking=True) for t in batches[i % len(batches)])
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
             logits = model(input_ids=ids, attention_mask=mask).logits
         loss = lossf(logits.float(), y)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        sync()
         dt = time.perf_counter() - t0
         finite &= math.isfinite(loss.item()) and math.isfinite(norm.item())
         if i >= args.warmup:
@@ -108,16 +113,17 @@ def main() -> None:
             # 6·N per computed token for the dense layers, plus QK^T and AV (x3 for backward); DeBERTa's
             # extra c2p/p2c attention terms are not counted, so this MFU is a lower bound.
             flops += 6 * (n_params - n_embed) * b * s + 3 * 4 * cfg.num_hidden_layers * cfg.hidden_size * b * s * s
-    peak = args.peak_tflops or next((v for k, v in PEAKS.items() if k in name), None)
+    peak = args.peak_tflops or (next((v for k, v in PEAKS.items() if k in name), None) if on_cuda else None)
     achieved = flops / seconds / 1e12
     print(f"card: {name}")
-    print(f"model: deberta-v3-large shape, {n_params / 1e6:.0f}M params, bf16 autocast, fused AdamW, "
+    print(f"model: deberta-v3-large shape, {n_params / 1e6:.0f}M params, bf16 autocast, {'fused ' if on_cuda else ''}AdamW, "
           f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, batch {args.batch_size}")
     print(f"samples/s: {samples / seconds:.1f}")
     print(f"tokens/s (real, non-padding): {real_tokens / seconds:.0f}")
     print(f"achieved: {achieved:.1f} TFLOPS; MFU: " + (f"{100 * achieved / peak:.1f}% of {peak:.0f} TFLOPS bf16 peak"
                                                          if peak else "unknown peak (pass --peak-tflops)"))
-    print(f"peak memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    if on_cuda:
+        print(f"peak memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     print(f"losses and gradients finite: {finite}")
 
 
