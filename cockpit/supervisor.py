@@ -124,6 +124,7 @@ class Supervisor:
         self.aborted = False
         self.current_phase: int | None = None
         self.log: EventWriter | None = None
+        self._history: list[dict[str, Any]] = []  # pipeline.jsonl as it was when run() started (resume)
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, type_: str, **fields: Any) -> None:
