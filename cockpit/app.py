@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from cockpit.control import send_command
+from cockpit.pipeline.control import send_command
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.state import TERMINAL, PipelineState
 from cockpit.views import PipelineView

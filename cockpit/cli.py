@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from cockpit.spec import PresetError, list_presets, load_preset, phase1_plan
+from cockpit.pipeline.spec import PresetError, list_presets, load_preset, phase1_plan
 
 EXIT_BAD_INPUT = 2
 
@@ -54,7 +54,7 @@ def _history_selection(pipeline_dir: Path) -> tuple[list[int], list[str]]:
 
 def prepare_pipeline(args: argparse.Namespace) -> tuple[Any, list[int], list[str], Path, dict[str, Any] | None]:
     """Validate everything a pipeline needs before anything starts; PresetError on bad input."""
-    from cockpit.supervisor import plan_slots
+    from cockpit.pipeline.supervisor import plan_slots
 
     if args.resume:
         pipeline_dir = args.resume
@@ -76,7 +76,7 @@ def prepare_pipeline(args: argparse.Namespace) -> tuple[Any, list[int], list[str
 
 def run_headless(args: argparse.Namespace) -> int:
     from cockpit.headless import HeadlessConsole
-    from cockpit.supervisor import Supervisor, new_pipeline_dir, save_preset
+    from cockpit.pipeline.supervisor import Supervisor, new_pipeline_dir, save_preset
 
     try:
         preset, phases, configs, pipeline_dir, data = prepare_pipeline(args)
@@ -101,7 +101,7 @@ def launch_detached(preset: str, runs_dir: Path, phases: list[int] | None = None
 
     Raises PresetError for bad input, before anything is started.
     """
-    from cockpit.supervisor import new_pipeline_dir
+    from cockpit.pipeline.supervisor import new_pipeline_dir
 
     args = build_parser().parse_args([])
     args.preset, args.overrides, args.resume = preset, list(overrides), resume

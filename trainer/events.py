@@ -16,33 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 1
-
-# Required keys per event type (beyond v, t, type), as in CONTRACT.md.
-TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
-    "run_start": ("run", "config", "model", "n_params", "device", "world_size", "pid", "resumed_from_step"),
-    "data": ("train_size_before", "train_size_after", "dev_size", "test_size", "per_class", "oversampling"),
-    "step": ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "step_time_s",
-             "nonfinite_skipped"),
-    "activity": ("what", "expect_s"),
-    "eval": ("step", "epoch", "split", "loss", "f1_macro", "f1_micro", "per_class", "tuned"),
-    "checkpoint": ("step", "path"),
-    "alert": ("level", "code", "message"),
-    "run_end": ("status", "reason", "wall_s", "best"),
-}
-
-PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
-    "pipeline_start": ("pipeline", "preset"),
-    "phase_start": ("phase",),
-    "run_launch": ("run", "device", "pid", "attempt"),
-    "run_exit": ("run", "code", "attempt"),
-    "stall": ("run", "attempt", "silent_s", "dump"),
-    "restart": ("run", "attempt", "from_step"),
-    "phase_end": ("phase",),
-    "pipeline_end": ("status", "exit_code"),
-}
-
-ALL_EVENTS = {**TRAINER_EVENTS, **PIPELINE_EVENTS}
+from trainer.contract import (ALL_EVENTS, PIPELINE_EVENTS, SCHEMA_VERSION, TRAINER_EVENTS,  # noqa: F401
+                              contract_violation, missing_keys, threshold_key)
 
 
 def _finite(value: Any) -> Any:
@@ -56,20 +31,9 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def threshold_key(t: float) -> str:
-    """The string a threshold is keyed by in events: 0.2 -> "0.2", 0.35000000000000003 -> "0.35"."""
-    return f"{round(float(t), 6):g}"
-
-
 def make_event(type_: str, **fields: Any) -> dict[str, Any]:
     """Build one event dict with the envelope keys filled in."""
     return {"v": SCHEMA_VERSION, "t": time.time(), "type": type_, **_finite(fields)}
-
-
-def missing_keys(event: dict[str, Any]) -> list[str]:
-    """Keys the contract requires for this event's type that it lacks (empty for unknown types)."""
-    required = ("v", "t", "type") + ALL_EVENTS.get(event.get("type", ""), ())
-    return [k for k in required if k not in event]
 
 
 class EventWriter:
@@ -79,6 +43,22 @@ class EventWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")
+        if self._torn_last_line():
+            # A writer killed mid-line left a line without its newline: end it, so our first
+            # event starts a line of its own instead of being glued to the torn one.
+            self._fh.write("\n")
+            self._fh.flush()
+
+    def _torn_last_line(self) -> bool:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() == 0:
+                    return False
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) != b"\n"
+        except OSError:
+            return False
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = make_event(type_, **fields)

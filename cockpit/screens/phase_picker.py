@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
-from cockpit.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset
+from cockpit.pipeline.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset
 
 TRAIN_ROWS = 43410
 
@@ -164,7 +164,7 @@ class PhasePickerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="picker-devices", name="devices")
     def detect_devices(self) -> None:
-        from cockpit.supervisor import plan_slots
+        from cockpit.pipeline.supervisor import plan_slots
 
         try:
             slots = [s.name for s in plan_slots(self.preset)] if self.preset else []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import fake_pipeline as fp
 from pilot_helpers import wait_loaded, wait_until
-from cockpit.control import take_commands
+from cockpit.pipeline.control import take_commands
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.screens.help import HelpScreen
 from cockpit.screens.modals import ConfirmScreen, DumpScreen

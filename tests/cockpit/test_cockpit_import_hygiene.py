@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cockpit_modules_do_not_load_torch() -> None:
-    code = ("import sys; import cockpit.app, cockpit.state, cockpit.tail, cockpit.telemetry, cockpit.control; "
+    code = ("import sys; import cockpit.app, cockpit.state, cockpit.tail, cockpit.telemetry, cockpit.pipeline.control; "
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

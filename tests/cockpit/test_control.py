@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.control import CONTROL_DIR, ControlError, send_command, take_commands
+from cockpit.pipeline.control import CONTROL_DIR, ControlError, send_command, take_commands
 
 
 def test_commands_round_trip_in_order(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-from cockpit.watchdog import StallWatchdog
+from cockpit.pipeline.watchdog import StallWatchdog
 
 
 def step(t):

@@ -17,7 +17,7 @@ from trainer.events import read_events
 from trainer.metrics import evaluate_probs, tune_thresholds, tuned_summary
 
 pytestmark = pytest.mark.e2e
-SMOKE = (REPO / "cockpit" / "presets" / "smoke.toml").read_text()
+SMOKE = (REPO / "presets" / "smoke.toml").read_text()
 
 
 def cockpit(*args: str, timeout: float = 400, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -203,7 +203,7 @@ settings = { max_train_samples = 400, batch_size = 8 }
 
 
 def test_control_channel_restarts_and_stops_a_run(tmp_path):
-    from cockpit.control import send_command
+    from cockpit.pipeline.control import send_command
 
     preset = drill_preset(tmp_path, """
 [[configs]]
@@ -279,7 +279,7 @@ def test_bad_input_exits_2_with_one_line_and_starts_nothing(tmp_path, preset_tex
 
 
 def test_every_shipped_preset_loads():
-    from cockpit.spec import list_presets, load_preset
+    from cockpit.pipeline.spec import list_presets, load_preset
 
     names = [n for n, _ in list_presets()]
     assert {"smoke", "quick", "cpu-full", "deberta-v3-large", "deberta-v3-large-ddp"} <= set(names)

@@ -95,7 +95,11 @@ class Preset(BaseModel):
 
 
 def preset_dir() -> Path:
-    return Path(str(resources.files("cockpit") / "presets"))
+    """The shipped presets: ``cockpit/presets`` in an installed wheel, ``presets/`` in a source tree."""
+    installed = Path(str(resources.files("cockpit"))) / "presets"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[2] / "presets"
 
 
 def list_presets() -> list[tuple[str, str]]:

@@ -19,10 +19,10 @@ from typing import Any, Callable
 
 import tomli_w
 
-from cockpit import control
-from cockpit.results import final_scores, leaderboard, read_run_events, run_scores, write_json_atomic
-from cockpit.spec import PHASE_NAMES, PlannedRun, Preset, PresetError, phase1_plan
-from cockpit.watchdog import StallWatchdog, write_stall_forensics
+from cockpit.pipeline import control
+from cockpit.pipeline.results import final_scores, leaderboard, read_run_events, run_scores, write_json_atomic
+from cockpit.pipeline.spec import PHASE_NAMES, PlannedRun, Preset, PresetError, phase1_plan
+from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
 from trainer.config import config_to_toml
 from trainer.events import EventReader, EventWriter, read_events, threshold_key
 
@@ -489,7 +489,7 @@ class Supervisor:
         source = self.records["p4-final"].export_from or "p4-final"
         record = {"run": "p4-final", "config": config, "trained_in": source, "dev": scores.get("dev"),
                   "test": scores.get("test"), "thresholds": "final/thresholds.json"}
-        from cockpit.report import model_card
+        from cockpit.pipeline.report import model_card
 
         (tmp / "model_card.md").write_text(model_card(self.dir, self.preset, record))
         shutil.rmtree(final, ignore_errors=True)
@@ -498,7 +498,7 @@ class Supervisor:
 
     def _write_report(self) -> None:
         try:
-            from cockpit.report import write_report
+            from cockpit.pipeline.report import write_report
 
             write_report(self.dir)
         except Exception as exc:  # a report is never worth losing the pipeline's exit code over

@@ -1,0 +1,397 @@
+"""The file contract between goemo-train, the supervisor and the views: one home for shared knowledge.
+
+Stdlib only: the cockpit imports this module and must stay free of torch. Every name of a
+file or folder in a run folder or a pipeline folder, the run-id scheme, metric keys, exit
+codes, the checkpoint-state reader, the step-count rule, the gradient-health rule and the
+table of event types with their required keys are defined here once.
+``../shared/docs/CONTRACT.md`` is the human-readable twin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# -- exit codes (goemo-train, goemo-cockpit --headless, goemo-predict) -------------------------
+EXIT_OK = 0
+EXIT_FAILED = 1  # a run failed for good (after its restarts), or an I/O fault ended the pipeline
+EXIT_BAD_INPUT = 2  # bad input: one line on stderr, nothing started
+EXIT_ABORTED = 3  # aborted by policy (on_run_failure = "abort")
+EXIT_INTERRUPTED = 130  # SIGINT / Ctrl-C; checkpoints are on disk
+EXIT_TERMINATED = 143  # SIGTERM, after a checkpoint
+
+
+# -- run ids ------------------------------------------------------------------------------------
+BASELINE_CONFIG = "bce"
+FINAL_PHASE = 4
+PHASE_NAMES = {1: "screen", 2: "analyse", 3: "extend", 4: "final"}
+
+
+def run_id(phase: int, config: str) -> str:
+    """``p{phase}-{config}``: ``p1-bce``, ``p3-combined_07``. The final run is ``p4-final``."""
+    return f"p{phase}-{config}"
+
+
+FINAL_RUN = run_id(FINAL_PHASE, "final")
+BASELINE_RUN = run_id(1, BASELINE_CONFIG)  # the pipeline's own BCE run, the ranking's baseline
+
+
+def split_run_id(run: str) -> tuple[int | None, str]:
+    """``p3-combined_07`` -> (3, "combined_07"); ids without a phase prefix -> (None, run)."""
+    head, sep, tail = run.partition("-")
+    if sep and head[:1] == "p" and head[1:].isdigit():
+        return int(head[1:]), tail
+    return None, run
+
+
+# -- metric keys --------------------------------------------------------------------------------
+DEFAULT_PRIMARY_THRESHOLD = 0.2
+TUNED_DEV_KEY = "tuned_f1_macro"  # leaderboard: dev thresholds tuned and scored on dev (optimistic)
+TUNED_KEY = "f1_macro_tuned"  # final: thresholds tuned on dev, scored on the split
+
+
+def threshold_key(t: float) -> str:
+    """The string a threshold is keyed by in events: 0.2 -> "0.2", 0.35000000000000003 -> "0.35"."""
+    return f"{round(float(t), 6):g}"
+
+
+def metric_key(metric: str, threshold: float) -> str:
+    """``metric_key("f1_macro", 0.2)`` -> ``"f1_macro@0.2"``, the key summary.json and leaderboards use."""
+    return f"{metric}@{threshold_key(threshold)}"
+
+
+def f1_macro_key(threshold: float) -> str:
+    return metric_key("f1_macro", threshold)
+
+
+def f1_micro_key(threshold: float) -> str:
+    return metric_key("f1_micro", threshold)
+
+
+def best_metric_name(threshold: float) -> str:
+    """What ``run_end.best.metric`` names: the dev macro-F1 at the primary threshold."""
+    return "dev_" + f1_macro_key(threshold)
+
+
+# -- file and folder names ----------------------------------------------------------------------
+EVENTS_FILE = "events.jsonl"
+PIPELINE_FILE = "pipeline.jsonl"
+SUMMARY_FILE = "summary.json"
+SUMMARY_FINAL_FILE = "summary.final.json"
+PRESET_FILE = "preset.toml"
+REPORT_FILE = "report.md"
+RUN_CONFIG_FILE = "run.toml"
+STDOUT_FILE = "stdout.log"
+STDERR_FILE = "stderr.log"
+SUPERVISOR_LOG_FILE = "supervisor.log"
+LOCK_FILE = "supervisor.lock"
+CONTROL_DIR = "control"
+FINAL_DIR = "final"
+EXPORT_DIR = "export"
+CHECKPOINTS_DIR = "checkpoints"
+LATEST = "latest"
+BEST = "best"
+OLD_SUFFIX = ".old"
+TMP_SUFFIX = ".tmp"
+TRAINER_STATE_FILE = "trainer_state.json"
+BEST_META_FILE = "best.json"
+WEIGHTS_FILE = "model.safetensors"
+THRESHOLDS_FILE = "thresholds.json"
+MODEL_CARD_FILE = "model_card.md"
+MODEL_META_FILE = "goemo_model.json"
+HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
+PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
+PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")
+STALL_PREFIX = "stall-"
+
+
+def stall_file(n: int) -> str:
+    """Forensics of a run's n-th stall: ``stall-<n>.txt``."""
+    return f"{STALL_PREFIX}{n}.txt"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run folder (``runs/<pipeline>/<run-id>/``)."""
+
+    root: Path
+
+    @property
+    def events(self) -> Path:
+        return self.root / EVENTS_FILE
+
+    @property
+    def config(self) -> Path:
+        return self.root / RUN_CONFIG_FILE
+
+    @property
+    def stdout(self) -> Path:
+        return self.root / STDOUT_FILE
+
+    @property
+    def stderr(self) -> Path:
+        return self.root / STDERR_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS_DIR
+
+    @property
+    def export(self) -> Path:
+        return self.root / EXPORT_DIR
+
+    @property
+    def best_weights(self) -> Path:
+        return self.checkpoints / BEST / WEIGHTS_FILE
+
+    def stall(self, n: int) -> Path:
+        return self.root / stall_file(n)
+
+    def stall_dumps(self) -> list[Path]:
+        return sorted(self.root.glob(f"{STALL_PREFIX}*.txt"))
+
+
+@dataclass(frozen=True)
+class PipelinePaths:
+    """The files of one pipeline folder (``runs/<pipeline-id>/``)."""
+
+    root: Path
+
+    @property
+    def events(self) -> Path:
+        return self.root / PIPELINE_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.root / SUMMARY_FILE
+
+    @property
+    def summary_final(self) -> Path:
+        return self.root / SUMMARY_FINAL_FILE
+
+    @property
+    def preset(self) -> Path:
+        return self.root / PRESET_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def control(self) -> Path:
+        return self.root / CONTROL_DIR
+
+    @property
+    def final(self) -> Path:
+        return self.root / FINAL_DIR
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.root / SUPERVISOR_LOG_FILE
+
+    def run(self, run: str) -> RunPaths:
+        return RunPaths(self.root / run)
+
+    def run_event_files(self) -> list[Path]:
+        return sorted(self.root.glob(f"*/{EVENTS_FILE}"))
+
+
+def is_pipeline_dir(path: Path) -> bool:
+    return (path / PIPELINE_FILE).is_file()
+
+
+# -- checkpoint state ---------------------------------------------------------------------------
+class CheckpointStateError(ValueError):
+    """A trainer_state.json that cannot be read or lacks keys: one line naming the file."""
+
+
+STATE_KEYS = ("step", "epoch", "seed", "total_steps", "steps_per_epoch", "best", "nonfinite_skipped")
+
+
+def find_latest(checkpoints: Path) -> Path | None:
+    """The newest complete ``latest`` checkpoint, or the previous one if a swap was interrupted."""
+    for name in (LATEST, LATEST + OLD_SUFFIX):
+        path = checkpoints / name
+        if (path / TRAINER_STATE_FILE).is_file():
+            return path
+    return None
+
+
+def find_best(checkpoints: Path) -> Path | None:
+    """``best``, or ``best.old`` when a kill landed inside the swap."""
+    for name in (BEST, BEST + OLD_SUFFIX):
+        path = checkpoints / name
+        if (path / WEIGHTS_FILE).is_file():
+            return path
+    return None
+
+
+def read_checkpoint_state(checkpoint: Path) -> dict[str, Any]:
+    """``trainer_state.json`` of a checkpoint, validated; CheckpointStateError when torn or changed."""
+    path = checkpoint / TRAINER_STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointStateError(f"{path}: file not found") from None
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointStateError(f"{path}: not valid JSON (truncated?); expected the trainer state") from None
+    if not isinstance(state, dict):
+        raise CheckpointStateError(f"{path}: expected a JSON object")
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise CheckpointStateError(f"{path}: missing key '{missing[0]}' (expected {', '.join(STATE_KEYS)})")
+    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+        raise CheckpointStateError(f"{path}: key 'step' must be a non-negative integer (got {state['step']!r})")
+    return state
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The optimizer step a restart of this run resumes from (0 without a readable checkpoint)."""
+    latest = find_latest(RunPaths(run_dir).checkpoints)
+    if latest is None:
+        return 0
+    try:
+        return int(read_checkpoint_state(latest)["step"])
+    except CheckpointStateError:
+        return 0
+
+
+# -- the step-count rule ------------------------------------------------------------------------
+def steps_per_epoch(train_rows: int, batch_size: int, world_size: int = 1, grad_accum: int = 1) -> int:
+    """Optimizer steps per epoch: batches of the (oversampled) train set, split over processes, then
+    grouped by gradient accumulation; never below one."""
+    batches = math.ceil(train_rows / max(batch_size, 1)) // max(world_size, 1)
+    return max(1, batches // max(grad_accum, 1))
+
+
+def total_steps(max_steps: int | None, epochs: float, per_epoch: int) -> int:
+    """``max_steps`` when set, else ``ceil(epochs × steps per epoch)``; never below one."""
+    if max_steps:
+        return int(max_steps)
+    return max(1, math.ceil(epochs * per_epoch))
+
+
+# -- gradient health (the trainer raises the alerts; the views show them) ------------------------
+GRAD_VANISHING_BELOW = 1e-4  # pre-clip norm below this ...
+GRAD_VANISHING_STEPS = 50  # ... for this many steps in a row raises grad_vanishing
+GRAD_EXPLODING_FACTOR = 100.0  # a norm this many times the running median raises grad_exploding
+GRAD_WINDOW = 100  # steps in the running median
+GRAD_MIN_HISTORY = 10  # steps before grad_exploding can fire
+GRAD_ALERT_CODES = ("grad_vanishing", "grad_exploding")
+GRAD_BADGE_STEPS = GRAD_VANISHING_STEPS  # steps a grad_* alert keeps a view's badge (the alerts' cooldown)
+
+# -- events -------------------------------------------------------------------------------------
+ACTIVITIES = ("load", "download", "train", "eval", "checkpoint")
+RUN_STATUSES = ("completed", "failed", "stopped")
+
+# Required keys per event type (beyond v, t, type). Kept to what CONTRACT.md promises, so views read
+# folders written by older versions; newer keys (run_launch.proc_start, ...) are optional extras.
+TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
+    "run_start": ("run", "config", "model", "n_params", "device", "world_size", "pid", "resumed_from_step"),
+    "data": ("train_size_before", "train_size_after", "dev_size", "test_size", "per_class", "oversampling"),
+    "step": ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "step_time_s",
+             "nonfinite_skipped"),
+    "activity": ("what", "expect_s"),
+    "eval": ("step", "epoch", "split", "loss", "f1_macro", "f1_micro", "per_class", "tuned"),
+    "checkpoint": ("step", "path"),
+    "alert": ("level", "code", "message"),
+    "run_end": ("status", "reason", "wall_s", "best"),
+}
+
+PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
+    "pipeline_start": ("pipeline", "preset"),
+    "phase_start": ("phase",),
+    "run_launch": ("run", "device", "pid", "attempt"),
+    "run_exit": ("run", "code", "attempt"),
+    "stall": ("run", "attempt", "silent_s", "dump"),
+    "restart": ("run", "attempt", "from_step"),
+    "run_done": ("run", "status", "attempts"),
+    "alert": ("level", "code", "message"),
+    "phase_end": ("phase",),
+    "pipeline_end": ("status", "exit_code"),
+}
+
+ALL_EVENTS: dict[str, tuple[str, ...]] = {**TRAINER_EVENTS, **PIPELINE_EVENTS}
+ENVELOPE = ("v", "t", "type")
+
+
+def missing_keys(event: dict[str, Any], table: dict[str, tuple[str, ...]] = ALL_EVENTS) -> list[str]:
+    """Keys the contract requires for this event's type that it lacks (empty for unknown types)."""
+    required = ENVELOPE + table.get(event.get("type", ""), ())
+    return [k for k in required if k not in event]
+
+
+def contract_violation(event: Any, table: dict[str, tuple[str, ...]] = ALL_EVENTS) -> str | None:
+    """Why an event breaks the contract (unknown type or a missing key), or None."""
+    if not isinstance(event, dict):
+        return "not a JSON object"
+    kind = event.get("type")
+    if kind not in table:
+        return f"unknown event type {kind!r}"
+    missing = missing_keys(event, table)
+    return f"{kind}: missing key '{missing[0]}'" if missing else None
+
+
+# -- durable writes -----------------------------------------------------------------------------
+def folder_file_mode(folder: Path) -> int:
+    """The mode a new file gets in ``folder``: the folder's own read/write bits, without execute."""
+    try:
+        return os.stat(folder).st_mode & 0o666
+    except OSError:
+        return 0o644
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file that other processes read: temp file, fsync, rename, fsync the folder.
+
+    Readers see the old file or the new one, never half of one; a failed write (disk full)
+    removes its temp file and leaves the old copy in place. The file gets the folder's mode
+    (``mkstemp`` would make it 0600).
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, folder_file_mode(path.parent))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Strict JSON (no NaN), written atomically."""
+    write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
