@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainer.loss_names import LOSS_PARAMS
+from trainer.loss_names import loss_params_problem
 
 
 class ConfigError(ValueError):
@@ -18,7 +18,8 @@ class ConfigError(ValueError):
 class RunConfig(BaseModel):
     """Everything one training run needs. Unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `epochs = inf` or `lr = nan` (both valid TOML) are errors, not endless or NaN runs.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     run: str = Field("run", description="run id shown in events and views")
     # data
@@ -51,7 +52,7 @@ class RunConfig(BaseModel):
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int | None = Field(None, ge=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy's global seeding takes 0 .. 2**32 - 1")
     # evaluation and checkpoints
     eval_every_steps: int = Field(0, ge=0, description="0: evaluate at each epoch end only")
     eval_batch_size: int = Field(128, ge=1)
@@ -63,12 +64,9 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_loss(self) -> "RunConfig":
-        valid = LOSS_PARAMS.get(self.loss)
-        if valid is None:
-            raise ValueError(f"unknown loss {self.loss!r} (expected one of: {', '.join(sorted(LOSS_PARAMS))})")
-        unknown = sorted(set(self.loss_params) - set(valid))
-        if unknown:
-            raise ValueError(f"loss {self.loss!r} has no parameter {unknown[0]!r} (valid: {', '.join(valid)})")
+        problem = loss_params_problem(self.loss, self.loss_params)  # names and values, torch-free
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("thresholds")
@@ -128,18 +126,36 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
         raise ConfigError(_describe_error(source, exc)) from None
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, turning a missing file or a syntax error into a one-line ConfigError."""
+def read_toml_text(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Read a TOML file as (text, data), turning every way it can be unreadable into a one-line ConfigError.
+
+    The text (a UTF-8 byte-order mark dropped) is returned too, so callers can point at the line of a key.
+    """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: expected a TOML file, found a folder") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied (expected a readable TOML file)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected a UTF-8 TOML file") from None
+    try:
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning a missing, unreadable, non-UTF-8 or malformed file into a one-line ConfigError."""
+    return read_toml_text(path)[1]
 
 
 def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] = ()) -> RunConfig:

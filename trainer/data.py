@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,13 +79,23 @@ def _parse_label_ids(raw: Any, where: str) -> list[int]:
     return ids
 
 
+# Longest text accepted, in characters. csv's own default field limit (131072) would end a read with a
+# traceback; GoEmotions comments are short and tokenisation truncates at max_length anyway, so anything
+# past this is a broken file (a CSV quote left open swallows the rest of the file into one field).
+MAX_TEXT_CHARS = 1 << 20
+
+
 def _validated_rows(rows: Iterable[tuple[int, Any, Any]], origin: str) -> tuple[list[str], list[list[int]]]:
     texts: list[str] = []
     ids: list[list[int]] = []
     for line_no, text, raw_labels in rows:
         where = f"{origin}:{line_no}"
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):
+            raise DataError(f"{where}: text is not a string (got {text!r:.60}; expected a non-empty comment)")
+        if not text or not text.strip():
             raise DataError(f"{where}: empty text (expected a non-empty comment)")
+        if len(text) > MAX_TEXT_CHARS:
+            raise DataError(f"{where}: text of {len(text)} characters (expected at most {MAX_TEXT_CHARS})")
         texts.append(text)
         ids.append(_parse_label_ids(raw_labels, where))
     if not texts:
@@ -92,20 +103,52 @@ def _validated_rows(rows: Iterable[tuple[int, Any, Any]], origin: str) -> tuple[
     return texts, ids
 
 
+def _csv_error(exc: csv.Error, origin: str, line_num: int, quoted: bool) -> DataError:
+    """csv's own errors (a field over the limit, ...) as one line naming file and line."""
+    if "field larger than field limit" in str(exc):
+        hint = "; an unclosed quote?" if quoted else ""
+        return DataError(f"{origin}:{line_num}: a field longer than {MAX_TEXT_CHARS} characters "
+                         f"(expected a short comment{hint})")
+    return DataError(f"{origin}:{line_num}: not valid CSV ({exc})")
+
+
+def _csv_records(reader: Any, origin: str, quoted: bool) -> Iterable[Any]:
+    """The records of a csv reader; an error names the line its record starts on (an unclosed quote's line)."""
+    ends = getattr(reader, "reader", reader)  # a DictReader updates its own line_num only after a good row
+    while True:
+        start = ends.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _csv_error(exc, origin, start, quoted) from None
+        yield record
+
+
 def _tsv_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
     # QUOTE_NONE: GoEmotions texts contain quote characters that are not CSV quoting.
-    for line_no, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
+    reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+    for row in _csv_records(reader, origin, quoted=False):
+        if not row:
+            continue  # a blank line
         if len(row) < 2:
-            raise DataError(f"{origin}:{line_no}: expected 'text<TAB>label ids[<TAB>id]', found {len(row)} column(s)")
-        yield line_no, row[0], row[1]
+            raise DataError(f"{origin}:{reader.line_num}: expected 'text<TAB>label ids[<TAB>id]', "
+                            f"found {len(row)} column(s)")
+        yield reader.line_num, row[0], row[1]
 
 
 def _csv_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
     reader = csv.DictReader(fh)
-    if not reader.fieldnames or not {"text", "labels"} <= set(reader.fieldnames):
+    try:
+        fieldnames = reader.fieldnames  # reads the header row
+    except csv.Error as exc:
+        raise _csv_error(exc, origin, 1, quoted=True) from None
+    if not fieldnames or not {"text", "labels"} <= set(fieldnames):
         raise DataError(f"{origin}:1: expected a header with columns 'text' and 'labels'")
-    for line_no, row in enumerate(reader, start=2):
-        yield line_no, row.get("text"), row.get("labels") or ""
+    for row in _csv_records(reader, origin, quoted=True):
+        # line_num: the line a record ends on (a quoted text may span lines)
+        yield reader.line_num, row.get("text"), row.get("labels") or ""
 
 
 def _jsonl_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
@@ -125,24 +168,42 @@ _READERS = {".tsv": _tsv_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}
 
 
 def read_split_file(path: Path, name: str) -> Split:
-    """Read and validate one split file (.tsv, .csv or .jsonl, optionally .gz)."""
+    """Read and validate one split file (.tsv, .csv or .jsonl, optionally .gz; UTF-8, a BOM allowed)."""
     suffixes = path.suffixes
     gz = suffixes[-1:] == [".gz"]
     kind = suffixes[-2] if gz and len(suffixes) >= 2 else path.suffix
     if kind not in _READERS:
         raise DataError(f"{path}: unsupported file type (expected .tsv, .csv or .jsonl)")
     opener = gzip.open if gz else open
+    # csv's default field limit (131072) is below MAX_TEXT_CHARS; set for this read only (it is process-wide)
+    old_limit = csv.field_size_limit(MAX_TEXT_CHARS)
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        # utf-8-sig: a byte-order mark (Excel writes one) is dropped instead of joining the first header/text
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             texts, ids = _validated_rows(_READERS[kind](fh, str(path)), str(path))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: expected a data file, found a folder") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (expected a readable data file)") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except gzip.BadGzipFile as exc:
+        raise DataError(f"{path}: not a gzip file ({exc}); expected gzip-compressed {kind} text") from None
+    except EOFError:
+        raise DataError(f"{path}: gzip data ends early (truncated file?)") from None
+    except zlib.error as exc:
+        raise DataError(f"{path}: corrupt gzip data ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        csv.field_size_limit(old_limit)
     return Split(name, texts, _multi_hot(ids), str(path))
 
 
 def _find_split_file(folder: Path, name: str) -> Path:
+    # exists(), not is_file(): a folder named train.tsv is reported as such by read_split_file
     for ext in (".tsv", ".csv", ".jsonl", ".tsv.gz", ".csv.gz", ".jsonl.gz"):
         candidate = folder / f"{name}{ext}"
         if candidate.exists():
@@ -150,10 +211,27 @@ def _find_split_file(folder: Path, name: str) -> Path:
     raise DataError(f"{folder}: no {name}.tsv, {name}.csv or {name}.jsonl (expected train, dev and test files)")
 
 
+_OFFLINE_VARS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+_EMBEDDED_HINT = 'use source = "embedded" for the GoEmotions copy shipped in the package'
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE") for v in _OFFLINE_VARS)
+
+
 def _load_hub() -> dict[str, Split]:
     from datasets import load_dataset
 
-    ds = load_dataset(*HUB_DATASET)
+    try:
+        ds = load_dataset(*HUB_DATASET)
+    except Exception as exc:  # noqa: BLE001 - datasets/huggingface_hub/requests raise many kinds; all mean "no data"
+        if _hub_offline():
+            raise DataError(f"source 'hub': the Hugging Face hub is unreachable (offline: "
+                            f"{' or '.join(_OFFLINE_VARS)} is set) and {HUB_DATASET[0]} is not cached; "
+                            f"{_EMBEDDED_HINT}") from None
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"source 'hub': could not load {HUB_DATASET[0]} from the Hugging Face hub "
+                        f"({type(exc).__name__}{': ' + reason if reason else ''}); {_EMBEDDED_HINT}") from None
     out = {}
     for name, hub_name in (("train", "train"), ("dev", "validation"), ("test", "test")):
         part = ds[hub_name]
@@ -165,6 +243,27 @@ def _load_hub() -> dict[str, Split]:
     return out
 
 
+def check_hub_source(timeout_s: float = 10.0) -> None:
+    """Before a pipeline starts: can ``source = "hub"`` be loaded? Cached, or the hub answers; else DataError.
+
+    Torch-free and cheap (one metadata request), so the cockpit can ask it without loading the data.
+    """
+    cache = Path(os.environ.get("HF_DATASETS_CACHE") or Path(os.environ.get("HF_HOME") or
+                 Path.home() / ".cache" / "huggingface") / "datasets")
+    if any(cache.glob(HUB_DATASET[0].replace("/", "___") + "*")):
+        return
+    if not _hub_offline():
+        try:
+            from huggingface_hub import HfApi
+
+            HfApi().dataset_info(HUB_DATASET[0], timeout=timeout_s)
+            return
+        except Exception:  # noqa: BLE001 - no route, DNS, proxy, HTTP errors: all mean "unreachable"
+            pass
+    raise DataError(f"source 'hub': the Hugging Face hub is unreachable and {HUB_DATASET[0]} is not cached; "
+                    f"{_EMBEDDED_HINT}")
+
+
 def load_splits(source: str = "embedded") -> dict[str, Split]:
     """Load train/dev/test from the embedded copy, the Hugging Face hub, or a local folder."""
     if source == "embedded":
@@ -173,6 +272,8 @@ def load_splits(source: str = "embedded") -> dict[str, Split]:
         return _load_hub()
     else:
         folder = Path(source).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{source}: expected a folder with train, dev and test files, found a file")
         if not folder.is_dir():
             raise DataError(f"{source}: data source not found (expected 'embedded', 'hub' or a folder)")
     return {name: read_split_file(_find_split_file(folder, name), name) for name in SPLITS}

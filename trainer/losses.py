@@ -13,19 +13,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-_REDUCTIONS = ("mean", "sum")
+from trainer.loss_names import param_problem
 
 
-def _check_reduction(reduction: str) -> None:
-    """Raise ValueError unless reduction is one the losses implement."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
-
-
-def _check_non_negative(name: str, value: float) -> None:
-    """Raise ValueError unless value is a finite number >= 0."""
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+def _check_param(name: str, value: object) -> None:
+    """Raise ValueError unless value follows the rule trainer/loss_names.py gives parameter ``name``
+    (the same table validates configs up front, so the two can never disagree)."""
+    expected = param_problem(name, value)
+    if expected is not None:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -58,6 +54,7 @@ class BCELoss(torch.nn.Module):
 
     def __init__(self, pos_weight: bool = False, class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
+        _check_param("pos_weight", pos_weight)
         if pos_weight and class_weights is None:
             raise ValueError("BCELoss(pos_weight=True) needs class_weights, but none were given")
         # A buffer follows the module through .to(device); non-persistent because the weights are
@@ -101,13 +98,9 @@ class AsymmetricLoss(torch.nn.Module):
         class_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        _check_non_negative("gamma_neg", gamma_neg)
-        _check_non_negative("gamma_pos", gamma_pos)
-        if not (0 <= clip < 1):
-            raise ValueError(f"clip must be in [0, 1), got {clip!r}")
-        if not (0 <= eps < 1):
-            raise ValueError(f"eps must be in [0, 1), got {eps!r}")
-        _check_reduction(reduction)
+        for name, value in (("gamma_neg", gamma_neg), ("gamma_pos", gamma_pos), ("clip", clip), ("eps", eps),
+                            ("reduction", reduction)):
+            _check_param(name, value)
         self.gamma_neg = float(gamma_neg)
         self.gamma_pos = float(gamma_pos)
         self.clip = float(clip)
@@ -155,10 +148,8 @@ class FocalLoss(torch.nn.Module):
         class_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        _check_non_negative("gamma", gamma)
-        if alpha is not None and not (0 <= alpha <= 1):
-            raise ValueError(f"alpha must be None or in [0, 1], got {alpha!r}")
-        _check_reduction(reduction)
+        for name, value in (("gamma", gamma), ("alpha", alpha), ("reduction", reduction)):
+            _check_param(name, value)
         self.gamma = float(gamma)
         self.alpha = None if alpha is None else float(alpha)
         self.reduction = reduction
@@ -195,9 +186,8 @@ class CombinedLoss(torch.nn.Module):
         class_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        if not (0 <= ratio <= 1):
-            raise ValueError(f"ratio must be in [0, 1], got {ratio!r}")
-        _check_non_negative("bce_weight", bce_weight)
+        _check_param("ratio", ratio)
+        _check_param("bce_weight", bce_weight)
         self.ratio = float(ratio)
         self.bce_weight = float(bce_weight)
         self.focal_scale = 1.0 if class_weights is None else float(class_weights.float().mean())

@@ -9,7 +9,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cockpit.views import SECONDARY_THRESHOLD, f1_at
+from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, FINAL_DIR, FINAL_RUN, PLOT_FILES, PROBS_FILES,
+                              THRESHOLDS_FILE, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key,
+                              f1_micro_key, threshold_key)
 from trainer.events import read_events
+
+CURVES_PLOT, PER_CLASS_PLOT, LABEL_COUNTS_PLOT = PLOT_FILES
+
+
+def _threshold(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1 \
+        else DEFAULT_PRIMARY_THRESHOLD
+
+
+def summary_primary(summary: dict[str, Any]) -> float:
+    """The primary threshold summary.json was ranked by (every F1@t label and key of the report)."""
+    return _threshold(summary.get("primary_threshold"))
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -25,50 +41,54 @@ def _delta(value: float | None) -> str:
 
 
 def leaderboard_markdown(summary: dict[str, Any]) -> str:
-    key = f"f1_macro@{summary['primary_threshold']:g}"
-    lines = [f"| run | config | status | dev {key} | dev F1@0.5 | dev micro-F1 | tuned (dev) | Δ baseline | Δ reference | target |",
+    primary = summary_primary(summary)
+    key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
+    lines = [f"| run | config | status | dev {key} | dev {f1_at(SECONDARY_THRESHOLD)} | dev {f1_at(primary, 'micro-F1')} "
+             "| tuned (dev) | Δ baseline | Δ reference | target |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    micro = f"f1_micro@{summary['primary_threshold']:g}"
     for row in summary["leaderboard"]:
         lines.append(f"| {row['run']} | {row['config']} | {row['status']} | {_fmt(row.get(key))} | "
-                     f"{_fmt(row.get('f1_macro@0.5'))} | {_fmt(row.get(micro))} | {_fmt(row.get('tuned_f1_macro'))} | "
+                     f"{_fmt(row.get(secondary))} | {_fmt(row.get(micro))} | {_fmt(row.get(TUNED_DEV_KEY))} | "
                      f"{_delta(row.get('delta_vs_baseline'))} | {_delta(row.get('delta_vs_reference'))} | "
                      f"{'yes' if row.get('meets_target') else 'no'} |")
     return "\n".join(lines)
 
 
 def _run_dirs(pipeline_dir: Path) -> list[Path]:
-    return sorted(p.parent for p in pipeline_dir.glob("*/events.jsonl"))
+    return [events.parent for events in PipelinePaths(pipeline_dir).run_event_files()]
 
 
-def _plot_curves(pipeline_dir: Path, plt: Any) -> list[str]:
+def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     written = []
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(12, 4.5))
+    key = threshold_key(primary)
     for run_dir in _run_dirs(pipeline_dir):
-        events = read_events(run_dir / "events.jsonl")
+        events = read_events(RunPaths(run_dir).events)
         steps = [(e["step"], e["loss"]) for e in events if e["type"] == "step" and e.get("loss") is not None]
-        evals = [(e["step"], e["f1_macro"].get("0.2")) for e in events
-                 if e["type"] == "eval" and e.get("split") == "dev" and not e.get("final")]
+        evals = [(e["step"], e["f1_macro"].get(key)) for e in events
+                 if e["type"] == "eval" and e.get("split") == "dev" and not e.get("final")
+                 and e["f1_macro"].get(key) is not None]
         if steps:
             ax_loss.plot(*zip(*steps), label=run_dir.name, linewidth=0.8)
         if evals:
             ax_f1.plot(*zip(*evals), marker="o", label=run_dir.name)
     ax_loss.set(title="train loss", xlabel="optimizer step", yscale="log")
-    ax_f1.set(title="dev macro-F1@0.2", xlabel="optimizer step")
+    ax_f1.set(title=f"dev {f1_at(primary, 'macro-F1')}", xlabel="optimizer step")
     for ax in (ax_loss, ax_f1):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(pipeline_dir / "curves.png", dpi=110)
+    fig.savefig(pipeline_dir / CURVES_PLOT, dpi=110)
     plt.close(fig)
-    written.append("curves.png")
+    written.append(CURVES_PLOT)
     return written
 
 
 def _final_per_class(pipeline_dir: Path) -> tuple[list[str], list[float], list[float]] | None:
-    final_events = read_events(pipeline_dir / "p4-final" / "events.jsonl")
+    paths = PipelinePaths(pipeline_dir)
+    final_events = read_events(paths.run(FINAL_RUN).events)
     final = next((e for e in final_events if e["type"] == "eval" and e.get("final") and e["split"] == "test"), None)
-    base_events = read_events(pipeline_dir / "p1-bce" / "events.jsonl")
+    base_events = read_events(paths.run(BASELINE_RUN).events)
     base = [e for e in base_events if e["type"] == "eval" and e.get("split") == "dev" and not e.get("final")]
     if final is None:
         return None
@@ -84,25 +104,28 @@ def write_report(pipeline_dir: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = json.loads((pipeline_dir / "summary.json").read_text())
-    images = _plot_curves(pipeline_dir, plt)
+    paths = PipelinePaths(pipeline_dir)
+    summary = json.loads(paths.summary.read_text())
+    primary = summary_primary(summary)
+    images = _plot_curves(pipeline_dir, plt, primary)
     per_class = _final_per_class(pipeline_dir)
     if per_class:
         labels, final_f1, base_f1 = per_class
         fig, ax = plt.subplots(figsize=(12, 4.5))
         xs = range(len(labels))
-        ax.bar([x - 0.2 for x in xs], final_f1, width=0.4, label="final (test, F1@0.2)")
-        ax.bar([x + 0.2 for x in xs], base_f1, width=0.4, label="p1-bce (dev, F1@0.2)")
+        bar = 0.4  # two bars side by side per label
+        ax.bar([x - bar / 2 for x in xs], final_f1, width=bar, label=f"final (test, {f1_at(primary)})")
+        ax.bar([x + bar / 2 for x in xs], base_f1, width=bar, label=f"{BASELINE_RUN} (dev, {f1_at(primary)})")
         ax.set_xticks(list(xs), labels, rotation=70, fontsize=8)
         ax.set(title="per-label F1: final model vs the Phase-1 BCE run")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(pipeline_dir / "per_class_f1.png", dpi=110)
+        fig.savefig(pipeline_dir / PER_CLASS_PLOT, dpi=110)
         plt.close(fig)
-        images.append("per_class_f1.png")
+        images.append(PER_CLASS_PLOT)
     data = None
     for run_dir in _run_dirs(pipeline_dir):
-        data = next((e for e in read_events(run_dir / "events.jsonl") if e["type"] == "data"), None)
+        data = next((e for e in read_events(RunPaths(run_dir).events) if e["type"] == "data"), None)
         if data:
             break
     if data:
@@ -116,47 +139,55 @@ def write_report(pipeline_dir: Path) -> Path:
                      f"factor {data['oversampling']['factor']})", yscale="log")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(pipeline_dir / "label_counts.png", dpi=110)
+        fig.savefig(pipeline_dir / LABEL_COUNTS_PLOT, dpi=110)
         plt.close(fig)
-        images.append("label_counts.png")
+        images.append(LABEL_COUNTS_PLOT)
     final = summary.get("final")
     parts = [f"# Pipeline {summary['pipeline']} ({summary['preset']}): {summary['status']}", "",
-             f"Primary metric: dev macro-F1 at threshold {summary['primary_threshold']:g}. "
+             f"Primary metric: dev macro-F1 at threshold {threshold_key(primary)}. "
              f"Reference {summary['reference_f1']:.4f}, target {summary['target_f1']:.2f}, "
              f"baseline {summary['baseline']['run']}.", "", "## Leaderboard (dev)", "", leaderboard_markdown(summary), ""]
     if final:
-        key = f"f1_macro@{summary['primary_threshold']:g}"
+        key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
         parts += ["## Final model (held-out test, evaluated once)", "",
                   f"Config `{final['config']}`, weights from `{final['trained_in']}`; thresholds tuned per label on dev "
                   f"(`{final['thresholds']}`).", "",
-                  "| split | macro-F1@0.2 | macro-F1@0.5 | macro-F1 tuned | micro-F1@0.2 |", "| --- | ---: | ---: | ---: | ---: |"]
+                  f"| split | {f1_at(primary, 'macro-F1')} | {f1_at(SECONDARY_THRESHOLD, 'macro-F1')} | macro-F1 tuned "
+                  f"| {f1_at(primary, 'micro-F1')} |", "| --- | ---: | ---: | ---: | ---: |"]
         for split in ("dev", "test"):
             s = final.get(split) or {}
-            parts.append(f"| {split} | {_fmt(s.get(key))} | {_fmt(s.get('f1_macro@0.5'))} | "
-                         f"{_fmt(s.get('f1_macro_tuned'))} | {_fmt(s.get('f1_micro@0.2'))} |")
-        parts += ["", "Recompute: `final/{dev,test}_probs.npy` and `final/{dev,test}_labels.npy` with "
-                  "`final/thresholds.json`.", ""]
+            parts.append(f"| {split} | {_fmt(s.get(key))} | {_fmt(s.get(secondary))} | "
+                         f"{_fmt(s.get(TUNED_KEY))} | {_fmt(s.get(micro))} |")
+        arrays = " and ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
+        parts += ["", f"Recompute: {arrays} with `{FINAL_DIR}/{THRESHOLDS_FILE}`.", ""]
     parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
-    path = pipeline_dir / "report.md"
+    path = paths.report
     path.write_text("\n".join(parts))
     return path
 
 
 def model_card(pipeline_dir: Path, preset: Any, record: dict[str, Any]) -> str:
-    """A short model card for final/: what was trained, on what, and how well it does on held-out test."""
-    run_toml = (pipeline_dir / record["trained_in"] / "run.toml").read_text()
+    """A short model card for final/: what was trained, on what, and how well it does on held-out test.
+
+    Scores are read at the record's primary threshold, else the preset's (the keys final_scores wrote).
+    """
+    run_toml = RunPaths(pipeline_dir / record["trained_in"]).config.read_text()
     test, dev = record.get("test") or {}, record.get("dev") or {}
+    pipeline = getattr(preset, "pipeline", None)
+    primary = _threshold(record.get("primary_threshold", getattr(pipeline, "primary_threshold", None)))
+    key, micro, at = f1_macro_key(primary), f1_micro_key(primary), threshold_key(primary)
+    secondary = f1_macro_key(SECONDARY_THRESHOLD)
     return "\n".join([
         f"# GoEmotions emotion classifier ({record['config']})", "",
         f"Exported by goemo-cockpit pipeline `{pipeline_dir.name}` (preset `{preset.name}`).", "",
         "- Task: multi-label classification into the 28 GoEmotions labels (27 emotions + neutral).",
         "- Data: GoEmotions simplified (Demszky et al., ACL 2020), train split for training, dev for model "
         "selection and per-label threshold tuning, test evaluated once.",
-        f"- Test macro-F1: {_fmt(test.get('f1_macro_tuned'))} with the tuned thresholds, "
-        f"{_fmt(test.get('f1_macro@0.2'))} at 0.2, {_fmt(test.get('f1_macro@0.5'))} at 0.5; "
-        f"micro-F1@0.2 {_fmt(test.get('f1_micro@0.2'))}.",
-        f"- Dev macro-F1: {_fmt(dev.get('f1_macro_tuned'))} tuned (optimistic: tuned on dev), "
-        f"{_fmt(dev.get('f1_macro@0.2'))} at 0.2.",
+        f"- Test macro-F1: {_fmt(test.get(TUNED_KEY))} with the tuned thresholds, "
+        f"{_fmt(test.get(key))} at {at}, {_fmt(test.get(secondary))} at {threshold_key(SECONDARY_THRESHOLD)}; "
+        f"{f1_at(primary, 'micro-F1')} {_fmt(test.get(micro))}.",
+        f"- Dev macro-F1: {_fmt(dev.get(TUNED_KEY))} tuned (optimistic: tuned on dev), "
+        f"{_fmt(dev.get(key))} at {at}.",
         "- Use: `goemo-predict --model <this folder> \"some text\"`.",
         "- Limits: Reddit comments in English; rare labels (grief, pride, nervousness, relief) have little "
         "support and unstable scores; not for decisions about people.", "",

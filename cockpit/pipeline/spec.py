@@ -3,7 +3,6 @@ and the RunConfig of every planned run. Bad input becomes one line naming the fi
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainer.config import ConfigError, RunConfig, parse_override, validate_config
+from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, validate_config
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, FINAL_RUN, PHASE_NAMES, run_id
 
-PHASE_NAMES = {1: "screen", 2: "analyse", 3: "extend", 4: "final"}
+RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
 
 
 class PresetError(ValueError):
@@ -23,7 +23,7 @@ class PresetError(ValueError):
 class LossConfig(BaseModel):
     """One Phase-1 candidate: a loss and its parameters (plus optional per-config run keys)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
     loss: str
@@ -33,10 +33,10 @@ class LossConfig(BaseModel):
 
 
 class PipelineSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     phases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
-    primary_threshold: float = Field(0.2, gt=0, lt=1)
+    primary_threshold: float = Field(DEFAULT_PRIMARY_THRESHOLD, gt=0, lt=1)
     reference_f1: float = Field(0.4218, ge=0, le=1)
     target_f1: float = Field(0.50, ge=0, le=1)
     top_k: int = Field(2, ge=1)
@@ -63,9 +63,10 @@ class PipelineSettings(BaseModel):
 class Preset(BaseModel):
     """A whole pipeline: settings, run-config keys per phase, and the Phase-1 candidates."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                      description="names the pipeline folder: letters, digits, '.', '_' and '-' only")
     description: str = ""
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     defaults: dict[str, Any] = Field(default_factory=dict)
@@ -88,10 +89,23 @@ class Preset(BaseModel):
     def run_config(self, phase: int, config: LossConfig, run_id: str) -> RunConfig:
         """The resolved RunConfig for one run: defaults < phase keys < config keys."""
         phase_keys = {1: self.phase1, 3: self.phase3, 4: self.phase4}.get(phase, {})
+        primary = self.pipeline.primary_threshold
         data = {**self.defaults, **phase_keys, **config.settings, "loss": config.loss,
-                "loss_params": dict(config.loss_params), "run": run_id,
-                "primary_threshold": self.pipeline.primary_threshold}
+                "loss_params": dict(config.loss_params), "run": run_id, "primary_threshold": primary}
+        # Every eval must report the primary threshold, whatever else the preset asks for.
+        thresholds = data.get("thresholds", RunConfig.model_fields["thresholds"].default_factory())
+        if isinstance(thresholds, list) and all(isinstance(t, (int, float)) for t in thresholds):
+            data["thresholds"] = sorted({float(t) for t in thresholds} | {primary})
         return validate_config(data, f"preset {self.name} [{('phase' + str(phase)) if phase_keys else 'defaults'}]")
+
+    def planned_run_configs(self) -> list[RunConfig]:
+        """The RunConfig of every run this preset can launch (each config in phases 1, 3 and 4)."""
+        return [self.run_config(p, c, FINAL_RUN if p == 4 else run_id(p, c.name))
+                for c in self.configs for p in RUN_PHASES]
+
+    def run_devices(self) -> set[str]:
+        """The ``device`` values of every run this preset can launch."""
+        return {c.device for c in self.planned_run_configs()}
 
 
 def preset_dir() -> Path:
@@ -107,9 +121,9 @@ def list_presets() -> list[tuple[str, str]]:
     out = []
     for path in sorted(preset_dir().glob("*.toml")):
         try:
-            data = tomllib.loads(path.read_text())
+            _, data = read_toml_text(path)
             out.append((path.stem, str(data.get("description", "")).strip().splitlines()[0]))
-        except (tomllib.TOMLDecodeError, IndexError):
+        except (ConfigError, IndexError):
             out.append((path.stem, "(unreadable)"))
     return out
 
@@ -166,11 +180,10 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
     ``defaults``. Returns the preset and the raw dict to save as ``preset.toml``.
     """
     path = resolve_preset_path(name_or_path)
-    text = path.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PresetError(f"{path}: invalid TOML: {exc}") from None
+        text, data = read_toml_text(path)
+    except ConfigError as exc:
+        raise PresetError(str(exc)) from None
     source = str(path)
     try:
         for item in overrides:
@@ -187,8 +200,8 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
         raise PresetError(_pydantic_line(source, exc, text)) from None
     try:
         for config in preset.configs:
-            for phase in (1, 3, 4):
-                _check_inputs(preset.run_config(phase, config, f"p{phase}-{config.name}"), source)
+            for phase in RUN_PHASES:
+                _check_inputs(preset.run_config(phase, config, run_id(phase, config.name)), source)
             if config.fault:
                 from trainer.faults import FaultSpecError, parse_faults
 
@@ -212,6 +225,14 @@ def _check_inputs(config: RunConfig, source: str) -> None:
         resolve_model(config.model, config.pooling)
     except ModelError as exc:
         raise PresetError(f"{source}: {exc}") from None
+    if config.source == "hub" and config.source not in _checked_sources:
+        from trainer.data import DataError, check_hub_source
+
+        try:
+            check_hub_source()
+        except DataError as exc:
+            raise PresetError(f"{source}: {exc}") from None
+        _checked_sources.add(config.source)
     if config.source not in ("embedded", "hub") and config.source not in _checked_sources:
         from trainer.data import DataError, load_splits
 
@@ -232,9 +253,10 @@ class PlannedRun:
 
 
 def phase1_plan(preset: Preset, selected: list[str] | None = None) -> list[PlannedRun]:
-    names = selected or [c.name for c in preset.configs]
+    """Phase 1's runs: the selected configs (each once, in the order given), else all of the preset's."""
+    names = list(dict.fromkeys(selected or [c.name for c in preset.configs]))
     unknown = [n for n in names if n not in {c.name for c in preset.configs}]
     if unknown:
         raise PresetError(f"unknown config {unknown[0]!r} (preset {preset.name} has: "
                           f"{', '.join(c.name for c in preset.configs)})")
-    return [PlannedRun(f"p1-{n}", 1, n) for n in names]
+    return [PlannedRun(run_id(1, n), 1, n) for n in names]

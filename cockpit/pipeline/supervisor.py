@@ -1,508 +1,40 @@
-"""The pipeline supervisor: runs the four phases, places runs on devices, watches them, restarts
-them from their checkpoints, obeys the control channel, and keeps summary.json current.
+"""The pipeline supervisor: owns one pipeline folder, runs the phases from an explicit table, and
+turns what the scheduler reports (exits, stalls) and what the control channel asks into decisions.
 
-It never imports torch: it launches ``goemo-train`` processes and reads their files.
+Its parts: the scheduler (slots, queue, processes), the restart policy (what an exit means), the
+results publisher (leaderboard, summary.json, final/, report). It never imports torch: it launches
+``goemo-train`` processes and reads their files.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import tomli_w
-
 from cockpit.pipeline import control
-from cockpit.pipeline.results import final_scores, leaderboard, read_run_events, run_scores, write_json_atomic
-from cockpit.pipeline.spec import PHASE_NAMES, PlannedRun, Preset, PresetError, phase1_plan
+from cockpit.pipeline.launcher import RunProcess, process_start_time, start_local
+from cockpit.pipeline.lock import PipelineLock
+from cockpit.pipeline.publisher import ResultsPublisher
+from cockpit.pipeline.restarts import Outcome, RestartPolicy
+from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, Scheduler
+from cockpit.pipeline.slots import Slot, plan_slots
+from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
 from trainer.config import config_to_toml
-from trainer.events import EventReader, EventWriter, read_events, threshold_key
+from trainer.contract import (EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
+                              FINAL_RUN, PHASE_NAMES, PipelinePaths, checkpoint_step, run_id, write_atomic)
+from trainer.events import EventReader, EventWriter, read_events
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EventSink = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where a run executes: a GPU (or all of them, for DDP) or a share of the CPU cores."""
-
-    name: str
-    device: str  # "cpu" or "cuda"
-    gpus: tuple[int, ...] = ()
-    threads: int | None = None
+# Re-exported for callers that place runs (the CLI, the picker, tests).
+__all__ = ["Supervisor", "Slot", "plan_slots", "RunRecord", "PipelineIOError"]
 
 
-def detect_gpus() -> list[int]:
-    """Visible NVIDIA GPUs (NVML), restricted by CUDA_VISIBLE_DEVICES when it is set."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [int(x) for x in visible.split(",") if x.strip().isdigit()]
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            return list(range(pynvml.nvmlDeviceGetCount()))
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no driver, no GPU
-        return []
-
-
-def plan_slots(preset: Preset, gpus: list[int] | None = None) -> list[Slot]:
-    """One slot per GPU (or one for all GPUs under DDP), else ``cpu_slots`` CPU slots that share the cores."""
-    settings = preset.pipeline
-    if settings.gpus == "none":
-        found: list[int] = []
-    elif isinstance(settings.gpus, list):
-        found = settings.gpus
-    else:
-        found = detect_gpus() if gpus is None else gpus
-    wants_cuda = preset.defaults.get("device") == "cuda"
-    if found and preset.defaults.get("device") != "cpu":
-        if settings.ddp:
-            return [Slot("cuda:" + ",".join(map(str, found)), "cuda", tuple(found))]
-        return [Slot(f"cuda:{g}", "cuda", (g,)) for g in found]
-    if wants_cuda:
-        raise PresetError(f"preset {preset.name}: defaults.device is 'cuda' but no NVIDIA GPU was found")
-    # Two torch processes on the same cores thrash each other: split the cores between slots.
-    threads = max(1, (os.cpu_count() or 1) // settings.cpu_slots)
-    return [Slot(f"cpu{i}", "cpu", (), threads) for i in range(settings.cpu_slots)]
-
-
-@dataclass
-class RunRecord:
-    """What the supervisor knows of one planned run."""
-
-    run_id: str
-    phase: int
-    config: str
-    status: str = "queued"  # queued, running, completed, failed, stopped
-    attempts: int = 0
-    export_from: str | None = None
-
-
-@dataclass
-class ActiveRun:
-    record: RunRecord
-    slot: Slot
-    proc: subprocess.Popen
-    watchdog: StallWatchdog
-    reader: EventReader
-    stalls: int = 0
-    ended: dict[str, Any] | None = None
-    intent: str | None = None  # why we are ending it: "stop", "restart", "stall", "pipeline"
-    files: list[Any] = field(default_factory=list)
-
-
-class Supervisor:
-    """Runs a pipeline in ``pipeline_dir`` to the end (or until interrupted); ``run()`` returns the exit code."""
-
-    def __init__(self, pipeline_dir: Path, preset: Preset, phases: list[int], configs: list[str],
-                 on_event: EventSink | None = None, on_tick: Callable[["Supervisor"], None] | None = None,
-                 poll_s: float = 0.25, slots: list[Slot] | None = None) -> None:
-        self.dir = pipeline_dir
-        self.preset = preset
-        self.settings = preset.pipeline
-        self.phases = phases
-        self.configs = configs
-        self.on_event = on_event or (lambda source, event: None)
-        self.on_tick = on_tick or (lambda sup: None)
-        self.poll_s = poll_s
-        self.slots = slots if slots is not None else plan_slots(preset)
-        self.records: dict[str, RunRecord] = {}
-        self.active: dict[str, ActiveRun] = {}
-        self.interrupted: str | None = None
-        self.aborted = False
-        self.current_phase: int | None = None
-        self.log: EventWriter | None = None
-        self._history: list[dict[str, Any]] = []  # pipeline.jsonl as it was when run() started (resume)
-
-    # -- events -------------------------------------------------------------------------------
-    def emit(self, type_: str, **fields: Any) -> None:
-        event = self.log.emit(type_, **fields) if self.log else {"type": type_, **fields}
-        self.on_event("pipeline", event)
-
-    # -- state from disk (resume) -------------------------------------------------------------
-    def _record(self, plan: PlannedRun, export_from: str | None = None) -> RunRecord:
-        if plan.run_id not in self.records:
-            self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from)
-            self._load_history_for(plan.run_id)
-        return self.records[plan.run_id]
-
-    def _load_history_for(self, run_id: str) -> None:
-        for event in self._history:
-            if event.get("run") != run_id:
-                continue
-            rec = self.records[run_id]
-            if event["type"] == "run_done":
-                rec.status = event["status"]
-            elif event["type"] == "run_launch":
-                rec.attempts = max(rec.attempts, int(event["attempt"]))
-
-    def _end_orphans(self) -> None:
-        """Trainers launched by a supervisor that died keep running (own session): end them first,
-        so that a resumed run never has two writers. They checkpoint on SIGTERM."""
-        import psutil
-
-        launched = {e["run"]: e for e in self._history if e["type"] == "run_launch"}
-        exited = {(e["run"], e["attempt"]) for e in self._history if e["type"] == "run_exit"}
-        for run, launch in launched.items():
-            if (run, launch["attempt"]) in exited:
-                continue
-            try:
-                proc = psutil.Process(launch["pid"])
-                if str(self.dir / run) not in " ".join(proc.cmdline()):
-                    continue  # the pid was reused by something else
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            self.emit("alert", level="warn", code="orphan", run=run,
-                      message=f"{run}: ending pid {launch['pid']} left running by the previous supervisor")
-            try:
-                os.killpg(launch["pid"], signal.SIGTERM)
-                proc.wait(timeout=self.settings.term_grace_s)
-            except (ProcessLookupError, psutil.TimeoutExpired):
-                try:
-                    os.killpg(launch["pid"], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    # -- the pipeline -------------------------------------------------------------------------
-    def run(self) -> int:
-        self._history = read_events(self.dir / "pipeline.jsonl")
-        resumed = bool(self._history)
-        self.log = EventWriter(self.dir / "pipeline.jsonl")
-        if resumed:
-            self._end_orphans()
-        previous = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
-        for sig in previous:
-            signal.signal(sig, self._on_signal)
-        try:
-            self.emit("pipeline_start", pipeline=self.dir.name, preset=self.preset.name, phases=self.phases,
-                      configs=self.configs, devices=[s.name for s in self.slots], resumed=resumed,
-                      pid=os.getpid())
-            self._write_summary("running")
-            for phase in self.phases:
-                if self.interrupted or self.aborted:
-                    break
-                self.current_phase = phase
-                getattr(self, f"_phase{phase}")()
-            code, status = self._outcome()
-            self._write_summary(status)
-            self._write_report()
-            self.emit("pipeline_end", status=status, exit_code=code)
-            return code
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.log.close()
-
-    def _outcome(self) -> tuple[int, str]:
-        if self.interrupted:
-            return EXIT_INTERRUPTED, "interrupted"
-        if self.aborted:
-            return EXIT_ABORTED, "aborted"
-        if any(r.status in ("failed", "stopped") for r in self.records.values()):
-            return EXIT_RUN_FAILED, "failed"
-        return EXIT_OK, "completed"
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self.interrupted = signal.Signals(signum).name
-
-    def _phase1(self) -> None:
-        plans = phase1_plan(self.preset, self.configs)
-        self._run_phase(1, plans)
-
-    def _phase2(self) -> None:
-        self.emit("phase_start", phase=2, name=PHASE_NAMES[2], runs=[])
-        ranking = [row["run"] for row in self._leaderboard() if row["phase"] == 1 and row["status"] == "completed"]
-        self._write_summary("running")
-        self.emit("phase_end", phase=2, ranking=ranking)
-
-    def _ranked_configs(self, phase: int) -> list[str]:
-        return [row["config"] for row in self._leaderboard()
-                if row["phase"] == phase and row["status"] == "completed"
-                and row.get(self._key) is not None]
-
-    def _phase3(self) -> None:
-        ranked = self._ranked_configs(1) or list(self.configs)
-        top = ranked[: self.settings.top_k]
-        self._run_phase(3, [PlannedRun(f"p3-{name}", 3, name) for name in top])
-
-    def _phase4(self) -> None:
-        ranked = self._ranked_configs(3) or self._ranked_configs(1) or list(self.configs)
-        if not ranked:
-            self.emit("alert", level="error", code="no_candidate", message="no config to finalise")
-            return
-        best = ranked[0]
-        plan = PlannedRun("p4-final", 4, best)
-        export_from = None
-        if self.settings.final == "reuse":
-            source = next((f"p{p}-{best}" for p in (3, 1) if self.records.get(f"p{p}-{best}", None)
-                           and self.records[f"p{p}-{best}"].status == "completed"), None)
-            export_from = source
-        self._run_phase(4, [plan], export_from=export_from)
-        if self.records["p4-final"].status == "completed":
-            self._publish_final(best)
-
-    def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None) -> None:
-        records = [self._record(p, export_from) for p in plans]
-        self.emit("phase_start", phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
-        self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
-        self._write_summary("running")
-        self.emit("phase_end", phase=phase)
-
-    # -- scheduling ---------------------------------------------------------------------------
-    def _execute(self, queue: list[RunRecord]) -> None:
-        queue = list(queue)
-        while (queue or self.active) and not self.aborted:
-            self._obey_control()
-            if self.interrupted:
-                self._end_all("pipeline")
-                return
-            busy = {a.slot.name for a in self.active.values()}
-            for slot in self.slots:
-                if queue and slot.name not in busy:
-                    self._launch(queue.pop(0), slot)
-            for active in list(self.active.values()):
-                self._poll(active)
-            self.on_tick(self)
-            time.sleep(self.poll_s)
-
-    def _run_config_path(self, record: RunRecord, slot: Slot) -> Path:
-        run_dir = self.dir / record.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id)
-        if record.export_from:
-            # Reuse: the final export starts from the chosen run's own resolved config.
-            from trainer.config import read_toml, validate_config
-
-            data = read_toml(self.dir / record.export_from / "run.toml")
-            config = validate_config({**data, "run": record.run_id}, str(self.dir / record.export_from / "run.toml"))
-        config.device = slot.device
-        config.torch_threads = slot.threads
-        if record.phase == 4:
-            config.export = True
-        path = run_dir / "run.toml"
-        path.write_text(config_to_toml(config))
-        return path
-
-    def _launch(self, record: RunRecord, slot: Slot) -> None:
-        run_dir = self.dir / record.run_id
-        config_path = self._run_config_path(record, slot)
-        record.attempts += 1
-        args = ["--config", str(config_path), "--out", str(run_dir)]
-        if (run_dir / "events.jsonl").exists():
-            args.append("--resume")
-        if record.export_from:
-            args += ["--export-from", str(self.dir / record.export_from)]
-        if slot.device == "cuda" and len(slot.gpus) > 1:
-            cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                   "--num_processes", str(len(slot.gpus)), "-m", "trainer.cli", *args]
-        else:
-            cmd = [sys.executable, "-m", "trainer.cli", *args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
-                   GOEMO_ATTEMPT=str(record.attempts))
-        env.pop("GOEMO_FAULT", None)
-        fault = self.preset.config(record.config).fault
-        if fault and not record.export_from:
-            env["GOEMO_FAULT"] = fault
-        if slot.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, slot.gpus))
-        if slot.threads:
-            env["OMP_NUM_THREADS"] = str(slot.threads)
-        stdout = open(run_dir / "stdout.log", "ab")
-        stderr = open(run_dir / "stderr.log", "ab")
-        # Own session and process group: a terminal's Ctrl-C or hang-up never reaches the trainer
-        # directly, and the whole group (accelerate's workers too) can be ended at once.
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
-        reader = EventReader(run_dir / "events.jsonl")
-        reader.read_new()  # skip what earlier attempts wrote
-        watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor,
-                                 self.settings.startup_grace_s)
-        self.active[record.run_id] = ActiveRun(record, slot, proc, watchdog, reader, files=[stdout, stderr])
-        record.status = "running"
-        self.emit("run_launch", run=record.run_id, device=slot.name, pid=proc.pid, attempt=record.attempts,
-                  phase=record.phase, config=record.config)
-
-    def _poll(self, active: ActiveRun) -> None:
-        for event in active.reader.read_new():
-            active.watchdog.observe(event)
-            if event.get("type") == "run_end":
-                active.ended = event
-            self.on_event(active.record.run_id, event)
-        code = active.proc.poll()
-        if code is None:
-            if active.intent is None and active.watchdog.stalled():
-                self._handle_stall(active)
-            return
-        for event in active.reader.read_new():
-            if event.get("type") == "run_end":
-                active.ended = event
-            self.on_event(active.record.run_id, event)
-        self._handle_exit(active, code)
-
-    def _handle_stall(self, active: ActiveRun) -> None:
-        active.stalls += 1
-        rec = active.record
-        silent = active.watchdog.silent_s()
-        n = len(list((self.dir / rec.run_id).glob("stall-*.txt"))) + 1
-        dump = write_stall_forensics(self.dir / rec.run_id, n, active.proc.pid, silent,
-                                     active.watchdog.allowance_s())
-        self.emit("stall", run=rec.run_id, attempt=rec.attempts, silent_s=round(silent, 1),
-                  dump=str(dump.relative_to(self.dir)), allowed_s=round(active.watchdog.allowance_s(), 1),
-                  action="restart" if rec.attempts <= self.settings.max_restarts else "fail")
-        active.intent = "stall"
-        self._terminate(active)
-
-    def _terminate(self, active: ActiveRun) -> None:
-        """SIGTERM the run's process group (it checkpoints and exits), SIGKILL after the grace period."""
-        try:
-            os.killpg(active.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            active.proc.wait(timeout=self.settings.term_grace_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(active.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            active.proc.wait()
-
-    def _handle_exit(self, active: ActiveRun, code: int) -> None:
-        rec = active.record
-        del self.active[rec.run_id]
-        for fh in active.files:
-            fh.close()
-        status = (active.ended or {}).get("status")
-        reason = (active.ended or {}).get("reason") or _describe_exit(code)
-        if active.intent == "stall":
-            reason = "stalled"
-        self.emit("run_exit", run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
-        if status == "completed" and code == 0:
-            self._done(rec, "completed")
-        elif active.intent == "stop":
-            self._done(rec, "stopped")
-        elif active.intent == "pipeline":
-            rec.status = "queued"  # interrupted with the pipeline: --resume continues it
-        elif code == EXIT_BAD_INPUT:
-            self._done(rec, "failed")
-        elif active.intent == "restart" or rec.attempts <= self.settings.max_restarts:
-            self.emit("restart", run=rec.run_id, attempt=rec.attempts + 1, from_step=self._checkpoint_step(rec),
-                      reason="requested" if active.intent == "restart" else reason)
-            self._launch(rec, active.slot)
-        else:
-            self._done(rec, "failed")
-            self.emit("alert", level="error", code="run_failed", run=rec.run_id,
-                      message=f"{rec.run_id} failed after {rec.attempts} attempts: {reason}")
-            if self.settings.on_run_failure == "abort":
-                self.aborted = True
-                self._end_all("pipeline")
-        self._write_summary("running")
-
-    def _done(self, rec: RunRecord, status: str) -> None:
-        rec.status = status
-        self.emit("run_done", run=rec.run_id, status=status, attempts=rec.attempts)
-
-    def _checkpoint_step(self, rec: RunRecord) -> int:
-        for name in ("latest", "latest.old"):
-            state = self.dir / rec.run_id / "checkpoints" / name / "trainer_state.json"
-            if state.exists():
-                return int(json.loads(state.read_text())["step"])
-        return 0
-
-    def _end_all(self, intent: str) -> None:
-        for active in list(self.active.values()):
-            active.intent = intent
-            self._terminate(active)
-            self._poll(active)
-
-    # -- control channel ----------------------------------------------------------------------
-    def _obey_control(self) -> None:
-        for command in control.take_commands(self.dir):
-            cmd, run = command.get("cmd"), command.get("run")
-            self.emit("alert", level="info", code="control", message=f"received {cmd} {run or ''}".strip())
-            if cmd == "stop_pipeline":
-                self.interrupted = "stop_pipeline"
-            elif run in self.active and cmd in ("stop_run", "restart_run"):
-                active = self.active[run]
-                active.intent = "stop" if cmd == "stop_run" else "restart"
-                self._terminate(active)
-                self._poll(active)
-
-    # -- results ------------------------------------------------------------------------------
-    @property
-    def _key(self) -> str:
-        return f"f1_macro@{threshold_key(self.settings.primary_threshold)}"
-
-    def _rows(self) -> list[dict[str, Any]]:
-        rows = []
-        for rec in self.records.values():
-            if rec.phase == 4:
-                continue
-            scores = run_scores(read_run_events(self.dir, rec.run_id), self.settings.primary_threshold) or {}
-            rows.append({"run": rec.run_id, "phase": rec.phase, "config": rec.config, "status": rec.status,
-                         "attempts": rec.attempts, self._key: None, **scores})
-        return rows
-
-    def _leaderboard(self) -> list[dict[str, Any]]:
-        rows = self._rows()
-        base = next((r for r in rows if r["run"] == "p1-bce"), None)
-        baseline = base.get(self._key) if base else None
-        return leaderboard(rows, self.settings.primary_threshold, baseline, self.settings.target_f1,
-                           self.settings.reference_f1)
-
-    def summary(self, status: str) -> dict[str, Any]:
-        board = self._leaderboard()
-        base = next((r for r in board if r["run"] == "p1-bce"), None)
-        final_path = self.dir / "summary.final.json"
-        return {
-            "pipeline": self.dir.name, "preset": self.preset.name, "status": status,
-            "primary_threshold": self.settings.primary_threshold,
-            "baseline": {"run": "p1-bce", self._key: base.get(self._key) if base else None},
-            "reference_f1": self.settings.reference_f1, "target_f1": self.settings.target_f1,
-            "phase": self.current_phase, "leaderboard": board,
-            "final": json.loads(final_path.read_text()) if final_path.exists() else None,
-        }
-
-    def _write_summary(self, status: str) -> None:
-        write_json_atomic(self.dir / "summary.json", self.summary(status))
-
-    def _publish_final(self, config: str) -> None:
-        """Copy the export into final/, write the model card, and record summary.final."""
-        run_dir = self.dir / "p4-final"
-        final = self.dir / "final"
-        tmp = self.dir / "final.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(run_dir / "export", tmp)
-        scores = final_scores(read_events(run_dir / "events.jsonl"), self.settings.primary_threshold)
-        source = self.records["p4-final"].export_from or "p4-final"
-        record = {"run": "p4-final", "config": config, "trained_in": source, "dev": scores.get("dev"),
-                  "test": scores.get("test"), "thresholds": "final/thresholds.json"}
-        from cockpit.pipeline.report import model_card
-
-        (tmp / "model_card.md").write_text(model_card(self.dir, self.preset, record))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        write_json_atomic(self.dir / "summary.final.json", record)
-
-    def _write_report(self) -> None:
-        try:
-            from cockpit.pipeline.report import write_report
-
-            write_report(self.dir)
-        except Exception as exc:  # a report is never worth losing the pipeline's exit code over
-            self.emit("alert", level="warn", code="report", message=f"report not written: {exc}")
+class PipelineIOError(RuntimeError):
+    """The disk filled up or failed under the supervisor: one line, runs ended, exit 1."""
 
 
 def _describe_exit(code: int) -> str:
@@ -511,19 +43,336 @@ def _describe_exit(code: int) -> str:
     return {1: "failed", 2: "bad input", 130: "interrupted", 143: "terminated"}.get(code, f"exit code {code}")
 
 
-def new_pipeline_dir(runs_dir: Path, preset_name: str) -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>-<preset>``; ids sort by start time."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        name = f"{stamp}-{preset_name}" + ("" if n == 1 else f"-{n}")
+class Supervisor:
+    """Runs a pipeline in ``pipeline_dir`` to the end (or until interrupted); ``run()`` returns the exit code.
+
+    ``run()`` raises PipelineLocked (another supervisor owns the folder) or ControlError (an unsafe
+    control folder) before it writes anything, and PipelineIOError when the disk fails under it.
+    """
+
+    def __init__(self, pipeline_dir: Path, preset: Preset, phases: list[int], configs: list[str],
+                 on_event: EventSink | None = None, on_tick: Callable[["Supervisor"], None] | None = None,
+                 poll_s: float = 0.25, slots: list[Slot] | None = None) -> None:
+        self.dir = pipeline_dir
+        self.paths = PipelinePaths(pipeline_dir)
+        self.preset = preset
+        self.settings = preset.pipeline
+        self.phases = phases
+        self.configs = list(dict.fromkeys(configs))  # --configs bce,bce runs bce once
+        self.on_event = on_event or (lambda source, event: None)
+        self.on_tick = on_tick or (lambda sup: None)
+        self.poll_s = poll_s
+        self.records: dict[str, RunRecord] = {}
+        self.policy = RestartPolicy(self.settings.max_restarts, self.settings.on_run_failure)
+        self.publisher = ResultsPublisher(self.paths, preset)
+        self.scheduler = Scheduler(slots if slots is not None else plan_slots(preset), self._launch,
+                                   self.on_event, self.settings.term_grace_s)
+        self.interrupted: str | None = None
+        self.aborted = False
+        self.current_phase: int | None = None
+        self.log: EventWriter | None = None
+        self._history: list[dict[str, Any]] = []  # pipeline.jsonl as it was when run() started (resume)
+        # The phases, in the order a pipeline runs them.
+        self.phase_table: dict[int, Callable[[], None]] = {
+            1: self.screen, 2: self.analyse, 3: self.extend, 4: self.finalise,
+        }
+
+    @property
+    def active(self) -> dict[str, ActiveRun]:
+        return self.scheduler.active
+
+    @property
+    def slots(self) -> list[Slot]:
+        return self.scheduler.slots
+
+    # -- events -------------------------------------------------------------------------------
+    def emit(self, type_: str, **fields: Any) -> None:
+        event = self.log.emit(type_, **fields) if self.log else {"type": type_, **fields}
+        self.on_event("pipeline", event)
+
+    def alert(self, level: str, code: str, message: str, run: str | None = None) -> None:
+        self.emit("alert", level=level, code=code, message=message, **({"run": run} if run else {}))
+
+    # -- the pipeline -------------------------------------------------------------------------
+    def run(self) -> int:
+        with PipelineLock(self.paths):
+            control.check_control_dir(self.dir)
+            stale = control.discard_pending(self.dir)
+            self._history = read_events(self.paths.events)
+            resumed = bool(self._history)
+            previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+            for sig in previous:
+                signal.signal(sig, self._on_signal)
+            try:
+                return self._run(resumed, stale)
+            except OSError as exc:
+                raise self._io_failure(exc) from None
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                if self.log:
+                    self.log.close()
+
+    def _run(self, resumed: bool, stale: int) -> int:
+        self.log = EventWriter(self.paths.events)
+        self.emit("pipeline_start", pipeline=self.dir.name, preset=self.preset.name, phases=self.phases,
+                  configs=self.configs, devices=[s.name for s in self.slots], resumed=resumed, pid=os.getpid(),
+                  primary_threshold=self.settings.primary_threshold, max_restarts=self.settings.max_restarts,
+                  target_f1=self.settings.target_f1)
+        if stale:
+            self.alert("info", "control", f"discarded {stale} control command(s) left from before this start")
+        if resumed:
+            self._end_leftover_trainers()
+        self.publisher.restore_interrupted_final()
+        self._write_summary("running")
+        for phase in self.phases:
+            if self.interrupted or self.aborted:
+                break
+            self.current_phase = phase
+            self.phase_table[phase]()
+        code, status = self._outcome()
+        self._write_summary(status)
+        problem = self.publisher.write_report()
+        if problem:
+            self.alert("warn", "report", f"report not written: {problem}")
+        self.emit("pipeline_end", status=status, exit_code=code)
+        return code
+
+    def _io_failure(self, exc: OSError) -> PipelineIOError:
+        """End every run, say so in pipeline.jsonl if the disk still takes a line, and explain in one line."""
+        for exit_ in self.scheduler.end_all("pipeline"):
+            self.scheduler.release(exit_.active)
+        what = errno.errorcode.get(exc.errno or 0, "I/O error")
+        line = f"{self.dir}: {what}: {exc.strerror or exc} ({exc.filename or 'pipeline folder'}); runs were ended, " \
+               f"their checkpoints are on disk; free space and run goemo-cockpit --resume {self.dir}"
         try:
-            (runs_dir / name).mkdir()
-            return runs_dir / name
-        except FileExistsError:
-            continue
-    raise RuntimeError("could not create a pipeline folder")
+            if self.log:
+                self.alert("error", "io", line)
+                self.emit("pipeline_end", status="failed", exit_code=EXIT_FAILED)
+        except OSError:
+            pass
+        return PipelineIOError(line)
 
+    def _outcome(self) -> tuple[int, str]:
+        if self.interrupted:
+            return EXIT_INTERRUPTED, "interrupted"
+        if self.aborted:
+            return EXIT_ABORTED, "aborted"
+        if any(r.status in ("failed", "stopped") for r in self.records.values()):
+            return EXIT_FAILED, "failed"
+        return EXIT_OK, "completed"
 
-def save_preset(pipeline_dir: Path, data: dict[str, Any]) -> None:
-    (pipeline_dir / "preset.toml").write_text(tomli_w.dumps(data))
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.interrupted = signal.Signals(signum).name
+
+    # -- the phases ---------------------------------------------------------------------------
+    def screen(self) -> None:
+        self._run_phase(1, phase1_plan(self.preset, self.configs))
+
+    def analyse(self) -> None:
+        self.emit("phase_start", phase=2, name=PHASE_NAMES[2], runs=[])
+        ranking = [row["run"] for row in self.publisher.leaderboard(self.records.values())
+                   if row["phase"] == 1 and row["status"] == "completed"]
+        self._write_summary("running")
+        self.emit("phase_end", phase=2, ranking=ranking)
+
+    def extend(self) -> None:
+        ranked = self.publisher.ranked_configs(self.records.values(), 1) or list(self.configs)
+        top = ranked[: self.settings.top_k]
+        self._run_phase(3, [PlannedRun(run_id(3, name), 3, name) for name in top])
+
+    def finalise(self) -> None:
+        ranked = (self.publisher.ranked_configs(self.records.values(), 3)
+                  or self.publisher.ranked_configs(self.records.values(), 1) or list(self.configs))
+        if not ranked:
+            self.alert("error", "no_candidate", "no config to finalise")
+            return
+        best = ranked[0]
+        export_from = None
+        if self.settings.final == "reuse":
+            export_from = next((run_id(p, best) for p in (3, 1)
+                                if getattr(self.records.get(run_id(p, best)), "status", None) == "completed"), None)
+        self._run_phase(FINAL_PHASE, [PlannedRun(FINAL_RUN, FINAL_PHASE, best)], export_from=export_from)
+        if self.records[FINAL_RUN].status == "completed":
+            self.publisher.publish_final(best, export_from or FINAL_RUN)
+
+    def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None) -> None:
+        records = [self._record(p, export_from) for p in plans]
+        self.emit("phase_start", phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
+        self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
+        self._write_summary("running")
+        self.emit("phase_end", phase=phase)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def _record(self, plan: PlannedRun, export_from: str | None = None) -> RunRecord:
+        if plan.run_id not in self.records:
+            rec = self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from)
+            for event in self._history:  # what an earlier supervisor of this folder decided
+                if event.get("run") != plan.run_id:
+                    continue
+                if event["type"] == "run_done":
+                    rec.status = event["status"]
+                elif event["type"] == "run_launch":
+                    rec.attempts = max(rec.attempts, int(event["attempt"]))
+        return self.records[plan.run_id]
+
+    def _end_leftover_trainers(self) -> None:
+        """Trainers launched by a supervisor that died keep running (own session): end them first, so a
+        resumed run never has two writers. A trainer is recognised by the pid and the process start time
+        recorded at launch, never by its command line. They checkpoint on SIGTERM."""
+        launched = {e["run"]: e for e in self._history if e.get("type") == "run_launch"}
+        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == "run_exit"}
+        for run, launch in launched.items():
+            pid, started = launch.get("pid"), launch.get("proc_start")
+            if (run, launch.get("attempt")) in exited or not isinstance(pid, int) or started is None:
+                continue
+            now_started = process_start_time(pid)
+            if now_started is None or abs(now_started - float(started)) > 0.05:
+                continue  # gone, or the pid now names another process
+            self.alert("warn", "orphan", f"{run}: ending pid {pid} left running by the previous supervisor", run)
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + self.settings.term_grace_s
+            while time.monotonic() < deadline and process_start_time(pid) is not None:
+                time.sleep(0.1)
+            if process_start_time(pid) is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def _run_config(self, record: RunRecord, slot: Slot) -> Path:
+        """Resolve and write the run's run.toml (atomically: a restart may read it while we write)."""
+        run = self.paths.run(record.run_id)
+        run.root.mkdir(parents=True, exist_ok=True)
+        config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id)
+        if record.export_from:
+            # Reuse: the final export starts from the chosen run's own resolved config.
+            from trainer.config import read_toml, validate_config
+
+            source = self.paths.run(record.export_from).config
+            config = validate_config({**read_toml(source), "run": record.run_id}, str(source))
+        config.device = slot.device
+        config.torch_threads = slot.threads
+        if record.phase == FINAL_PHASE:
+            config.export = True
+        write_atomic(run.config, config_to_toml(config))
+        return run.config
+
+    def _launch(self, record: RunRecord, slot: Slot) -> ActiveRun:
+        run = self.paths.run(record.run_id)
+        config_path = self._run_config(record, slot)
+        record.attempts += 1
+        args = ["--config", str(config_path), "--out", str(run.root)]
+        if run.events.exists():
+            args.append("--resume")
+        if record.export_from:
+            args += ["--export-from", str(self.paths.run(record.export_from).root)]
+        env = {"GOEMO_ATTEMPT": str(record.attempts), "GOEMO_STARTUP_GRACE_S": f"{self.settings.startup_grace_s:g}"}
+        fault = self.preset.config(record.config).fault
+        if fault and not record.export_from:
+            env["GOEMO_FAULT"] = fault
+        process: RunProcess = start_local(run, slot, args, env, drop_env=("GOEMO_FAULT",))
+        reader = EventReader(run.events)
+        reader.read_new()  # skip what earlier attempts wrote
+        watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor, self.settings.startup_grace_s)
+        record.status = "running"
+        self.emit("run_launch", run=record.run_id, device=slot.name, pid=process.pid, attempt=record.attempts,
+                  phase=record.phase, config=record.config, proc_start=process.start_time)
+        return ActiveRun(record, slot, process, watchdog, reader)
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def _execute(self, queue: list[RunRecord]) -> None:
+        self.scheduler.submit(queue)
+        while self.scheduler.busy and not self.aborted:
+            self._obey_control()
+            if self.interrupted:
+                self._apply_all(self.scheduler.end_all("pipeline"))
+                self.scheduler.queue.clear()
+                return
+            self.scheduler.fill_slots()
+            exited, stalled = self.scheduler.poll()
+            for active in stalled:
+                exited.append(self._handle_stall(active))
+            self._apply_all(exited)
+            self.on_tick(self)
+            time.sleep(self.poll_s)
+        self.scheduler.queue.clear()  # an abort leaves the rest unlaunched
+
+    def _apply_all(self, exits: list[Exited]) -> None:
+        """Apply collected exits one by one; an abort on the way ends the others, which are applied too."""
+        pending = list(exits)
+        while pending:
+            exit_ = pending.pop(0)
+            if self.scheduler.active.get(exit_.active.record.run_id) is not exit_.active:
+                continue  # already applied (ended by an abort above)
+            abort = self._apply_exit(exit_)
+            if abort:
+                self.aborted = True
+                ended = self.scheduler.end_all("pipeline")
+                pending = ended  # the same runs, now ended: their earlier exits are superseded
+                self.scheduler.queue.clear()
+
+    def _apply_exit(self, exit_: Exited) -> bool:
+        """Record one exit and act on it; returns True when the pipeline must abort."""
+        active, code = exit_.active, exit_.code
+        rec = active.record
+        self.scheduler.release(active)
+        status = (active.ended or {}).get("status")
+        reason = "stalled" if active.intent == "stall" else (active.ended or {}).get("reason") or _describe_exit(code)
+        self.emit("run_exit", run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
+        decision = self.policy.decide(code, status, active.intent, rec.attempts)
+        if decision.outcome is Outcome.COMPLETED:
+            self._done(rec, "completed")
+        elif decision.outcome is Outcome.STOPPED:
+            self._done(rec, "stopped")
+        elif decision.outcome is Outcome.REQUEUED:
+            rec.status = "queued"  # ended with the pipeline: --resume continues it
+        elif decision.outcome is Outcome.RESTART:
+            self.emit("restart", run=rec.run_id, attempt=rec.attempts + 1, 
+                      from_step=checkpoint_step(self.paths.run(rec.run_id).root),
+                      reason="requested" if active.intent == "restart" else reason)
+            self.scheduler.start(rec, active.slot)
+        else:
+            self._done(rec, "failed")
+            self.alert("error", "run_failed", f"{rec.run_id} failed after {rec.attempts} attempt(s): {reason}",
+                       rec.run_id)
+        self._write_summary("running")
+        return decision.abort_pipeline
+
+    def _handle_stall(self, active: ActiveRun) -> Exited:
+        rec = active.record
+        run = self.paths.run(rec.run_id)
+        silent, allowed = active.watchdog.silent_s(), active.watchdog.allowance_s()
+        n = len(run.stall_dumps()) + 1
+        dump = write_stall_forensics(run.root, n, active.pid, silent, allowed)
+        self.emit("stall", run=rec.run_id, attempt=rec.attempts, silent_s=round(silent, 1),
+                  dump=str(dump.relative_to(self.dir)), allowed_s=round(allowed, 1),
+                  action=self.policy.stall_action(rec.attempts))
+        return self.scheduler.end(active, "stall")
+
+    def _done(self, rec: RunRecord, status: str) -> None:
+        rec.status = status
+        self.emit("run_done", run=rec.run_id, status=status, attempts=rec.attempts)
+
+    # -- control channel ----------------------------------------------------------------------
+    def _obey_control(self) -> None:
+        exits: list[Exited] = []
+        for command in control.take_commands(self.dir):
+            cmd, run = command.get("cmd"), command.get("run")
+            self.alert("info", "control", f"received {cmd} {run or ''}".strip())
+            if cmd == "stop_pipeline":
+                self.interrupted = "stop_pipeline"
+            elif run in self.scheduler.active and cmd in ("stop_run", "restart_run"):
+                exits.append(self.scheduler.end(self.scheduler.active[run], "stop" if cmd == "stop_run" else "restart"))
+        self._apply_all(exits)
+
+    # -- results ------------------------------------------------------------------------------
+    def summary(self, status: str) -> dict[str, Any]:
+        return self.publisher.summary(self.records.values(), status, self.current_phase)
+
+    def _write_summary(self, status: str) -> None:
+        self.publisher.write_summary(self.records.values(), status, self.current_phase)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import statistics
@@ -9,11 +10,21 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cockpit.tail import read_text_tail
+from trainer.contract import STDERR_FILE, stall_file, write_atomic
 
 PROGRESS_TYPES = ("step", "activity")
+BATCH_S = 0.05  # events whose arrivals are closer than this were read in one batch
+
+
+def _event_time(event: dict[str, Any]) -> float | None:
+    try:
+        t = float(event["t"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return t if math.isfinite(t) else None
 
 
 @dataclass
@@ -24,31 +35,57 @@ class StallWatchdog:
     ``max(floor_s, factor × median of its last 50 step intervals)``; an ``activity``
     event extends that deadline to at least its ``expect_s``. Before the first event the
     allowance is ``startup_grace_s`` from launch.
+
+    Silence is measured on ``clock`` (the supervisor's monotonic clock) from the time an event is
+    observed, never from the trainer's wall-clock stamp ``t``: a clock step on either side can
+    neither fake a stall nor hide one.
     """
 
     floor_s: float
     factor: float
     startup_grace_s: float
-    started_at: float = field(default_factory=time.time)
-    last_progress: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    started_at: float | None = None  # on ``clock``; None: when the watchdog is made
+    last_progress: float | None = None  # arrival (on ``clock``) of the last step or activity
     expect_s: float = 0.0
     _last_step_t: float | None = None
+    _last_step_arrival: float | None = None
     _intervals: deque = field(default_factory=lambda: deque(maxlen=50))
+
+    def __post_init__(self) -> None:
+        if self.started_at is None:
+            self.started_at = self.clock()
 
     def observe(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind not in PROGRESS_TYPES:
             return
-        t = float(event.get("t", time.time()))
+        now = self.clock()
         if kind == "step":
-            if self._last_step_t is not None and t > self._last_step_t:
-                self._intervals.append(t - self._last_step_t)
-            self._last_step_t = t
+            t = _event_time(event)
+            if self._last_step_arrival is not None:
+                self._learn(t, now)
+            self._last_step_t, self._last_step_arrival = t, now
             self.expect_s = 0.0
         else:
-            self.expect_s = float(event.get("expect_s") or 0.0)
-            self._last_step_t = None  # the next step interval includes the announced work; don't learn it
-        self.last_progress = max(t, self.last_progress or t)
+            try:
+                expect = float(event.get("expect_s") or 0.0)
+            except (TypeError, ValueError):
+                expect = 0.0
+            self.expect_s = expect if math.isfinite(expect) and expect > 0 else 0.0
+            # the next step interval includes the announced work; don't learn it
+            self._last_step_t = self._last_step_arrival = None
+        self.last_progress = now
+
+    def _learn(self, t: float | None, now: float) -> None:
+        assert self._last_step_arrival is not None
+        by_arrival = now - self._last_step_arrival
+        by_stamp = t - self._last_step_t if t is not None and self._last_step_t is not None else None
+        # trainer Δt if 0 < Δt ≤ arrival gap + allowance (clock steps fail), else arrival gap if not one batch
+        if by_stamp is not None and 0.0 < by_stamp <= by_arrival + self.allowance_s():
+            self._intervals.append(by_stamp)
+        elif by_arrival > BATCH_S:
+            self._intervals.append(by_arrival)
 
     def allowance_s(self) -> float:
         if self.last_progress is None:
@@ -56,12 +93,14 @@ class StallWatchdog:
         typical = statistics.median(self._intervals) if self._intervals else 0.0
         return max(self.floor_s, self.factor * typical, self.expect_s)
 
-    def silent_s(self, now: float | None = None) -> float:
-        now = time.time() if now is None else now
-        return now - (self.last_progress if self.last_progress is not None else self.started_at)
+    def silent_s(self) -> float:
+        """Seconds on ``clock`` since the last progress event arrived (since launch before the first)."""
+        since = self.last_progress if self.last_progress is not None else self.started_at
+        assert since is not None
+        return max(0.0, self.clock() - since)
 
-    def stalled(self, now: float | None = None) -> bool:
-        return self.silent_s(now) > self.allowance_s()
+    def stalled(self) -> bool:
+        return self.silent_s() > self.allowance_s()
 
 
 def _gpu_snapshot() -> str:
@@ -96,16 +135,18 @@ def _process_state(pid: int) -> str:
 
 def write_stall_forensics(run_dir: Path, n: int, pid: int, silent_s: float, allowance_s: float,
                           dump_wait_s: float = 1.5) -> Path:
-    """Ask the run for its stacks (SIGUSR1 → faulthandler to stderr.log), then write ``stall-<n>.txt``
-    with the stacks, a GPU snapshot, the process's CPU state and the last 50 lines of stderr."""
-    stderr_path = run_dir / "stderr.log"
+    """Ask the run for its stacks (SIGUSR1 → faulthandler to ``STDERR_FILE``), then write ``stall_file(n)``
+    (``stall-<n>.txt``, atomically) with the stacks, a GPU snapshot, the process's CPU state
+    and the last 50 lines of stderr."""
+    run_dir = Path(run_dir)
+    stderr_path = run_dir / STDERR_FILE
     before = stderr_path.stat().st_size if stderr_path.exists() else 0
     try:
         os.kill(pid, signal.SIGUSR1)
     except ProcessLookupError:
         pass
-    deadline = time.time() + dump_wait_s
-    while time.time() < deadline:  # faulthandler writes from a C handler: quick, but give it a moment
+    deadline = time.monotonic() + dump_wait_s
+    while time.monotonic() < deadline:  # faulthandler writes from a C handler: quick, but give it a moment
         time.sleep(0.1)
         if stderr_path.exists() and stderr_path.stat().st_size > before:
             time.sleep(0.2)
@@ -115,13 +156,13 @@ def write_stall_forensics(run_dir: Path, n: int, pid: int, silent_s: float, allo
         with open(stderr_path, "rb") as fh:
             fh.seek(before)
             stacks = fh.read().decode("utf-8", "replace")
-    path = run_dir / f"stall-{n}.txt"
-    path.write_text(
+    path = run_dir / stall_file(n)
+    write_atomic(path, (
         f"stall {n} of run {run_dir.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
         f"silent for {silent_s:.1f} s (allowed {allowance_s:.1f} s)\n\n"
         f"== stacks (SIGUSR1, all threads) ==\n{stacks or '(no dump arrived)'}\n\n"
         f"== process ==\n{_process_state(pid)}\n\n"
         f"== GPU ==\n{_gpu_snapshot()}\n\n"
-        f"== last 50 lines of stderr.log ==\n" + "\n".join(read_text_tail(stderr_path, max_lines=50)) + "\n"
-    )
+        f"== last 50 lines of {stderr_path.name} ==\n" + "\n".join(read_text_tail(stderr_path, max_lines=50)) + "\n"
+    ))
     return path

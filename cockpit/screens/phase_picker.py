@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, SelectionL
 from textual.widgets.option_list import Option
 
 from cockpit.pipeline.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset
+from cockpit.pipeline.start import BAD_INPUT_ERRORS
 
 TRAIN_ROWS = 43410
 
@@ -164,7 +165,7 @@ class PhasePickerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="picker-devices", name="devices")
     def detect_devices(self) -> None:
-        from cockpit.pipeline.supervisor import plan_slots
+        from cockpit.pipeline.slots import plan_slots
 
         try:
             slots = [s.name for s in plan_slots(self.preset)] if self.preset else []
@@ -225,16 +226,16 @@ class PhasePickerScreen(Screen[None]):
         self._load(self.preset_name, overrides=[])
 
     def action_launch(self) -> None:
-        from cockpit.cli import launch_detached
+        from cockpit.pipeline.start import PipelineRequest, start_detached
 
         configs = self.selected_configs()
         if not self.phases or (1 in self.phases and not configs):
             self.notify("select at least one phase (and one config for phase 1)", severity="warning")
             return
         try:
-            pipeline_dir = launch_detached(self.preset_name, self.runs_dir, sorted(self.phases), configs,
-                                           self.overrides)
-        except PresetError as exc:
+            pipeline_dir = start_detached(PipelineRequest(self.preset_name, self.runs_dir, sorted(self.phases),
+                                                          configs, list(self.overrides)))
+        except BAD_INPUT_ERRORS as exc:
             self.notify(str(exc), title="cannot launch", severity="error", timeout=10)
             return
         self.notify(f"supervisor started: {pipeline_dir}", title="launched")

@@ -1,10 +1,15 @@
+import csv
 import gzip
+import os
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
 
-from trainer.data import (DataError, balanced_class_weights, label_names, length_grouped_batches, load_splits,
-                          oversample_rare_classes, pad_batch, read_split_file, seeded_subset)
+from trainer.data import (MAX_TEXT_CHARS, DataError, balanced_class_weights, label_names, length_grouped_batches,
+                          load_splits, oversample_rare_classes, pad_batch, read_split_file, seeded_subset)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +114,126 @@ def test_pad_batch_pads_to_longest_only():
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     ids, _ = pad_batch([np.array([1, 2, 3])], pad_id=0, multiple_of=8)
     assert ids.shape == (1, 8)
+
+
+def _one_line(err) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_a_split_file_that_is_a_folder_is_named(tmp_path):
+    (tmp_path / "train.tsv").mkdir()
+    with pytest.raises(DataError) as err:
+        load_splits(str(tmp_path))
+    assert _one_line(err) == f"{tmp_path / 'train.tsv'}: expected a data file, found a folder"
+
+
+def test_a_source_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "data.tsv").write_text("a\t1\n")
+    with pytest.raises(DataError, match="expected a folder with train, dev and test files, found a file"):
+        load_splits(str(tmp_path / "data.tsv"))
+
+
+@pytest.mark.parametrize("payload, problem", [
+    (b"this is not gzip at all", "not a gzip file"),
+    (gzip.compress(b"hello\t1\n" * 200)[:30], "gzip data ends early"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x07" + b"\x00" * 40, "corrupt gzip data"),  # bad block type
+], ids=["not-gzip", "truncated", "corrupt"])
+def test_garbage_gz_is_one_line_naming_the_file(tmp_path, payload, problem):
+    path = tmp_path / "train.tsv.gz"
+    path.write_bytes(payload)
+    with pytest.raises(DataError) as err:
+        read_split_file(path, "train")
+    msg = _one_line(err)
+    assert msg.startswith(f"{path}: ") and problem in msg
+
+
+def test_long_fields_are_read_and_absurd_ones_named_by_file_and_line(tmp_path):
+    limit_before = csv.field_size_limit()
+    long = "x" * 200_000  # over csv's default field limit, well within ours
+    for name, content in (("a.tsv", f"ok\t1\n{long}\t2\n"), ("a.csv", f'text,labels\nok,1\n"{long}",2\n'),
+                          ("a.jsonl", f'{{"text": "ok", "labels": [1]}}\n{{"text": "{long}", "labels": [2]}}\n')):
+        path = tmp_path / name
+        path.write_text(content)
+        assert read_split_file(path, "train").texts[1] == long
+    absurd = "y" * (MAX_TEXT_CHARS + 10)
+    for name, content, problem in (
+        ("b.tsv", f"ok\t1\n{absurd}\t2\n", f":2: a field longer than {MAX_TEXT_CHARS} characters"),
+        ("b.csv", 'text,labels\nok,1\n"unclosed quote,2\n' + absurd + "\n", ":3: a field longer than"),
+        ("b.jsonl", f'{{"text": "ok", "labels": [1]}}\n{{"text": "{absurd}", "labels": [2]}}\n',
+         f":2: text of {len(absurd)} characters"),
+    ):
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(DataError) as err:
+            read_split_file(path, "train")
+        msg = _one_line(err)
+        assert msg.startswith(f"{path}:") and problem in msg, msg
+    assert csv.field_size_limit() == limit_before  # the process-wide limit is restored after each read
+
+
+def test_utf8_bom_is_accepted_in_every_format(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "train.csv").write_bytes(bom + b"text,labels\nhello,3\n")
+    (tmp_path / "dev.tsv").write_bytes(bom + b"hi there\t4\n")
+    (tmp_path / "test.jsonl.gz").write_bytes(gzip.compress(bom + b'{"text": "yo", "labels": [5]}\n'))
+    s = load_splits(str(tmp_path))
+    assert s["train"].texts == ["hello"] and s["dev"].texts == ["hi there"] and s["test"].texts == ["yo"]
+
+
+def test_non_utf8_and_odd_rows_name_file_and_line(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_bytes("caf\xe9\t1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"train\.tsv: not UTF-8 text"):
+        read_split_file(path, "train")
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": 5, "labels": [1]}\n')
+    with pytest.raises(DataError, match=r"train\.jsonl:1: text is not a string"):
+        read_split_file(path, "train")
+    path = tmp_path / "blank.tsv"
+    path.write_text("a\t1\n\nb\t2\n")
+    assert read_split_file(path, "train").texts == ["a", "b"]  # blank lines are skipped, as in .jsonl
+
+
+_OFFLINE_PROBE = """
+import socket, sys
+def _no_network(*args, **kwargs):
+    raise AssertionError("the hub test touched the network")
+socket.socket.connect = _no_network
+socket.create_connection = _no_network
+from trainer.data import DataError, load_splits
+try:
+    load_splits("hub")
+except DataError as exc:
+    print(exc)
+    sys.exit(0)
+sys.exit("load_splits('hub') did not fail offline")
+"""
+
+
+def test_hub_source_offline_is_one_line_pointing_at_embedded(tmp_path):
+    """In a child process: datasets reads HF_*_OFFLINE at import, and the empty HF_HOME keeps any cache away."""
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
+    res = subprocess.run([sys.executable, "-c", _OFFLINE_PROBE], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = res.stdout.strip()
+    assert len(line.splitlines()) == 1
+    assert line.startswith("source 'hub': the Hugging Face hub is unreachable (offline")
+    assert 'use source = "embedded"' in line
+
+
+def test_hub_source_failure_is_one_line(monkeypatch):
+    """Any error of the hub call (no network, HTTP error, ...) becomes one line; no real datasets call."""
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hub\nsecond line of detail")
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=unreachable))
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(DataError) as err:
+        load_splits("hub")
+    msg = _one_line(err)
+    assert msg.startswith("source 'hub': could not load google-research-datasets/go_emotions")
+    assert "ConnectionError: Couldn't reach the Hub" in msg and 'use source = "embedded"' in msg

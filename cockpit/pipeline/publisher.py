@@ -1,0 +1,127 @@
+"""The results publisher: leaderboard, ``summary.json``, ``final/`` and the report, all written so that a
+reader (or a kill) never sees half a file and never loses the previous complete copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from cockpit.pipeline.results import final_scores, leaderboard, read_run_events, run_scores
+from cockpit.pipeline.scheduler import RunRecord
+from cockpit.pipeline.spec import Preset
+from trainer.contract import (BASELINE_RUN, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE, OLD_SUFFIX,
+                              THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, folder_file_mode,
+                              fsync_dir, write_json_atomic)
+from trainer.events import read_events
+
+
+def _fsync_tree(root: Path, mode: int) -> None:
+    """Flush every file of a copied tree to disk and give it the pipeline folder's file mode."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            os.chmod(path, mode)
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        fsync_dir(folder)
+
+
+class ResultsPublisher:
+    """Computes the leaderboard from the runs' events and publishes summary.json, final/ and report.md."""
+
+    def __init__(self, paths: PipelinePaths, preset: Preset) -> None:
+        self.paths = paths
+        self.preset = preset
+        self.settings = preset.pipeline
+
+    @property
+    def key(self) -> str:
+        return f1_macro_key(self.settings.primary_threshold)
+
+    def _rows(self, records: Iterable[RunRecord]) -> list[dict[str, Any]]:
+        rows = []
+        for rec in records:
+            if rec.phase == FINAL_PHASE:
+                continue
+            scores = run_scores(read_run_events(self.paths.root, rec.run_id), self.settings.primary_threshold) or {}
+            rows.append({"run": rec.run_id, "phase": rec.phase, "config": rec.config, "status": rec.status,
+                         "attempts": rec.attempts, self.key: None, **scores})
+        return rows
+
+    def leaderboard(self, records: Iterable[RunRecord]) -> list[dict[str, Any]]:
+        rows = self._rows(records)
+        base = next((r for r in rows if r["run"] == BASELINE_RUN), None)
+        return leaderboard(rows, self.settings.primary_threshold, base.get(self.key) if base else None,
+                           self.settings.target_f1, self.settings.reference_f1)
+
+    def ranked_configs(self, records: Iterable[RunRecord], phase: int) -> list[str]:
+        """Configs of a phase's completed, scored runs, best first."""
+        return [row["config"] for row in self.leaderboard(records)
+                if row["phase"] == phase and row["status"] == "completed" and row.get(self.key) is not None]
+
+    def summary(self, records: Iterable[RunRecord], status: str, phase: int | None) -> dict[str, Any]:
+        board = self.leaderboard(records)
+        base = next((r for r in board if r["run"] == BASELINE_RUN), None)
+        final = None
+        if self.paths.summary_final.exists():
+            try:
+                final = json.loads(self.paths.summary_final.read_text(encoding="utf-8"))
+            except ValueError:
+                final = None
+        return {
+            "pipeline": self.paths.root.name, "preset": self.preset.name, "status": status,
+            "primary_threshold": self.settings.primary_threshold,
+            "baseline": {"run": BASELINE_RUN, self.key: base.get(self.key) if base else None},
+            "reference_f1": self.settings.reference_f1, "target_f1": self.settings.target_f1,
+            "phase": phase, "leaderboard": board, "final": final,
+        }
+
+    def write_summary(self, records: Iterable[RunRecord], status: str, phase: int | None) -> None:
+        write_json_atomic(self.paths.summary, self.summary(records, status, phase))
+
+    def publish_final(self, config: str, trained_in: str) -> dict[str, Any]:
+        """Copy the final run's export into final/ (replaced by rename, never deleted first), write the
+        model card and record the final scores in summary.final.json."""
+        from cockpit.pipeline.report import model_card
+
+        run = self.paths.run(FINAL_RUN)
+        final = self.paths.final
+        tmp = final.with_name(FINAL_DIR + TMP_SUFFIX)
+        old = final.with_name(FINAL_DIR + OLD_SUFFIX)
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(run.export, tmp)
+        scores = final_scores(read_events(run.events), self.settings.primary_threshold)
+        record = {"run": FINAL_RUN, "config": config, "trained_in": trained_in, "dev": scores.get("dev"),
+                  "test": scores.get("test"), "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}
+        (tmp / MODEL_CARD_FILE).write_text(model_card(self.paths.root, self.preset, record), encoding="utf-8")
+        _fsync_tree(tmp, folder_file_mode(self.paths.root))
+        # Two renames: at every moment a complete final/ or final.old/ exists (a rename cannot
+        # replace a non-empty folder in one step).
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        fsync_dir(self.paths.root)
+        shutil.rmtree(old, ignore_errors=True)
+        write_json_atomic(self.paths.summary_final, record)
+        return record
+
+    def restore_interrupted_final(self) -> None:
+        """A kill between the two renames above leaves only final.old/: put it back."""
+        old = self.paths.final.with_name(FINAL_DIR + OLD_SUFFIX)
+        if old.is_dir() and not self.paths.final.exists():
+            os.replace(old, self.paths.final)
+
+    def write_report(self) -> str | None:
+        """Write report.md and its plots; returns why it could not, or None."""
+        try:
+            from cockpit.pipeline.report import write_report
+
+            write_report(self.paths.root)
+        except Exception as exc:  # a report is never worth losing the pipeline's exit code over
+            return f"{type(exc).__name__}: {exc}"
+        return None
+

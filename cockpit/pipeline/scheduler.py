@@ -1,0 +1,145 @@
+"""Slots and a queue: which run goes where, and what happened to the runs in flight.
+
+The scheduler launches and polls; it never decides what an exit means (that is the restart
+policy's job). ``poll()`` first collects every finished or stalled run, and only then do
+callers act on them, so nothing iterates over ``active`` while a callee changes it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from cockpit.pipeline.launcher import RunProcess
+from cockpit.pipeline.slots import Slot
+from cockpit.pipeline.watchdog import StallWatchdog
+from trainer.events import EventReader
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class RunRecord:
+    """What the supervisor knows of one planned run."""
+
+    run_id: str
+    phase: int
+    config: str
+    status: str = "queued"  # queued, running, completed, failed, stopped
+    attempts: int = 0
+    export_from: str | None = None
+
+
+@dataclass
+class ActiveRun:
+    """A run in flight: its process, its event reader and its watchdog."""
+
+    record: RunRecord
+    slot: Slot
+    process: RunProcess
+    watchdog: StallWatchdog
+    reader: EventReader
+    ended: dict[str, Any] | None = None  # the trainer's run_end, once read
+    intent: str | None = None  # why we are ending it: "stop", "restart", "stall", "pipeline"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class Exited:
+    """A run whose process has ended, with its exit code."""
+
+    active: ActiveRun
+    code: int
+
+
+Launch = Callable[[RunRecord, Slot], ActiveRun]
+
+
+@dataclass
+class Scheduler:
+    """Places queued runs on free slots and reports runs that exited or stalled."""
+
+    slots: list[Slot]
+    launch: Launch
+    on_event: EventSink
+    term_grace_s: float = 20.0
+    queue: list[RunRecord] = field(default_factory=list)
+    active: dict[str, ActiveRun] = field(default_factory=dict)
+
+    def submit(self, records: list[RunRecord]) -> None:
+        self.queue.extend(records)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue or self.active)
+
+    def fill_slots(self) -> None:
+        busy = {a.slot.name for a in self.active.values()}
+        for slot in self.slots:
+            if self.queue and slot.name not in busy:
+                self.start(self.queue.pop(0), slot)
+
+    def start(self, record: RunRecord, slot: Slot) -> ActiveRun:
+        active = self.launch(record, slot)
+        self.active[record.run_id] = active
+        return active
+
+    def _read(self, active: ActiveRun) -> None:
+        for event in active.reader.read_new():
+            active.watchdog.observe(event)
+            if event.get("type") == "run_end":
+                active.ended = event
+            self.on_event(active.record.run_id, event)
+
+    def poll(self) -> tuple[list[Exited], list[ActiveRun]]:
+        """Read new events of every active run; return (exited runs, stalled runs), removed from nothing."""
+        exited: list[Exited] = []
+        stalled: list[ActiveRun] = []
+        for active in list(self.active.values()):
+            self._read(active)
+            code = active.process.proc.poll()
+            if code is None:
+                if active.intent is None and active.watchdog.stalled():
+                    stalled.append(active)
+                continue
+            self._read(active)  # what it wrote between the read and its exit
+            exited.append(Exited(active, code))
+        return exited, stalled
+
+    def release(self, active: ActiveRun) -> None:
+        """Forget an exited run and close its files (its slot becomes free)."""
+        self.active.pop(active.record.run_id, None)
+        active.process.close_files()
+
+    def terminate(self, active: ActiveRun) -> int:
+        """SIGTERM the run's process group (it checkpoints and exits), SIGKILL after the grace period."""
+        proc = active.process.proc
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.wait(timeout=self.term_grace_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return proc.wait()
+
+    def end(self, active: ActiveRun, intent: str) -> Exited:
+        """End one run on purpose and return its exit (the caller applies it)."""
+        active.intent = intent
+        code = self.terminate(active)
+        self._read(active)
+        return Exited(active, code)
+
+    def end_all(self, intent: str) -> list[Exited]:
+        """End every active run; the exits are collected first and returned for the caller to apply."""
+        return [self.end(active, intent) for active in list(self.active.values())]

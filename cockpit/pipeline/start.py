@@ -1,0 +1,174 @@
+"""Starting a pipeline: validate the whole request before anything is created, make the pipeline
+folder, and start its supervisor in the foreground (``--headless``) or detached (the TUI's launches),
+so that training outlives the terminal and the view."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from cockpit.pipeline.control import ControlError, check_control_dir
+from cockpit.pipeline.lock import PipelineLocked, check_unlocked
+from cockpit.pipeline.slots import plan_slots
+from cockpit.pipeline.spec import Preset, PresetError, load_preset, phase1_plan
+from trainer.contract import (CheckpointStateError, PipelinePaths, find_latest, is_pipeline_dir,
+                              read_checkpoint_state, write_atomic)
+from trainer.events import read_events
+
+# Everything that means "bad input, nothing started": one line, exit 2.
+BAD_INPUT_ERRORS = (PresetError, PipelineLocked, ControlError)
+
+
+@dataclass
+class PipelineRequest:
+    """What to run, as the user asked for it (CLI flags or the phase picker)."""
+
+    preset: str = "quick"
+    runs_dir: Path = Path("runs")
+    phases: list[int] | None = None
+    configs: list[str] | None = None
+    overrides: list[str] = field(default_factory=list)
+    resume: Path | None = None
+    pipeline_dir: Path | None = None  # a folder the launcher already made (detached starts)
+
+
+@dataclass
+class PreparedPipeline:
+    """A validated request: the preset, the selection and where it goes (``data``: preset.toml to save)."""
+
+    preset: Preset
+    phases: list[int]
+    configs: list[str]
+    pipeline_dir: Path | None
+    data: dict[str, Any] | None
+
+
+def parse_phases(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        phases = sorted({int(p) for p in text.split(",") if p.strip()})
+    except ValueError:
+        phases = []
+    if not phases or any(p not in (1, 2, 3, 4) for p in phases):
+        raise PresetError(f"--phases {text!r}: expected comma-separated numbers from 1 to 4")
+    return phases
+
+
+def parse_configs(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip())) or None
+
+
+def _resume_selection(paths: PipelinePaths) -> tuple[list[int], list[str]]:
+    start = next((e for e in read_events(paths.events) if e.get("type") == "pipeline_start"), None)
+    if start is None or not isinstance(start.get("phases"), list) or not isinstance(start.get("configs"), list):
+        raise PresetError(f"{paths.events}: no pipeline_start with phases and configs (expected a pipeline folder)")
+    return [int(p) for p in start["phases"]], [str(c) for c in start["configs"]]
+
+
+def _check_checkpoints(paths: PipelinePaths) -> None:
+    """Every run that a resume will continue must have a readable checkpoint state."""
+    for events in paths.run_event_files():
+        latest = find_latest(paths.run(events.parent.name).checkpoints)
+        if latest is not None:
+            try:
+                read_checkpoint_state(latest)
+            except CheckpointStateError as exc:
+                raise PresetError(f"{exc} (run {events.parent.name} cannot resume)") from None
+
+
+def _check_runs_dir(runs_dir: Path) -> None:
+    for folder in (runs_dir, *runs_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise PresetError(f"--runs-dir {runs_dir}: {folder} is a file (expected a folder for pipelines)")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise PresetError(f"--runs-dir {runs_dir}: {folder} is not writable")
+            return
+
+
+def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
+    """Validate everything a pipeline needs before anything is created; raises one of BAD_INPUT_ERRORS."""
+    if request.resume is not None:
+        paths = PipelinePaths(request.resume)
+        if not request.resume.is_dir() or not paths.preset.is_file() or not is_pipeline_dir(request.resume):
+            raise PresetError(f"{request.resume}: not a pipeline folder (expected {paths.preset.name} and "
+                              f"{paths.events.name} written by goemo-cockpit)")
+        check_unlocked(paths)
+        check_control_dir(request.resume)
+        preset, _ = load_preset(str(paths.preset))
+        phases, configs = _resume_selection(paths)
+        phase1_plan(preset, configs)
+        _check_checkpoints(paths)
+        plan_slots(preset)
+        return PreparedPipeline(preset, phases, configs, request.resume, None)
+    preset, data = load_preset(request.preset, request.overrides)
+    phases = request.phases or preset.pipeline.phases
+    configs = list(dict.fromkeys(request.configs or [c.name for c in preset.configs]))
+    phase1_plan(preset, configs)  # unknown config names are bad input
+    if request.pipeline_dir is None:
+        _check_runs_dir(request.runs_dir)
+    plan_slots(preset)
+    return PreparedPipeline(preset, phases, configs, request.pipeline_dir, data)
+
+
+def new_pipeline_dir(runs_dir: Path, preset_name: str) -> Path:
+    """``runs/<YYYYmmdd-HHMMSS>-<preset>``; ids sort by start time."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        name = f"{stamp}-{preset_name}" + ("" if n == 1 else f"-{n}")
+        try:
+            (runs_dir / name).mkdir()
+            return runs_dir / name
+        except FileExistsError:
+            continue
+    raise PresetError(f"--runs-dir {runs_dir}: could not create a pipeline folder")
+
+
+def save_preset(pipeline_dir: Path, data: dict[str, Any]) -> None:
+    write_atomic(PipelinePaths(pipeline_dir).preset, tomli_w.dumps(data))
+
+
+def materialise(prepared: PreparedPipeline, runs_dir: Path) -> Path:
+    """The pipeline folder for a prepared request: made (with preset.toml) unless it exists."""
+    pipeline_dir = prepared.pipeline_dir or new_pipeline_dir(runs_dir, prepared.preset.name)
+    pipeline_dir.mkdir(parents=True, exist_ok=True)
+    if prepared.data is not None:
+        save_preset(pipeline_dir, prepared.data)
+    return pipeline_dir
+
+
+def start_detached(request: PipelineRequest) -> Path:
+    """Validate, make the folder, and start a supervisor in its own session; returns its folder.
+
+    Raises one of BAD_INPUT_ERRORS before anything is started.
+    """
+    prepared = prepare_pipeline(request)
+    if request.resume is not None:
+        pipeline_dir = request.resume
+        cmd = [sys.executable, "-m", "cockpit.cli", "--headless", "--resume", str(pipeline_dir)]
+    else:
+        pipeline_dir = new_pipeline_dir(request.runs_dir, prepared.preset.name)
+        cmd = [sys.executable, "-m", "cockpit.cli", "--headless", "--preset", request.preset,
+               "--pipeline-dir", str(pipeline_dir), "--runs-dir", str(request.runs_dir)]
+        cmd += [f"--set={o}" for o in request.overrides]
+        if request.phases:
+            cmd += ["--phases", ",".join(map(str, request.phases))]
+        if request.configs:
+            cmd += ["--configs", ",".join(request.configs)]
+    log = open(PipelinePaths(pipeline_dir).supervisor_log, "ab")
+    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    log.close()
+    return pipeline_dir
+
