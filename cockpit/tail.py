@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from trainer.contract import EVENTS_FILE as RUN_EVENTS_FILE
+from trainer.contract import PIPELINE_FILE, PRESET_FILE, SUMMARY_FILE
 from trainer.events import EventReader
 
-PIPELINE_FILE = "pipeline.jsonl"
-SUMMARY_FILE = "summary.json"
-PRESET_FILE = "preset.toml"
-RUN_EVENTS_FILE = "events.jsonl"
+__all__ = ["PipelineTail", "replay", "find_pipelines", "read_text_tail", "CHUNK_BYTES", "PIPELINE_FILE",
+           "SUMMARY_FILE", "PRESET_FILE", "RUN_EVENTS_FILE"]
 PIPELINE_SOURCE = "pipeline"
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"

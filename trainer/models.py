@@ -10,10 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, write_json_atomic
 from trainer.model_source import ModelError, ModelSource
-
-EXPORT_SPEC = "goemo_model.json"
-HEAD_WEIGHTS = "classifier_head.safetensors"
 
 
 def tiny_deberta_config(vocab_size: int, pad_token_id: int) -> Any:
@@ -125,30 +123,193 @@ def export_classifier(model: EmotionClassifier, tokenizer: Any, out_dir: Path) -
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.backbone.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    spec = {"pooling": model.pooling, "labels": list(model.backbone.config.id2label.values())}
+    saved = tokenizer.save_pretrained(out_dir)
+    # Recorded so a loader can tell a folder that lost its tokenizer files from one that never had them
+    tokenizer_files = sorted({Path(f).name for f in saved if (out_dir / Path(f).name).is_file()})
+    spec = {"pooling": model.pooling, "labels": list(model.backbone.config.id2label.values()),
+            "tokenizer_files": tokenizer_files}
     if model.pooling == "mean":
         head = {k: v.detach().cpu().contiguous() for k, v in model.classifier.state_dict().items()}
-        save_file(head, str(out_dir / HEAD_WEIGHTS))
-    (out_dir / EXPORT_SPEC).write_text(json.dumps(spec, indent=2))
+        save_file(head, str(out_dir / HEAD_WEIGHTS_FILE))
+    write_json_atomic(out_dir / MODEL_META_FILE, spec)  # last: its presence marks a complete export
+
+
+POOLINGS = ("head", "mean")
+_SPEC_SHAPE = '{"pooling": "head" or "mean", "labels": [label names]}'
+# Plain English words every tokenizer of an English model knows: all of them unknown means lost vocab files
+TOKENIZER_PROBE = "thank you so much, this is great"
+
+
+def read_export_spec(model_dir: Path) -> dict[str, Any]:
+    """goemo_model.json of an exported folder, validated; ModelError (one line naming the file) if not."""
+    path = model_dir / MODEL_META_FILE
+    expected = f"expected a JSON object {_SPEC_SHAPE} as goemo-train exports it"
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: file not found (expected a model folder exported by goemo-train)") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}); {expected}") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise ModelError(f"{path}: empty or not valid JSON (truncated?); {expected}") from None
+    if not isinstance(spec, dict):
+        raise ModelError(f"{path}: found {type(spec).__name__}, {expected}")
+    if spec.get("pooling") not in POOLINGS:
+        raise ModelError(f"{path}: 'pooling' is {spec.get('pooling')!r}; expected 'head' or 'mean'")
+    labels = spec.get("labels")
+    if not (isinstance(labels, list) and labels and all(isinstance(n, str) and n for n in labels)):
+        raise ModelError(f"{path}: 'labels' must be a non-empty list of label names (got {_short(labels)})")
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"{path}: 'labels' names a label twice; expected each label once")
+    files = spec.get("tokenizer_files")  # absent in folders exported before it was recorded
+    if files is not None and not (isinstance(files, list) and files and all(
+            isinstance(f, str) and f and Path(f).name == f for f in files)):
+        raise ModelError(f"{path}: 'tokenizer_files' must be a non-empty list of file names (got {_short(files)})")
+    return spec
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_safetensors(path: Path, what: str) -> None:
+    """Open a safetensors file's header: a truncated file fails here, named, instead of deep in a loader."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ModelError(f"{path}: file not found (expected {what})")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+    except Exception as exc:  # SafetensorError, OSError: whatever the reader says, the file is unusable
+        raise ModelError(f"{path}: truncated or not a safetensors file ({_first_line(exc)}); expected {what}") from None
+
+
+def _weight_files(model_dir: Path) -> list[Path]:
+    """The safetensors files holding the backbone: one file, or the shards its index names."""
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME
+
+    single, index = model_dir / WEIGHTS_FILE, model_dir / SAFE_WEIGHTS_INDEX_NAME
+    if single.exists() or not index.exists():
+        return [single]
+    try:
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ModelError(f"{index}: not a readable safetensors index; expected the weight map export wrote") from None
+    return [model_dir / str(s) for s in shards]
+
+
+def _load_tokenizer_from(model_dir: Path, spec: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    files = spec.get("tokenizer_files")
+    expected = f"the tokenizer files export wrote: {', '.join(files)}" if files else "the tokenizer files export wrote"
+    for name in files or ():
+        if not (model_dir / name).is_file():
+            raise ModelError(f"{model_dir / name}: file not found; expected {expected}")
+        if name.endswith(".json"):  # a truncated one would fail deep inside transformers, unnamed
+            try:
+                json.loads((model_dir / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise ModelError(f"{model_dir / name}: empty, unreadable or not valid JSON (truncated?); "
+                                 f"expected {expected}") from None
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except Exception as exc:  # a broken file surfaces as JSON, type or attribute errors from deep inside
+        raise ModelError(f"{model_dir}: cannot load the tokenizer ({_first_line(exc)}); expected {expected}") from None
+
+
+def _check_tokenizer(tokenizer: Any, model: EmotionClassifier, model_dir: Path) -> None:
+    """The tokenizer knows plain English words and yields ids the model has embeddings for.
+
+    Without its vocabulary files transformers still builds a tokenizer, one that maps every word
+    to the unknown token, and predictions would look fine while meaning nothing.
+    """
+    try:
+        words = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(TOKENIZER_PROBE)["input_ids"]
+    except Exception as exc:
+        raise ModelError(f"{model_dir}: the tokenizer fails on plain text ({_first_line(exc)}); "
+                         "expected the tokenizer files export wrote") from None
+    unk = tokenizer.unk_token_id
+    if not words or (unk is not None and all(i == unk for i in words)):
+        raise ModelError(f"{model_dir}: the tokenizer knows no word of {TOKENIZER_PROBE!r} (its vocabulary "
+                         "files are missing or broken); expected the tokenizer files export wrote")
+    rows = model.backbone.get_input_embeddings().num_embeddings
+    if max(ids) >= rows:
+        raise ModelError(f"{model_dir}: the tokenizer yields token id {max(ids)} but the model has {rows} "
+                         "embeddings; expected the tokenizer the model was trained with")
+
+
+def _load_backbone(model_dir: Path, spec: dict[str, Any]) -> nn.Module:
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    from transformers.utils import CONFIG_NAME
+
+    config_path = model_dir / CONFIG_NAME
+    if not config_path.is_file():
+        raise ModelError(f"{config_path}: file not found (expected the model config export wrote)")
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except Exception as exc:
+        raise ModelError(f"{config_path}: cannot read it ({_first_line(exc)}); "
+                         "expected the model config export wrote") from None
+    n_labels = len(spec["labels"])
+    if spec["pooling"] == "head" and config.num_labels != n_labels:
+        raise ModelError(f"{model_dir / MODEL_META_FILE}: {n_labels} labels, but {config_path} gives the model "
+                         f"{config.num_labels} outputs; expected one output per label")
+    weights = _weight_files(model_dir)
+    for path in weights:
+        _check_safetensors(path, "the model weights export wrote")
+    loader = AutoModelForSequenceClassification if spec["pooling"] == "head" else AutoModel
+    try:
+        backbone, info = loader.from_pretrained(model_dir, config=config, output_loading_info=True)
+    except Exception as exc:
+        raise ModelError(f"{model_dir}: cannot load the model weights ({_first_line(exc)}); "
+                         "expected the weights and config export wrote") from None
+    # Mean pooling never reads a pooler: one missing from a sentence-transformers export is fine
+    missing = sorted(k for k in info.get("missing_keys", ())
+                     if not (spec["pooling"] == "mean" and k.startswith("pooler.")))
+    wrong = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
+    if missing or wrong:
+        what = f"lacks {len(missing)} weight(s) the model needs (first: {missing[0]})" if missing \
+            else f"has {len(wrong)} weight(s) of the wrong shape (first: {wrong[0]})"
+        raise ModelError(f"{weights[0] if len(weights) == 1 else model_dir}: {what}; "
+                         "expected the full weights export wrote")
+    return backbone
+
+
+def _load_head(model: EmotionClassifier, model_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    path = model_dir / HEAD_WEIGHTS_FILE
+    what = "the classifier head that export writes for a mean-pooled model"
+    _check_safetensors(path, what)
+    try:
+        head = load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read it ({_first_line(exc)}); expected {what}") from None
+    want = {k: tuple(v.shape) for k, v in model.classifier.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in head.items()}
+    if got != want:
+        raise ModelError(f"{path}: holds {got}, expected {want} ({what}, one output per label)")
+    model.classifier.load_state_dict(head)
 
 
 def load_exported(model_dir: Path) -> tuple[EmotionClassifier, Any, list[str]]:
-    """Load a folder written by export_classifier: the classifier, its tokenizer and label names."""
-    from safetensors.torch import load_file
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    """Load a folder written by export_classifier: the classifier, its tokenizer and label names.
 
-    spec_path = model_dir / EXPORT_SPEC
-    if not spec_path.exists():
-        raise ModelError(f"{model_dir}: no {EXPORT_SPEC} (expected a folder exported by goemo-cockpit)")
-    spec = json.loads(spec_path.read_text())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if spec["pooling"] == "head":
-        backbone = AutoModelForSequenceClassification.from_pretrained(model_dir)
-        model = EmotionClassifier(backbone, "head", len(spec["labels"]))
-    else:
-        backbone = AutoModel.from_pretrained(model_dir)
-        model = EmotionClassifier(backbone, "mean", len(spec["labels"]))
-        model.classifier.load_state_dict(load_file(str(model_dir / HEAD_WEIGHTS)))
+    Every defect of the folder (a missing or truncated file, a wrong-shaped goemo_model.json, a
+    tokenizer without its vocabulary) raises ModelError, one line naming the file, before any
+    prediction is made.
+    """
+    spec = read_export_spec(model_dir)
+    labels: list[str] = spec["labels"]
+    backbone = _load_backbone(model_dir, spec)  # first: the tokenizer loader reads config.json too
+    model = EmotionClassifier(backbone, spec["pooling"], len(labels))
+    if spec["pooling"] == "mean":
+        _load_head(model, model_dir)
+    tokenizer = _load_tokenizer_from(model_dir, spec)
+    _check_tokenizer(tokenizer, model, model_dir)
     model.eval()
-    return model, tokenizer, spec["labels"]
+    return model, tokenizer, labels

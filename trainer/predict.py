@@ -4,25 +4,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
 
-EXIT_BAD_INPUT = 2
+from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE
 
 
-def load_thresholds(model_dir: Path, n_labels: int) -> list[float]:
-    path = model_dir / "thresholds.json"
+def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
+    """The per-label thresholds tuned on dev: one number in [0, 1] per label, in the model's label order."""
+    path = model_dir / THRESHOLDS_FILE
+    expected = f"expected a JSON object with a 'thresholds' list of {len(names)} numbers in [0, 1], one per label"
     try:
-        data = json.loads(path.read_text())
-        thresholds = [float(t) for t in data["thresholds"]]
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found (expected the tuned thresholds of an exported model)") from None
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: expected a JSON object with a 'thresholds' list") from None
-    if len(thresholds) != n_labels:
-        raise ValueError(f"{path}: {len(thresholds)} thresholds for {n_labels} labels")
-    return thresholds
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc}); {expected}") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"{path}: empty or not valid JSON (truncated?); {expected}") from None
+    raw = data.get("thresholds") if isinstance(data, dict) else None
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: no 'thresholds' list; {expected}")
+    if len(raw) != len(names):
+        raise ValueError(f"{path}: {len(raw)} thresholds for {len(names)} labels; {expected}")
+    for i, t in enumerate(raw):
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and 0.0 <= t <= 1.0):
+            raise ValueError(f"{path}: threshold {i} ({names[i]}) is {t!r}, not a number in [0, 1]; {expected}")
+    labels = data.get("labels")
+    if labels is not None and labels != list(names):
+        raise ValueError(f"{path}: its 'labels' differ from the model's in {MODEL_META_FILE}; "
+                         "expected the thresholds exported with this model")
+    return [float(t) for t in raw]
 
 
 def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
@@ -32,7 +46,7 @@ def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64) -
     from trainer.models import load_exported
 
     model, tokenizer, names = load_exported(model_dir)
-    thresholds = load_thresholds(model_dir, len(names))
+    thresholds = load_thresholds(model_dir, names)
     out = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -53,17 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=3, help="scores shown per text in the plain output")
     parser.add_argument("texts", nargs="*", help="texts to label (default: one per line on stdin)")
     args = parser.parse_args(argv)
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not (args.model / "goemo_model.json").exists():
-        print(f"goemo-predict: error: {args.model}: not an exported model folder (no goemo_model.json)",
+    if not (args.model / MODEL_META_FILE).is_file():  # before reading stdin: a wrong path fails at once
+        print(f"goemo-predict: error: {args.model}: not an exported model folder (no {MODEL_META_FILE})",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     try:
         from trainer.cli import _quiet_libraries
 
         _quiet_libraries()
         results = predict_texts(args.model, texts)
-    except ValueError as exc:
+    except ValueError as exc:  # ModelError included: one line naming the file and what was expected
         print(f"goemo-predict: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for r in results:
@@ -73,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             top = sorted(r["scores"].items(), key=lambda kv: -kv[1])[: args.top]
             shown = ", ".join(f"{n} {p:.2f}" for n, p in top)
             print(f"{', '.join(r['labels']) or '(none)'}\t[{shown}]\t{r['text']}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

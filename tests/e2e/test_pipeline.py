@@ -67,6 +67,21 @@ def test_smoke_pipeline_completes_and_leaves_the_contract_folder(smoke_run):
     assert "test" in res.stdout and "summary.json" in res.stdout
 
 
+def test_every_event_of_a_smoke_pipeline_is_in_the_contract_table(smoke_run):
+    from trainer.contract import PIPELINE_EVENTS, TRAINER_EVENTS, PipelinePaths, contract_violation
+
+    _, pdir = smoke_run
+    paths = PipelinePaths(pdir)
+    seen = set()
+    for file, table in [(paths.events, PIPELINE_EVENTS)] + [(f, TRAINER_EVENTS) for f in paths.run_event_files()]:
+        events = read_events(file)
+        assert events, file
+        for event in events:
+            assert contract_violation(event, table) is None, (file.name, event)
+            seen.add(event["type"])
+    assert {"run_done", "pipeline_end", "run_end", "eval", "step"} <= seen
+
+
 def test_final_numbers_recompute_from_saved_arrays_and_thresholds_come_from_dev(smoke_run):
     _, pdir = smoke_run
     final = pdir / "final"
