@@ -1,132 +1,212 @@
 """The headless console view: one line per phase, launch, eval and exit; progress about every 30 s;
-alerts and stalls on stderr; the final leaderboard as a table."""
+alerts and stalls on stderr; the final leaderboard as a table.
+
+It renders from the same `PipelineState` as the TUI: every event is folded in first, and the
+lines, the progress (step, total steps, samples/s, ETA) and the final table read the state,
+so both views agree on statuses, thresholds, totals and ETAs.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, Callable, ClassVar
 
-from trainer.events import threshold_key
+from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
+from cockpit.views import SECONDARY_THRESHOLD, RunView, f1_at
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, SCHEMA_VERSION, PipelinePaths, f1_macro_key
+
+DASH = "–"
+LOUD_LEVELS = ("warn", "error")
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return DASH
     seconds = int(max(0, seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def _score(value: float | None) -> str:
+    return DASH if value is None else f"{value:.4f}"
+
+
 class HeadlessConsole:
     """Renders supervisor and trainer events as concise console lines."""
 
     def __init__(self, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr, progress_every_s: float = 30.0,
-                 primary: float = 0.2) -> None:
+                 primary: float = DEFAULT_PRIMARY_THRESHOLD, *, clock: Callable[[], float] = time.time) -> None:
+        """primary: the preset's threshold, until pipeline_start or summary.json names one."""
         self.out, self.err = out, err
         self.every = progress_every_s
-        self.key = threshold_key(primary)
-        self.last_progress = time.time()
-        self.runs: dict[str, dict[str, Any]] = {}
+        self.clock = clock
+        self.state = PipelineState(primary=primary)
+        self.last_progress = clock()
 
     def _say(self, text: str, err: bool = False) -> None:
         stream = self.err if err else self.out
         stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
         stream.flush()
 
+    def _run(self, run_id: Any) -> RunView | None:
+        run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
+        return self.state.run_view(run) if run is not None else None
+
     def on_event(self, source: str, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if source == "pipeline":
-            self._pipeline_event(kind, event)
+        """Fold one event (from "pipeline" or a run id) into the state, then print its line, if it has one."""
+        skipped = self.state.skipped_events
+        self.state.apply(source, event)
+        if self.state.skipped_events != skipped or not isinstance(event, dict):
+            return  # malformed: counted by the state, nothing to say
+        lines = self.PIPELINE_LINES if source == PIPELINE_SOURCE else self.RUN_LINES
+        line = lines.get(event.get("type"))
+        if line is None:
             return
-        run = self.runs.setdefault(source, {})
-        if kind == "run_start":
-            run.update(total=event.get("total_steps"), started=time.time(), first_step=None, ended=False)
-            if event.get("resumed_from_step"):
-                self._say(f"[{source}] resumed from step {event['resumed_from_step']}")
-        elif kind == "step":
-            run.update(step=event["step"], sps=event.get("samples_per_s"), epoch=event.get("epoch"))
-            if run.get("first_step") is None:
-                run.update(first_step=event["step"], first_t=time.time())
-        elif kind == "eval":
-            f1 = event.get("f1_macro") or {}
-            micro = (event.get("f1_micro") or {}).get(self.key)
-            tuned = (event.get("tuned") or {}).get("f1_macro")
-            label = f"{event['split']} (final)" if event.get("final") else event["split"]
-            self._say(f"[{source}] step {event['step']} epoch {event.get('epoch', 0):.2f} {label} "
-                      f"F1@{self.key} {f1.get(self.key, 0):.4f}  F1@0.5 {f1.get('0.5') or 0:.4f}  "
-                      f"micro {micro or 0:.4f}" + (f"  tuned {tuned:.4f}" if tuned is not None else ""))
-        elif kind == "alert" and event.get("level") in ("warn", "error"):
-            self._say(f"!! [{source}] {event['level']} {event['code']}: {event['message']}", err=True)
-        elif kind == "run_end":
-            run["ended"] = True
-            self._say(f"[{source}] {event['status']}: {event['reason']} ({_duration(event.get('wall_s', 0))})")
+        try:
+            line(self, source, event)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # an odd optional field costs its line, never the pipeline
 
-    def _pipeline_event(self, kind: str | None, e: dict[str, Any]) -> None:
-        if kind == "pipeline_start":
-            verb = "resumed" if e.get("resumed") else "started"
-            self._say(f"pipeline {e['pipeline']} ({e['preset']}) {verb}: phases {e['phases']} on {', '.join(e['devices'])}")
-        elif kind == "phase_start":
-            runs = f": {', '.join(e['runs'])}" if e.get("runs") else ""
-            self._say(f"== phase {e['phase']} ({e['name']}){runs}")
-        elif kind == "phase_end" and e.get("ranking") is not None:
-            self._say(f"== phase {e['phase']} ranking by dev F1@{self.key}: {', '.join(e['ranking']) or '(none)'}")
-        elif kind == "run_launch":
-            self._say(f"[{e['run']}] launched on {e['device']} (attempt {e['attempt']}, pid {e['pid']})")
-        elif kind == "run_exit" and e.get("code") != 0:
+    # pipeline.jsonl
+
+    def _pipeline_start(self, source: str, e: dict[str, Any]) -> None:
+        st = self.state
+        verb = "resumed" if e.get("resumed") else "started"
+        phases = ", ".join(map(str, st.phases)) or DASH
+        self._say(f"pipeline {st.pipeline} ({st.preset}) {verb}: phases {phases} on {', '.join(st.devices) or DASH}; "
+                  f"ranking by dev {f1_at(st.primary)}")
+
+    def _phase_start(self, source: str, e: dict[str, Any]) -> None:
+        runs = e.get("runs")
+        listed = f": {', '.join(map(str, runs))}" if isinstance(runs, list) and runs else ""
+        self._say(f"== phase {self.state.phase} ({self.state.phase_name}){listed}")
+
+    def _phase_end(self, source: str, e: dict[str, Any]) -> None:
+        ranking = e.get("ranking")
+        if isinstance(ranking, list):
+            self._say(f"== phase {e['phase']} ranking by dev {f1_at(self.state.primary)}: "
+                      f"{', '.join(map(str, ranking)) or '(none)'}")
+
+    def _run_launch(self, source: str, e: dict[str, Any]) -> None:
+        run = self._run(e["run"])
+        if run is not None:
+            self._say(f"[{run.run}] launched on {run.device} (attempt {run.attempt}, pid {run.pid})")
+
+    def _run_exit(self, source: str, e: dict[str, Any]) -> None:
+        if e["code"] != 0:
             self._say(f"!! [{e['run']}] exited with {e['code']}: {e.get('reason')}", err=True)
-        elif kind == "stall":
-            self._say(f"!! [{e['run']}] stalled: silent {e['silent_s']:.0f} s (allowed {e.get('allowed_s', 0):.0f} s); "
-                      f"stacks in {e['dump']}; action: {e.get('action')}", err=True)
-        elif kind == "restart":
-            self._say(f"[{e['run']}] restarting from step {e['from_step']} (attempt {e['attempt']}): {e.get('reason')}")
-        elif kind == "run_done" and e.get("status") != "completed":
-            self._say(f"!! [{e['run']}] {e['status']} after {e['attempts']} attempt(s)", err=True)
-        elif kind == "alert" and e.get("level") in ("warn", "error"):
-            self._say(f"!! {e['code']}: {e['message']}", err=True)
 
-    def on_tick(self, supervisor: Any) -> None:
-        now = time.time()
+    def _stall(self, source: str, e: dict[str, Any]) -> None:
+        stall = self.state.stalls[-1]
+        allowed = e.get("allowed_s")
+        allowed_text = f" (allowed {allowed:.0f} s)" if isinstance(allowed, (int, float)) else ""
+        self._say(f"!! [{stall.run}] stalled: silent {stall.silent_s:.0f} s{allowed_text}; stacks in {stall.dump}; "
+                  f"action: {e.get('action')}", err=True)
+
+    def _restart(self, source: str, e: dict[str, Any]) -> None:
+        run = self._run(e["run"])
+        if run is not None:
+            self._say(f"[{run.run}] restarting from step {e.get('from_step')} (restart {run.restarts} of "
+                      f"{self.state.max_restarts}, attempt {e['attempt']}): {e.get('reason')}")
+
+    def _run_done(self, source: str, e: dict[str, Any]) -> None:
+        run = self._run(e["run"])
+        if run is not None and run.status != "completed":
+            self._say(f"!! [{run.run}] {run.status} after {e['attempts']} attempt(s)", err=True)
+
+    def _alert(self, source: str, e: dict[str, Any]) -> None:
+        if e["level"] in LOUD_LEVELS:
+            where = f"[{source}] " if source != PIPELINE_SOURCE else f"[{e['run']}] " if e.get("run") else ""
+            self._say(f"!! {where}{e['level']} {e['code']}: {e['message']}", err=True)
+
+    def _pipeline_end(self, source: str, e: dict[str, Any]) -> None:
+        self._say(f"pipeline {self.state.status} (exit {self.state.exit_code})")
+
+    # <run>/events.jsonl
+
+    def _run_start(self, source: str, e: dict[str, Any]) -> None:
+        if e.get("resumed_from_step"):
+            self._say(f"[{source}] resumed from step {e['resumed_from_step']}")
+
+    def _eval(self, source: str, e: dict[str, Any]) -> None:
+        run = self._run(source)
+        result = run.last_eval if run else None
+        if result is None:
+            return
+        primary = self.state.primary
+        epoch = e.get("epoch")
+        label = f"{result.split} (final)" if result.final else result.split
+        tuned = f"  tuned {result.tuned:.4f}" if result.tuned is not None else ""
+        self._say(f"[{source}] step {result.step}"
+                  + (f" epoch {epoch:.2f}" if isinstance(epoch, (int, float)) else "")
+                  + f" {label} {f1_at(primary)} {_score(result.f1_primary)}  {f1_at(SECONDARY_THRESHOLD)} "
+                  f"{_score(result.f1_05)}  {f1_at(primary, 'µF1')} {_score(result.micro_primary)}{tuned}")
+
+    def _run_end(self, source: str, e: dict[str, Any]) -> None:
+        wall = e.get("wall_s")
+        self._say(f"[{source}] {e['status']}: {e['reason']} "
+                  f"({_duration(wall if isinstance(wall, (int, float)) else None)})")
+
+    PIPELINE_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
+        "pipeline_start": _pipeline_start, "phase_start": _phase_start, "phase_end": _phase_end,
+        "run_launch": _run_launch, "run_exit": _run_exit, "stall": _stall, "restart": _restart,
+        "run_done": _run_done, "alert": _alert, "pipeline_end": _pipeline_end,
+    }
+    """pipeline.jsonl event type -> the line it prints (when it has something to say)."""
+
+    RUN_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
+        "run_start": _run_start, "eval": _eval, "alert": _alert, "run_end": _run_end,
+    }
+    """events.jsonl event type -> its line; steps show in the progress lines instead."""
+
+    def on_tick(self, supervisor: Any = None) -> None:
+        """About every progress_every_s: one progress line per running run (the supervisor is not consulted)."""
+        now = self.clock()
         if now - self.last_progress < self.every:
             return
         self.last_progress = now
-        for run_id in supervisor.active:
-            run = self.runs.get(run_id, {})
-            if run.get("ended"):
-                continue  # finished; the process is only exiting
-            step, total = run.get("step"), run.get("total")
-            if not step or not total:
-                self._say(f"[{run_id}] starting…")
+        for run in self.state.snapshot(now).runs:
+            if run.status != "running":
+                continue  # queued, finished (the process is only exiting), stalled or restarting: said already
+            if not run.step or not run.total_steps:
+                self._say(f"[{run.run}] starting…")
                 continue
-            eta = ""
-            if run.get("first_t") and step > run["first_step"]:
-                rate = (step - run["first_step"]) / (now - run["first_t"])
-                eta = f"  ETA {_duration((total - step) / rate)}" if rate > 0 else ""
-            self._say(f"[{run_id}] step {step}/{total} ({100 * step / total:.0f}%)  "
-                      f"{run.get('sps') or 0:.0f} samples/s{eta}")
+            sps = f"{run.samples_per_s:.0f}" if run.samples_per_s is not None else DASH
+            eta = f"  ETA {_duration(run.eta_s)}" if run.eta_s is not None else ""
+            self._say(f"[{run.run}] step {run.step}/{run.total_steps} ({100 * run.step / run.total_steps:.0f}%)  "
+                      f"{sps} samples/s{eta}")
 
-    def final(self, summary: dict[str, Any], pipeline_dir: Any) -> None:
+    def final(self, summary: dict[str, Any], pipeline_dir: Path) -> None:
+        """The leaderboard and the final test scores from summary.json, at the summary's primary threshold."""
         from rich.console import Console
         from rich.table import Table
 
+        self.state.apply(SUMMARY_SOURCE, {"v": SCHEMA_VERSION, "t": self.clock(), "type": SUMMARY_SOURCE,
+                                          "data": summary})
+        snap = self.state.snapshot(self.clock())
+        primary = snap.primary
+        paths = PipelinePaths(Path(pipeline_dir))
         console = Console(file=self.out, width=None if self.out.isatty() else 120)
-        key = f"f1_macro@{self.key}"
-        table = Table(title=f"{summary['pipeline']}: {summary['status']} (dev, ranked by {key})")
-        for col in ("run", "status", key, "F1@0.5", "micro", "tuned", "Δ base", "target"):
+        table = Table(title=f"{snap.pipeline}: {snap.status} (dev, ranked by {f1_macro_key(primary)})")
+        columns = ("run", "status", f1_at(primary), f1_at(SECONDARY_THRESHOLD), f1_at(primary, "µF1"), "tuned",
+                   "Δ base", "target", f"test {f1_at(primary)}")
+        for col in columns:
             table.add_column(col, justify="left" if col in ("run", "status") else "right")
-        for row in summary["leaderboard"]:
-            def f(v: Any) -> str:
-                return "–" if v is None else f"{v:.4f}"
-            delta = row.get("delta_vs_baseline")
-            table.add_row(row["run"], row["status"], f(row.get(key)), f(row.get("f1_macro@0.5")),
-                          f(row.get(f"f1_micro@{self.key}")), f(row.get("tuned_f1_macro")),
-                          "–" if delta is None else f"{delta:+.4f}", "yes" if row.get("meets_target") else "no")
+        for row in snap.leaderboard:
+            target = DASH if row.meets_target is None else "yes" if row.meets_target else "no"
+            table.add_row(row.run, row.status, _score(row.f1_primary), _score(row.f1_05), _score(row.micro_primary),
+                          _score(row.tuned), DASH if row.delta is None else f"{row.delta:+.4f}", target,
+                          _score(row.test_f1))
         console.print(table)
-        final = summary.get("final")
-        if final and final.get("test"):
-            t = final["test"]
-            console.print(f"final ({final['config']}) on held-out test: macro-F1 tuned {t.get('f1_macro_tuned', 0):.4f}, "
-                          f"@{self.key} {t.get(key, 0):.4f}, @0.5 {t.get('f1_macro@0.5', 0):.4f}")
-            console.print(f"model: {pipeline_dir}/final  (goemo-predict --model {pipeline_dir}/final \"text\")")
-        console.print(f"summary: {pipeline_dir}/summary.json")
-        if (pipeline_dir / "report.md").exists():
-            console.print(f"report:  {pipeline_dir}/report.md")
+        final = snap.final
+        if final is not None:
+            console.print(f"final ({final.config}) on held-out test: macro-F1 tuned {_score(final.test_tuned)}, "
+                          f"{f1_at(primary, '')} {_score(final.test_f1_primary)}, "
+                          f"{f1_at(SECONDARY_THRESHOLD, '')} {_score(final.test_f1_05)}")
+            console.print(f"model: {paths.final}  (goemo-predict --model {paths.final} \"text\")")
+        console.print(f"summary: {paths.summary}")
+        if paths.report.exists():
+            console.print(f"report:  {paths.report}")

@@ -1,10 +1,16 @@
 """Pipeline state rebuilt from events: runs, series, leaderboard, oversampling, stalls.
 
 Plain classes, no Textual. `PipelineState.apply(source, event)` folds one event in (source
-is "pipeline", "summary" or a run id, as `cockpit.tail` hands them over); `snapshot(now)`
+is "pipeline", "summary", "preset" or a run id, as `cockpit.tail` hands them over); `snapshot(now)`
 returns a `PipelineView` made of frozen dataclasses and tuples only, so views never share
 a mutable container with the thread that feeds the state. Series are downsampled by
 stride doubling, which keeps memory and drawing cost flat however long a run is.
+
+Events are dispatched from two explicit tables keyed by event type, `PipelineState.PIPELINE_HANDLERS`
+and `PipelineState.TRAINER_HANDLERS`; the types a view has no use for are listed in
+`PIPELINE_IGNORED` / `TRAINER_IGNORED`, and a test holds both against the contract's event tables.
+Every "F1@t" value is read at the primary threshold of the pipeline (summary.json, then
+pipeline_start, then preset.toml, then the contract's default).
 """
 
 from __future__ import annotations
@@ -12,24 +18,34 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 from cockpit.views import (
-    Series, HealthBadge, ClassScore, EvalResult, Alert, StallAlert, OversampleRow, LeaderRow, FinalResult, RunView, PipelineView,
+    SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, LeaderRow, OversampleRow,
+    PipelineView, RunView, Series, StallAlert,
 )
-from trainer.events import missing_keys
+from trainer.contract import (
+    BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, GRAD_ALERT_CODES, GRAD_BADGE_STEPS, GRAD_VANISHING_BELOW,
+    PIPELINE_EVENTS, TRAINER_EVENTS, TUNED_DEV_KEY, TUNED_KEY, f1_macro_key, f1_micro_key, missing_keys,
+    split_run_id, steps_per_epoch, threshold_key, total_steps,
+)
 
 PIPELINE_SOURCE = "pipeline"
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
-PRIMARY = "0.2"
 EMA_ALPHA = 0.1
-GRAD_VANISHING_BELOW = 1e-6
-GRAD_EXPLODING_ABOVE = 1e3
-GRAD_ALERT_WINDOW = 50  # steps a grad_* alert keeps the badge
 DEFAULT_MAX_RESTARTS = 2
 TERMINAL = frozenset({"completed", "failed", "stopped"})
 RUN_STATUSES = ("queued", "running", "stalled", "restarting", "completed", "failed", "stopped")
+
+# Contract event types no view needs; every other type has a handler below.
+PIPELINE_IGNORED = frozenset({
+    "run_exit",  # the outcome arrives as run_done (or restart); an exit code alone changes nothing shown
+})
+TRAINER_IGNORED = frozenset({
+    "activity",  # the watchdog's deadline; progress shows through step events
+    "checkpoint",  # where weights went; restarts report their step through the supervisor
+})
 
 
 def _num(value: Any) -> float | None:
@@ -37,6 +53,22 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    """An integer from an int or an integral float, or None."""
+    number = _num(value)
+    return int(number) if number is not None and number == int(number) else None
+
+
+def _str(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _threshold(value: Any) -> float | None:
+    """A usable decision threshold (strictly between 0 and 1), or None."""
+    number = _num(value)
+    return number if number is not None and 0.0 < number < 1.0 else None
 
 
 def _config_value(config: Any, key: str) -> Any:
@@ -51,36 +83,52 @@ def _config_value(config: Any, key: str) -> Any:
     return None
 
 
-def total_steps(config: Any, train_size_after: int | None, world_size: int = 1) -> int | None:
-    """Optimizer steps a run will take: max_steps, else epochs x steps per epoch (the trainer's rule)."""
+def run_total_steps(config: Any, train_size_after: int | None, world_size: int = 1) -> int | None:
+    """Optimizer steps a run will take, by the contract's step-count rule; None when the config lacks it."""
     max_steps = _num(_config_value(config, "max_steps"))
-    if max_steps and max_steps > 0:
-        return int(max_steps)
     epochs = _num(_config_value(config, "epochs"))
     batch = _num(_config_value(config, "batch_size"))
     accum = _num(_config_value(config, "grad_accum")) or 1
+    if max_steps and max_steps > 0:
+        return total_steps(int(max_steps), 0.0, 1)
     if not (epochs and batch and train_size_after):
         return None
-    per_epoch = max(1, math.ceil(train_size_after / batch) // max(world_size, 1) // int(accum))
-    return int(math.ceil(epochs * per_epoch))
+    per_epoch = steps_per_epoch(train_size_after, int(batch), max(world_size, 1), int(accum))
+    return total_steps(None, epochs, per_epoch)
 
 
-def _eval_result(event: dict[str, Any]) -> EvalResult:
-    macro, micro = event.get("f1_macro") or {}, event.get("f1_micro") or {}
+def _scores(value: Any) -> dict[str, float]:
+    """An eval's ``{threshold string: score}`` object, finite numbers only."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in ((k, _num(v)) for k, v in value.items()) if v is not None}
+
+
+def _eval_record(event: dict[str, Any]) -> dict[str, Any]:
+    """What an eval event says, independent of which threshold is primary."""
     tuned = event.get("tuned")
-    return EvalResult(
-        step=int(event.get("step") or 0), split=str(event.get("split")),
-        f1_02=_num(macro.get(PRIMARY)), f1_05=_num(macro.get("0.5")), micro_02=_num(micro.get(PRIMARY)),
-        tuned=_num(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
-    )
+    return {"step": _int(event.get("step")) or 0, "split": _str(event.get("split"), "dev"),
+            "macro": _scores(event.get("f1_macro")), "micro": _scores(event.get("f1_micro")),
+            "tuned": _num(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
+            "final": event.get("final") is True}
 
 
-def split_run_id(run: str) -> tuple[int | None, str]:
-    """`p3-combined_07` -> (3, "combined_07"); ids without a phase prefix -> (None, run)."""
-    head, sep, tail = run.partition("-")
-    if sep and head[:1] == "p" and head[1:].isdigit():
-        return int(head[1:]), tail
-    return None, run
+def _eval_result(record: dict[str, Any], primary: float) -> EvalResult:
+    key = threshold_key(primary)
+    return EvalResult(step=record["step"], split=record["split"], f1_primary=record["macro"].get(key),
+                      f1_05=record["macro"].get(threshold_key(SECONDARY_THRESHOLD)),
+                      micro_primary=record["micro"].get(key), tuned=record["tuned"], final=record["final"])
+
+
+def _unique_labels(rows: Any) -> list[dict[str, Any]]:
+    """Rows of a per-class list that are objects with a label, the first of each label only."""
+    seen: set[str] = set()
+    out = []
+    for row in rows if isinstance(rows, list) else ():
+        if isinstance(row, dict) and row.get("label") is not None and str(row["label"]) not in seen:
+            seen.add(str(row["label"]))
+            out.append(row)
+    return out
 
 
 class RunState:
@@ -93,7 +141,8 @@ class RunState:
         self.trainer_status: str | None = None
         self.launch_t = self.end_t = float("-inf")
         self.attempt = self.restarts = 0
-        self.device, self.pid = "", None
+        self.device: str = ""
+        self.pid: int | None = None
         self.step, self.epoch = 0, 0.0
         self.samples_per_s = self.loss = self.lr = self.grad_norm = None
         self.nonfinite_skipped = self.nonfinite_alerts = 0
@@ -105,10 +154,12 @@ class RunState:
         self.rate_window: deque[tuple[float, int]] = deque(maxlen=20)
         self.loss_raw, self.loss_smooth, self.dev_f1 = Series(), Series(), Series()
         self.lr_series, self.grad_series = Series(), Series()
-        self.grad_alert: tuple[str, int] | None = None
+        self.grad_alert: tuple[str, int] | None = None  # (vanishing|exploding, step of the trainer's alert)
         self.per_class: tuple[ClassScore, ...] = ()
+        self.evals: list[dict[str, Any]] = []  # eval records, refolded when the primary threshold changes
         self.best_dev: EvalResult | None = None
         self.test: EvalResult | None = None
+        self.last_eval: EvalResult | None = None
         self.alerts: deque[Alert] = deque(maxlen=50)
         self.stall_dumps: list[str] = []
         self.last_event_t: float | None = None
@@ -125,21 +176,40 @@ class RunState:
         return sup
 
     def health(self) -> HealthBadge:
-        norm = self.grad_norm
-        if self.grad_alert and self.step - self.grad_alert[1] <= GRAD_ALERT_WINDOW:
-            kind = self.grad_alert[0]
-            return HealthBadge(kind, kind if norm is None else f"{kind} ‖g‖={norm:.1e}")
-        if norm is not None and norm > GRAD_EXPLODING_ABOVE:
-            return HealthBadge("exploding", f"exploding ‖g‖={norm:.1e}")
-        if norm is not None and norm < GRAD_VANISHING_BELOW:
-            return HealthBadge("vanishing", f"vanishing ‖g‖={norm:.1e}")
+        """The trainer's verdict: a grad_* alert holds the badge (vanishing while the norm stays under the
+        contract's floor, exploding for GRAD_BADGE_STEPS steps); the cockpit judges no norm itself."""
+        if self.grad_alert is not None:
+            kind, at = self.grad_alert
+            if kind != "exploding" or self.step - at <= GRAD_BADGE_STEPS:
+                norm = self.grad_norm
+                return HealthBadge(kind, kind if norm is None else f"{kind} ‖g‖={norm:.1e}")
         skipped = max(self.nonfinite_skipped, self.nonfinite_alerts)
         if skipped:
             return HealthBadge("nonfinite", f"{skipped} non-finite skipped")
         return HealthBadge("healthy", "healthy")
 
+    def add_eval(self, record: dict[str, Any], primary: float) -> None:
+        result = _eval_result(record, primary)
+        self.last_eval = result
+        if result.split == "test":
+            self.test = result
+            return
+        if result.f1_primary is None:
+            return
+        if not result.final:  # the export re-scores the best weights at the best step: not a new point
+            self.dev_f1.add(result.step, result.f1_primary)
+        if self.best_dev is None or (self.best_dev.f1_primary or 0.0) <= result.f1_primary:
+            self.best_dev = result
+
+    def refold_evals(self, primary: float) -> None:
+        """Read every eval again at a new primary threshold."""
+        self.dev_f1, self.best_dev, self.test, self.last_eval = Series(), None, None, None
+        for record in self.evals:
+            self.add_eval(record, primary)
+        self.version += 1
+
     def total_steps(self) -> int | None:
-        return self.reported_total or total_steps(self.config, self.train_size_after, self.world_size)
+        return self.reported_total or run_total_steps(self.config, self.train_size_after, self.world_size)
 
     def eta_s(self) -> float | None:
         total = self.total_steps()
@@ -159,7 +229,7 @@ class RunState:
             grad_norm=self.grad_norm, nonfinite_skipped=self.nonfinite_skipped, health=self.health(),
             loss_raw=self.loss_raw.view(), loss_smooth=self.loss_smooth.view(), dev_f1=self.dev_f1.view(),
             lr_series=self.lr_series.view(), grad_series=self.grad_series.view(), per_class=self.per_class,
-            best_dev=self.best_dev, test=self.test, alerts=tuple(self.alerts),
+            best_dev=self.best_dev, test=self.test, last_eval=self.last_eval, alerts=tuple(self.alerts),
             stall_dumps=tuple(self.stall_dumps), last_event_t=self.last_event_t,
         )
 
@@ -167,7 +237,8 @@ class RunState:
 class PipelineState:
     """The state of one pipeline folder, folded from its events."""
 
-    def __init__(self) -> None:
+    def __init__(self, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+        """primary: the threshold to assume until summary.json, pipeline_start or preset.toml names one."""
         self.pipeline = self.preset = ""
         self.status = "waiting"
         self.exit_code: int | None = None
@@ -188,6 +259,9 @@ class PipelineState:
         self.skipped_events = 0
         self.last_event_t: float | None = None
         self._views: dict[str, tuple[int, RunView]] = {}
+        self._default_primary = _threshold(primary) or DEFAULT_PRIMARY_THRESHOLD
+        self._primaries: dict[str, float] = {}  # source -> the primary threshold it names
+        self.primary = self._default_primary
 
     def apply_batch(self, source: str, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
@@ -196,36 +270,37 @@ class PipelineState:
     def apply(self, source: str, event: dict[str, Any]) -> None:
         """Fold one event in; malformed events are counted in `skipped_events`, never raised."""
         try:
-            kind = event["type"]
             if source == SUMMARY_SOURCE:
-                if isinstance(event.get("data"), dict):
-                    self.summary = event["data"]
+                self._summary(event.get("data"))
                 return
             if source == PRESET_SOURCE:
                 self._preset(event.get("data"))
                 return
-            if missing_keys(event):
+            kind = event["type"]
+            table = PIPELINE_EVENTS if source == PIPELINE_SOURCE else TRAINER_EVENTS
+            if missing_keys(event, table):
                 self.skipped_events += 1
                 return
             t = _num(event["t"])
             if t is not None and (self.last_event_t is None or t > self.last_event_t):
                 self.last_event_t = t
             if source == PIPELINE_SOURCE:
-                handler = getattr(self, f"_pipeline_{kind}", None)
+                handler = self.PIPELINE_HANDLERS.get(kind)
                 if handler is not None:
-                    handler(event, t or 0.0)
+                    handler(self, event, t or 0.0)
                 return
             run = self._run(source)
             run.last_event_t = t
-            handler = getattr(self, f"_run_{kind}", None)
-            if handler is not None:
-                handler(run, event, t or 0.0)
+            run_handler = self.TRAINER_HANDLERS.get(kind)
+            if run_handler is not None:
+                run_handler(self, run, event, t or 0.0)
             run.version += 1
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError):
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, OverflowError):
             self.skipped_events += 1
 
     def _run(self, run_id: Any) -> RunState:
-        run_id = str(run_id)
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"not a run id: {run_id!r}")
         run = self.runs.get(run_id)
         if run is None:
             run = self.runs[run_id] = RunState(run_id)
@@ -236,42 +311,64 @@ class PipelineState:
         run.version += 1
         return run
 
+    def _set_primary(self, source: str, value: Any) -> None:
+        threshold = _threshold(value)
+        if threshold is None:
+            return
+        self._primaries[source] = threshold
+        primary = next((self._primaries[s] for s in (SUMMARY_SOURCE, PIPELINE_SOURCE, PRESET_SOURCE)
+                        if s in self._primaries), self._default_primary)
+        if primary != self.primary:
+            self.primary = primary
+            for run in self.runs.values():
+                run.refold_evals(primary)
+
+    def _summary(self, summary: Any) -> None:
+        """summary.json, the supervisor's ranking and final result; its leaderboard is keyed by its primary."""
+        if isinstance(summary, dict):
+            self.summary = summary
+            self._set_primary(SUMMARY_SOURCE, summary.get("primary_threshold"))
+
     def _preset(self, preset: Any) -> None:
-        """preset.toml, for what pipeline events do not repeat (restart limit, target)."""
+        """preset.toml, for what pipeline events do not repeat (restart limit, target, primary threshold)."""
         section = preset.get("pipeline") if isinstance(preset, dict) else None
         if isinstance(section, dict):
-            self.max_restarts = int(section.get("max_restarts", self.max_restarts))
+            self.max_restarts = _int(section.get("max_restarts")) or self.max_restarts
             self.target_f1 = _num(section.get("target_f1")) or self.target_f1
+            self._set_primary(PRESET_SOURCE, section.get("primary_threshold"))
 
     # pipeline.jsonl
 
-    def _pipeline_pipeline_start(self, e: dict[str, Any], t: float) -> None:
+    def _pipeline_start(self, e: dict[str, Any], t: float) -> None:
         self.pipeline, self.preset, self.status = str(e["pipeline"]), str(e["preset"]), "running"
-        self.phases = tuple(int(p) for p in e.get("phases") or ())
-        self.devices = tuple(str(d) for d in e.get("devices") or ())
-        self.max_restarts = int(e.get("max_restarts", self.max_restarts))
+        phases, devices = e.get("phases"), e.get("devices")
+        self.phases = tuple(p for p in (_int(p) for p in phases) if p is not None) if isinstance(phases, list) else ()
+        self.devices = tuple(str(d) for d in devices) if isinstance(devices, list) else ()
+        self.max_restarts = _int(e.get("max_restarts")) or self.max_restarts
         self.target_f1 = _num(e.get("target_f1")) or self.target_f1
+        self._set_primary(PIPELINE_SOURCE, e.get("primary_threshold"))
 
-    def _pipeline_phase_start(self, e: dict[str, Any], t: float) -> None:
-        self.phase, self.phase_name = int(e["phase"]), str(e.get("name") or "")
-        for run_id in e.get("runs") or ():
+    def _phase_start(self, e: dict[str, Any], t: float) -> None:
+        self.phase, self.phase_name = int(e["phase"]), _str(e.get("name"))
+        runs = e.get("runs")
+        for run_id in runs if isinstance(runs, list) else ():
             run = self._touch(run_id)
             if run.sup_status is None:
                 run.sup_status = "queued"
 
-    def _pipeline_phase_end(self, e: dict[str, Any], t: float) -> None:
-        if e.get("ranking"):
+    def _phase_end(self, e: dict[str, Any], t: float) -> None:
+        if isinstance(e.get("ranking"), list) and e["ranking"]:
             self.ranking = tuple(str(r) for r in e["ranking"])
 
-    def _pipeline_run_launch(self, e: dict[str, Any], t: float) -> None:
+    def _run_launch(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
         run.sup_status, run.launch_t = "running", t
-        run.attempt, run.device, run.pid = int(e["attempt"]), str(e["device"]), e.get("pid")
+        run.attempt, run.device, run.pid = int(e["attempt"]), str(e["device"]), _int(e.get("pid"))
 
-    def _pipeline_stall(self, e: dict[str, Any], t: float) -> None:
+    def _stall(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
         run.sup_status = "stalled"
-        dump = str(e.get("dump") or "")
+        dump = _str(e.get("dump"))
         if dump:
             run.stall_dumps.append(dump)
         pending = "restart limit reached, run fails" if e.get("action") == "fail" else "restart pending"
@@ -284,52 +381,57 @@ class PipelineState:
                 self.stalls[i] = replace(self.stalls[i], action=action, active=False)
                 return
 
-    def _pipeline_restart(self, e: dict[str, Any], t: float) -> None:
+    def _restart(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
         run.sup_status = "restarting"
         run.restarts += 1
         k = int(e["attempt"]) - 1  # attempt is the new one: attempt 2 is restart 1
         self._resolve_stall(run.run, f"dump + restart {k} of {self.max_restarts} from step {e.get('from_step')}")
 
-    def _pipeline_run_done(self, e: dict[str, Any], t: float) -> None:
+    def _run_done(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
         run.sup_status = str(e["status"])
         self._resolve_stall(run.run, f"dump + {run.sup_status}")
 
     def _pipeline_alert(self, e: dict[str, Any], t: float) -> None:
-        alert = Alert(t, str(e.get("level", "info")), str(e.get("code", "")), str(e.get("message", "")),
-                      e.get("run"))
+        run_id = e.get("run") if isinstance(e.get("run"), str) and e.get("run") else None
+        alert = Alert(t, str(e["level"]), str(e["code"]), str(e["message"]), run_id)
         self.alerts.append(alert)
-        if alert.run:
-            self._touch(alert.run).alerts.append(alert)
+        if run_id:
+            self._touch(run_id).alerts.append(alert)
 
-    def _pipeline_pipeline_end(self, e: dict[str, Any], t: float) -> None:
-        self.status, self.exit_code = str(e["status"]), e.get("exit_code")
+    def _pipeline_end(self, e: dict[str, Any], t: float) -> None:
+        self.status, self.exit_code = str(e["status"]), _int(e.get("exit_code"))
 
     # <run>/events.jsonl
 
-    def _run_run_start(self, run: RunState, e: dict[str, Any], t: float) -> None:
+    def _run_start(self, run: RunState, e: dict[str, Any], t: float) -> None:
         run.config = e["config"] if isinstance(e["config"], dict) else {}
-        run.trainer_status, run.pid = "running", e.get("pid", run.pid)
-        run.world_size = int(e.get("world_size") or 1)
-        reported = _num(e.get("total_steps"))
-        run.reported_total = int(reported) if reported else None
-        run.device = run.device or str(e.get("device") or "")
+        run.trainer_status = "running"
+        run.pid = _int(e.get("pid")) if e.get("pid") is not None else run.pid
+        run.world_size = _int(e.get("world_size")) or 1
+        reported = _int(e.get("total_steps"))
+        run.reported_total = reported if reported and reported > 0 else None
+        run.device = run.device or _str(e.get("device"))
+        run.grad_alert = None  # a new attempt watches its gradients afresh
         resumed = _num(e.get("resumed_from_step"))
         if resumed is not None:
             for series in (run.loss_raw, run.loss_smooth, run.dev_f1, run.lr_series, run.grad_series):
                 series.truncate_after(resumed)
+            run.evals = [r for r in run.evals if r["step"] <= resumed or r["final"]]
             run.rate_window.clear()
 
     def _run_data(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        run.train_size_after = int(e["train_size_after"])
+        run.train_size_after = _int(e["train_size_after"])
         if t < self._oversampling_t:  # the pipeline's first data event, whatever order files are read in
-            self._oversampling_t = t
             rows = []
-            for row in e["per_class"]:
-                before, after = int(row["before"]), int(row["after"])
+            for row in _unique_labels(e["per_class"]):
+                before, after = _int(row.get("before")), _int(row.get("after"))
+                if before is None or after is None:
+                    continue
                 rows.append(OversampleRow(str(row["label"]), before, after,
                                           after / before if before else None, _num(row.get("weight"))))
+            self._oversampling_t = t
             self.oversampling, self.oversampling_run = tuple(rows), run.run
 
     def _run_step(self, run: RunState, e: dict[str, Any], t: float) -> None:
@@ -347,87 +449,127 @@ class PipelineState:
             run.lr_series.add(step, run.lr)
         if run.grad_norm is not None:
             run.grad_series.add(step, run.grad_norm)
+            # The trainer's vanishing episode ends with the first norm back over the floor.
+            if run.grad_alert and run.grad_alert[0] == "vanishing" and run.grad_norm >= GRAD_VANISHING_BELOW:
+                run.grad_alert = None
 
     def _run_eval(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        result = _eval_result(e)
-        if result.split == "test":
-            run.test = result
-            return
-        if result.f1_02 is not None:
-            run.dev_f1.add(result.step, result.f1_02)
-            if run.best_dev is None or (run.best_dev.f1_02 or 0.0) <= result.f1_02:
-                run.best_dev = result
-        run.per_class = tuple(
-            ClassScore(str(c["label"]), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
-                       c.get("support")) for c in e["per_class"] or ())
+        record = _eval_record(e)
+        run.evals.append(record)
+        run.add_eval(record, self.primary)
+        if record["split"] != "test":
+            run.per_class = tuple(
+                ClassScore(str(c["label"]), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
+                           _int(c.get("support"))) for c in _unique_labels(e["per_class"]))
 
     def _run_alert(self, run: RunState, e: dict[str, Any], t: float) -> None:
         alert = Alert(t, str(e["level"]), str(e["code"]), str(e["message"]), run.run)
         run.alerts.append(alert)
         self.alerts.append(alert)
-        if alert.code in ("grad_vanishing", "grad_exploding"):
+        if alert.code in GRAD_ALERT_CODES:
             run.grad_alert = (alert.code.removeprefix("grad_"), run.step)
         elif alert.code == "nonfinite":
             run.nonfinite_alerts += 1
 
-    def _run_run_end(self, run: RunState, e: dict[str, Any], t: float) -> None:
+    def _run_end(self, run: RunState, e: dict[str, Any], t: float) -> None:
         run.trainer_status, run.end_t = str(e["status"]), t
+
+    PIPELINE_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, dict[str, Any], float], None]]] = {
+        "pipeline_start": _pipeline_start,
+        "phase_start": _phase_start,
+        "run_launch": _run_launch,
+        "stall": _stall,
+        "restart": _restart,
+        "run_done": _run_done,
+        "alert": _pipeline_alert,
+        "phase_end": _phase_end,
+        "pipeline_end": _pipeline_end,
+    }
+    """pipeline.jsonl event type -> handler; PIPELINE_IGNORED lists the rest of the contract's types."""
+
+    TRAINER_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, RunState, dict[str, Any], float], None]]] = {
+        "run_start": _run_start,
+        "data": _run_data,
+        "step": _run_step,
+        "eval": _run_eval,
+        "alert": _run_alert,
+        "run_end": _run_end,
+    }
+    """events.jsonl event type -> handler; TRAINER_IGNORED lists the rest of the contract's types."""
 
     # views
 
     def _baseline_f1(self) -> float | None:
+        key = f1_macro_key(self.primary)
         baseline = self.summary.get("baseline")
-        if isinstance(baseline, dict) and _num(baseline.get(f"f1_macro@{PRIMARY}")) is not None:
-            return _num(baseline.get(f"f1_macro@{PRIMARY}"))
-        bce = next((r for r in self.runs.values() if r.config_name == "bce" and r.best_dev), None)
-        return bce.best_dev.f1_02 if bce else None
+        if isinstance(baseline, dict) and _num(baseline.get(key)) is not None:
+            return _num(baseline.get(key))
+        run_id = baseline.get("run") if isinstance(baseline, dict) and isinstance(baseline.get("run"), str) \
+            else BASELINE_RUN
+        run = self.runs.get(run_id)
+        return run.best_dev.f1_primary if run and run.best_dev else None
+
+    def _summary_final(self) -> dict[str, Any] | None:
+        final = self.summary.get("final")
+        return final if isinstance(final, dict) and isinstance(final.get("test"), dict) else None
 
     def leaderboard(self) -> tuple[LeaderRow, ...]:
-        """The supervisor's ranking from summary.json, with live dev evals for runs not in it."""
-        target = _num(self.summary.get("target_f1")) or self.target_f1
+        """The supervisor's ranking from summary.json, with live dev evals for runs not in it.
+
+        A summary row that is not an object with a run id is left out, and a run listed twice shows once.
+        """
+        primary = self.primary
+        key, micro_key = f1_macro_key(primary), f1_micro_key(primary)
+        target = _num(self.summary.get("target_f1"))
+        target = target if target is not None else self.target_f1
         baseline = self._baseline_f1()
-        final = self.summary.get("final") if isinstance(self.summary.get("final"), dict) else None
-        final_test = final.get("test") if final and isinstance(final.get("test"), dict) else {}
+        final = self._summary_final()
+        final_test = final["test"] if final else {}
+        entries = self.summary.get("leaderboard")
         rows: list[LeaderRow] = []
-        for entry in self.summary.get("leaderboard") or ():
-            if not isinstance(entry, dict) or "run" not in entry:
+        ranked: set[str] = set()
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict) or not _str(entry.get("run")) or entry["run"] in ranked:
                 continue
-            run_id = str(entry["run"])
+            run_id = entry["run"]
+            ranked.add(run_id)
             live = self.runs.get(run_id)
             phase, config = split_run_id(run_id)
-            test = _num(final_test.get(f"f1_macro@{PRIMARY}")) if final and final.get("run") == run_id else None
+            test = _num(final_test.get(key)) if final and final.get("run") == run_id else None
             if test is None and live and live.test:
-                test = live.test.f1_02
+                test = live.test.f1_primary
+            meets = entry.get("meets_target")
             rows.append(LeaderRow(
-                run_id, entry.get("phase", phase), str(entry.get("config") or config),
-                _num(entry.get("f1_macro@0.2")), _num(entry.get("f1_macro@0.5")), _num(entry.get("f1_micro@0.2")),
-                _num(entry.get("tuned_f1_macro")), _num(entry.get("delta_vs_baseline")), entry.get("meets_target"),
-                live.status if live else str(entry.get("status") or "?"), test, "summary"))
-        ranked = {row.run for row in rows}
+                run_id, _int(entry.get("phase")) if _int(entry.get("phase")) is not None else phase,
+                _str(entry.get("config")) or config, _num(entry.get(key)),
+                _num(entry.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(entry.get(micro_key)),
+                _num(entry.get(TUNED_DEV_KEY)), _num(entry.get("delta_vs_baseline")),
+                meets if isinstance(meets, bool) else None,
+                live.status if live else _str(entry.get("status"), "?"), test, "summary"))
         for run in self.runs.values():
             best = run.best_dev
             if run.run in ranked or best is None:
                 continue
-            f1 = best.f1_02
+            f1 = best.f1_primary
             rows.append(LeaderRow(
-                run.run, run.phase, run.config_name, f1, best.f1_05, best.micro_02, best.tuned,
+                run.run, run.phase, run.config_name, f1, best.f1_05, best.micro_primary, best.tuned,
                 None if f1 is None or baseline is None else f1 - baseline,
                 None if f1 is None or target is None else f1 >= target,
-                run.status, run.test.f1_02 if run.test else None, "live"))
-        rows.sort(key=lambda r: -(r.f1_02 if r.f1_02 is not None else -1.0))
+                run.status, run.test.f1_primary if run.test else None, "live"))
+        rows.sort(key=lambda r: -(r.f1_primary if r.f1_primary is not None else -1.0))
         return tuple(rows)
 
     def final_result(self) -> FinalResult | None:
-        final = self.summary.get("final")
-        if isinstance(final, dict) and isinstance(final.get("test"), dict):
-            test = final["test"]
-            return FinalResult(str(final.get("run", "")), str(final.get("config", "")),
-                               _num(test.get("f1_macro@0.2")), _num(test.get("f1_macro@0.5")),
-                               _num(test.get("f1_macro_tuned")), _num(test.get("f1_micro@0.2")))
+        final = self._summary_final()
+        if final is not None:
+            test, key = final["test"], f1_macro_key(self.primary)
+            return FinalResult(_str(final.get("run")), _str(final.get("config")), _num(test.get(key)),
+                               _num(test.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(test.get(TUNED_KEY)),
+                               _num(test.get(f1_micro_key(self.primary))))
         for run in self.runs.values():
             if run.test is not None:
-                return FinalResult(run.run, run.config_name, run.test.f1_02, run.test.f1_05, run.test.tuned,
-                                   run.test.micro_02)
+                return FinalResult(run.run, run.config_name, run.test.f1_primary, run.test.f1_05, run.test.tuned,
+                                   run.test.micro_primary)
         return None
 
     def run_view(self, run: RunState) -> RunView:
@@ -440,14 +582,17 @@ class PipelineState:
         """An immutable view of everything, for widgets; unchanged runs reuse their last view."""
         runs = sorted(self.runs.values(), key=lambda r: (r.phase if r.phase is not None else 99,))
         summary_target = _num(self.summary.get("target_f1"))
+        status = self.status
+        if status == "waiting" and _str(self.summary.get("status")):
+            status = self.summary["status"]  # a folder read without its pipeline.jsonl
         return PipelineView(
-            pipeline=self.pipeline or str(self.summary.get("pipeline", "")),
-            preset=self.preset or str(self.summary.get("preset", "")), status=self.status,
+            pipeline=self.pipeline or _str(self.summary.get("pipeline")),
+            preset=self.preset or _str(self.summary.get("preset")), status=status,
             exit_code=self.exit_code, phase=self.phase, phase_name=self.phase_name, phases=self.phases,
             devices=self.devices, runs=tuple(self.run_view(r) for r in runs), oversampling=self.oversampling,
             oversampling_run=self.oversampling_run, stalls=tuple(self.stalls), alerts=tuple(self.alerts),
             leaderboard=self.leaderboard(), final=self.final_result(), baseline_f1=self._baseline_f1(),
             target_f1=summary_target if summary_target is not None else self.target_f1,
             reference_f1=_num(self.summary.get("reference_f1")), ranking=self.ranking,
-            skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now,
+            skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now, primary=self.primary,
         )

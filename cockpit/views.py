@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, threshold_key
+
 SERIES_CAP = 2000
+SECONDARY_THRESHOLD = 0.5  # the fixed threshold shown beside the preset's primary one
+
+
+def f1_at(threshold: float, prefix: str = "F1") -> str:
+    """The label of a score at a threshold: ``F1@0.3``, ``µF1@0.3``."""
+    return f"{prefix}@{threshold_key(threshold)}"
 
 
 class Series:
@@ -71,12 +79,15 @@ class ClassScore:
 
 @dataclass(frozen=True)
 class EvalResult:
+    """One eval event: macro-F1 at the primary threshold and at 0.5, micro-F1 at the primary, tuned."""
+
     step: int
     split: str
-    f1_02: float | None
+    f1_primary: float | None
     f1_05: float | None
-    micro_02: float | None
+    micro_primary: float | None
     tuned: float | None
+    final: bool = False  # the export's re-evaluation of the best weights, not a point on the curve
 
 
 @dataclass(frozen=True)
@@ -113,9 +124,9 @@ class LeaderRow:
     run: str
     phase: int | None
     config: str
-    f1_02: float | None
+    f1_primary: float | None
     f1_05: float | None
-    micro_02: float | None
+    micro_primary: float | None
     tuned: float | None
     delta: float | None
     meets_target: bool | None
@@ -128,10 +139,10 @@ class LeaderRow:
 class FinalResult:
     run: str
     config: str
-    test_f1_02: float | None
+    test_f1_primary: float | None
     test_f1_05: float | None
     test_tuned: float | None
-    test_micro_02: float | None
+    test_micro_primary: float | None
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,7 @@ class RunView:
     per_class: tuple[ClassScore, ...]
     best_dev: EvalResult | None
     test: EvalResult | None
+    last_eval: EvalResult | None
     alerts: tuple[Alert, ...]
     stall_dumps: tuple[str, ...]
     last_event_t: float | None
@@ -191,6 +203,7 @@ class PipelineView:
     skipped_events: int
     last_event_t: float | None
     now: float
+    primary: float = DEFAULT_PRIMARY_THRESHOLD  # the threshold every "F1@t" label and value refers to
 
     def run(self, run_id: str | None) -> RunView | None:
         return next((r for r in self.runs if r.run == run_id), None)

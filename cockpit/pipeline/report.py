@@ -43,8 +43,8 @@ def _delta(value: float | None) -> str:
 def leaderboard_markdown(summary: dict[str, Any]) -> str:
     primary = summary_primary(summary)
     key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
-    lines = [f"| run | config | status | dev {key} | dev {f1_at(SECONDARY_THRESHOLD)} | dev {f1_at(primary, 'micro-F1')} "
-             "| tuned (dev) | Δ baseline | Δ reference | target |",
+    lines = [f"| run | config | status | dev {key} | dev {f1_at(SECONDARY_THRESHOLD)} "
+             f"| dev {f1_at(primary, 'micro-F1')} | tuned (dev) | Δ baseline | Δ reference | target |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in summary["leaderboard"]:
         lines.append(f"| {row['run']} | {row['config']} | {row['status']} | {_fmt(row.get(key))} | "
@@ -150,15 +150,15 @@ def write_report(pipeline_dir: Path) -> Path:
     if final:
         key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
         parts += ["## Final model (held-out test, evaluated once)", "",
-                  f"Config `{final['config']}`, weights from `{final['trained_in']}`; thresholds tuned per label on dev "
-                  f"(`{final['thresholds']}`).", "",
+                  f"Config `{final['config']}`, weights from `{final.get('trained_in', final.get('run'))}`; "
+                  f"thresholds tuned per label on dev (`{final['thresholds']}`).", "",
                   f"| split | {f1_at(primary, 'macro-F1')} | {f1_at(SECONDARY_THRESHOLD, 'macro-F1')} | macro-F1 tuned "
                   f"| {f1_at(primary, 'micro-F1')} |", "| --- | ---: | ---: | ---: | ---: |"]
         for split in ("dev", "test"):
             s = final.get(split) or {}
             parts.append(f"| {split} | {_fmt(s.get(key))} | {_fmt(s.get(secondary))} | "
                          f"{_fmt(s.get(TUNED_KEY))} | {_fmt(s.get(micro))} |")
-        arrays = " and ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
+        arrays = ", ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
         parts += ["", f"Recompute: {arrays} with `{FINAL_DIR}/{THRESHOLDS_FILE}`.", ""]
     parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     path = paths.report

@@ -17,11 +17,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from cockpit.views import PipelineView, RunView
+from cockpit.views import SECONDARY_THRESHOLD, PipelineView, RunView, f1_at
 from cockpit.telemetry import TelemetrySnapshot
 from cockpit.widgets import (AlertsLog, GpuPanel, GradHealthPanel, LeaderboardTable, LineChart, OversamplingTable,
                              RunsTable, StallBanner)
 from cockpit.widgets.format import fmt_ago, fmt_float
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, PIPELINE_FILE
 
 WIDE_COLUMNS = 140
 
@@ -29,7 +30,7 @@ WIDE_COLUMNS = 140
 def pipeline_line(snap: PipelineView) -> str:
     """One line: preset, phase, status, run counts, age of the last event."""
     if not snap.pipeline and not snap.runs:
-        return "waiting for pipeline.jsonl…"
+        return f"waiting for {PIPELINE_FILE}…"
     last_phase = max(snap.phases or (snap.phase or 0,))
     phase = f"phase {snap.phase}/{last_phase} {snap.phase_name}" if snap.phase else "phase –"
     status = snap.status if snap.exit_code is None else f"{snap.status} (exit {snap.exit_code})"
@@ -48,9 +49,13 @@ def final_line(snap: PipelineView) -> str:
     reference = f" · reference {snap.reference_f1:.4f}" if snap.reference_f1 is not None else ""
     if final is None:
         return f"final test: not yet{target}{reference}"
-    return (f"final {final.run} ({final.config}), test: F1@0.2 {fmt_float(final.test_f1_02)} · "
-            f"@0.5 {fmt_float(final.test_f1_05)} · tuned {fmt_float(final.test_tuned)} · "
-            f"µF1@0.2 {fmt_float(final.test_micro_02)}{target}")
+    return (f"final {final.run} ({final.config}), test: {f1_at(snap.primary)} {fmt_float(final.test_f1_primary)} · "
+            f"{f1_at(SECONDARY_THRESHOLD, '')} {fmt_float(final.test_f1_05)} · tuned {fmt_float(final.test_tuned)} · "
+            f"{f1_at(snap.primary, 'µF1')} {fmt_float(final.test_micro_primary)}{target}")
+
+
+def dev_f1_title(snap: PipelineView | None) -> str:
+    return "dev " + f1_at(snap.primary if snap is not None else DEFAULT_PRIMARY_THRESHOLD)
 
 
 class DashboardScreen(Screen[None]):
@@ -80,7 +85,7 @@ class DashboardScreen(Screen[None]):
                     yield GpuPanel(id="gpu")
                     yield AlertsLog(id="alerts")
                 yield LineChart("loss", id="loss-chart")
-                yield LineChart("dev F1@0.2", colour_offset=2, id="f1-chart")
+                yield LineChart(dev_f1_title(self.app_snapshot), colour_offset=2, id="f1-chart")
                 yield GradHealthPanel(id="grad-health")
                 with Vertical(id="leaderboard-cell"):
                     yield LeaderboardTable("leaderboard", id="leaderboard")
@@ -93,7 +98,7 @@ class DashboardScreen(Screen[None]):
                     yield GradHealthPanel(id="grad-health")
                 with TabPane("Curves", id="tab-curves"):
                     yield LineChart("loss", id="loss-chart")
-                    yield LineChart("dev F1@0.2", colour_offset=2, id="f1-chart")
+                    yield LineChart(dev_f1_title(self.app_snapshot), colour_offset=2, id="f1-chart")
                 with TabPane("Leaderboard", id="tab-leaderboard"):
                     yield LeaderboardTable("leaderboard", id="leaderboard")
                     yield Static("", id="final-line")
@@ -136,17 +141,17 @@ class DashboardScreen(Screen[None]):
         self._set_text("#pipeline-line", pipeline_line(snap), layout=False)  # always one line
         self.query_one(StallBanner).show(snap.stalls)
         runs = self.query_one(RunsTable)
-        runs.show(snap.runs)
+        runs.show(snap.runs, snap.primary)
         runs.select_key(getattr(self.app, "selected_run", None))
         self.query_one(GradHealthPanel).show(snap.runs)
-        self.query_one(LeaderboardTable).show(snap.leaderboard)
+        self.query_one(LeaderboardTable).show(snap.leaderboard, snap.primary)
         self._set_text("#final-line", final_line(snap))
         oversampling = self.query_one(OversamplingTable)
         oversampling.show(snap.oversampling)
         if snap.oversampling_run:
             oversampling.border_title = f"oversampling (from {snap.oversampling_run})"
         self.query_one(AlertsLog).show(snap.alerts, snap.now)
-        self._show_curves(self._selected(snap))
+        self._show_curves(snap, self._selected(snap))
 
     def _set_text(self, selector: str, text: str, layout: bool = True) -> None:
         """Update a Static only when its text changes (a layout pass repaints the whole screen)."""
@@ -155,11 +160,12 @@ class DashboardScreen(Screen[None]):
             self._texts[static] = text
             static.update(text, layout=layout)
 
-    def _show_curves(self, run: RunView | None) -> None:
+    def _show_curves(self, snap: PipelineView, run: RunView | None) -> None:
         name = run.run if run else "no run selected"
         loss, f1 = self.query_one("#loss-chart", LineChart), self.query_one("#f1-chart", LineChart)
         loss.plot((run.loss_raw, run.loss_smooth) if run else (), ("raw", "EMA"), title=f"loss · {name}")
-        f1.plot((run.dev_f1,) if run else (), ("dev F1@0.2",), title=f"dev F1@0.2 · {name}")
+        label = dev_f1_title(snap)
+        f1.plot((run.dev_f1,) if run else (), (label,), title=f"{label} · {name}")
 
     def _on_telemetry(self, telemetry: TelemetrySnapshot | None) -> None:
         self.query_one(GpuPanel).show(telemetry)
@@ -167,7 +173,7 @@ class DashboardScreen(Screen[None]):
     def _on_selected_run(self, run_id: str | None) -> None:
         snap = self.app_snapshot
         if snap is not None and self.is_current:
-            self._show_curves(snap.run(run_id))
+            self._show_curves(snap, snap.run(run_id))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if isinstance(event.data_table, RunsTable) and event.row_key.value:

@@ -13,21 +13,23 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from cockpit.views import PipelineView, RunView
+from cockpit.views import PipelineView, RunView, f1_at
 from cockpit.tail import read_text_tail
 from cockpit.widgets import LineChart, PerClassTable
 from cockpit.widgets.format import fmt_duration, fmt_float, fmt_si
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, STDERR_FILE, RunPaths
 
 STDERR_LINES = 200
 STDERR_EVERY_S = 2.0
 
 
-def run_line(run: RunView) -> str:
+def run_line(run: RunView, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> str:
     best = run.best_dev
     parts = [f"{run.run}: {run.status}", f"attempt {run.attempt}", f"device {run.device or '–'}",
              f"step {run.step}" + (f"/{run.total_steps}" if run.total_steps else ""), f"epoch {run.epoch:.2f}",
              f"ETA {fmt_duration(run.eta_s)}", f"lr {fmt_si(run.lr)}", f"grad {run.health.text}",
-             f"best dev F1@0.2 {fmt_float(best.f1_02 if best else None)}" + (f" @ step {best.step}" if best else "")]
+             f"best dev {f1_at(primary)} {fmt_float(best.f1_primary if best else None)}"
+             + (f" @ step {best.step}" if best else "")]
     return " · ".join(parts)
 
 
@@ -76,11 +78,11 @@ class RunDetailScreen(Screen[None]):
         if run is None:
             self.query_one("#run-line", Static).update(f"{self.run_id}: no events yet")
             return
-        line = run_line(run)
+        line = run_line(run, snap.primary)
         if line != self._line:
             self._line = line
             self.query_one("#run-line", Static).update(line, layout=False)
-        self.query_one(PerClassTable).show(run)
+        self.query_one(PerClassTable).show(run, snap.primary)
         self.query_one("#lr-chart", LineChart).plot((run.lr_series,), ("lr",))
         self.query_one("#run-loss-chart", LineChart).plot((run.loss_raw, run.loss_smooth), ("raw", "EMA"))
         if run.stall_dumps != self._dumps:
@@ -92,7 +94,7 @@ class RunDetailScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stderr", name="read-stderr")
     def read_stderr(self) -> None:
-        self.post_message(self.StderrRead(read_text_tail(self.pipeline_dir / self.run_id / "stderr.log",
+        self.post_message(self.StderrRead(read_text_tail(RunPaths(self.pipeline_dir / self.run_id).stderr,
                                                          STDERR_LINES)))
 
     def on_run_detail_screen_stderr_read(self, message: StderrRead) -> None:
@@ -101,7 +103,7 @@ class RunDetailScreen(Screen[None]):
         self._stderr = message.lines
         log = self.query_one("#stderr", Log)
         log.clear()
-        log.write_lines(message.lines or ["(stderr.log is empty or missing)"])
+        log.write_lines(message.lines or [f"({STDERR_FILE} is empty or missing)"])
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:

@@ -1,4 +1,8 @@
-"""GradHealthPanel: per run, a sparkline of log10 gradient norms and a health badge."""
+"""GradHealthPanel: per run, a sparkline of log10 gradient norms and a health badge.
+
+The badge is `RunView.health`, the trainer's own verdict (its grad_vanishing / grad_exploding alerts,
+raised by the contract's GRAD_* rule); the panel draws norms and judges none.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from cockpit.views import LeaderRow, OversampleRow, RunView
+from cockpit.views import SECONDARY_THRESHOLD, LeaderRow, OversampleRow, RunView, f1_at
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD
 from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
 
 Row = tuple[str, tuple[Any, ...]]
@@ -51,7 +52,7 @@ class SnapshotTable(DataTable):
     """
 
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
-    """(column key, header label) pairs."""
+    """(column key, header label) pairs; a label may hold ``{f1}`` / ``{micro}``, filled in by `set_primary`."""
 
     def __init__(self, title: str = "", *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
@@ -60,14 +61,32 @@ class SnapshotTable(DataTable):
         self._rows: tuple[Row, ...] = ()
         self._shown: list[Row] = []
         self._widths: list[int] = []
+        self._labels: tuple[str, ...] = ()
         self.sort_column: int | None = None
         self.sort_reverse = False
+        self.set_primary(DEFAULT_PRIMARY_THRESHOLD)
 
     def on_mount(self) -> None:
         self._render_rows()
 
+    def set_primary(self, primary: float) -> None:
+        """Header labels at this primary threshold (``F1@0.3``); redraws the header when they change."""
+        labels = tuple(label.format(f1=f1_at(primary), micro=f1_at(primary, "µF1")) for _, label in self.COLUMNS)
+        if labels != self._labels:
+            self._labels = labels
+            self._widths = []
+            if self.is_mounted:
+                self._render_rows()
+
     def set_rows(self, rows: Sequence[Row]) -> None:
-        rows = tuple(rows)
+        """Show these (row key, values) pairs; a key seen before in the same call is dropped."""
+        seen: set[str] = set()
+        unique = []
+        for key, values in rows:
+            if key not in seen:  # DataTable refuses a duplicate row key
+                seen.add(key)
+                unique.append((key, values))
+        rows = tuple(unique)
         if rows != self._rows:
             self._rows = rows
             if self.is_mounted:
@@ -89,7 +108,7 @@ class SnapshotTable(DataTable):
             rows.sort(key=lambda r: _sort_key(r[1][col]), reverse=self.sort_reverse)
         cells = [self.format_row(values) for _, values in rows]
         labels = [label + (("" if i != self.sort_column else " ▼" if self.sort_reverse else " ▲"))
-                  for i, (_, label) in enumerate(self.COLUMNS)]
+                  for i, label in enumerate(self._labels)]
         widths = [max([cell_len(label)] + [_width(row[i]) for row in cells]) for i, label in enumerate(labels)]
         keys = [key for key, _ in rows]
         if keys == [key for key, _ in self._shown] and widths == self._widths:
@@ -141,11 +160,12 @@ class SnapshotTable(DataTable):
 
 class RunsTable(SnapshotTable):
     COLUMNS = (("run", "run"), ("state", "state"), ("step", "step"), ("epoch", "epoch"), ("sps", "samples/s"),
-               ("eta", "ETA"), ("loss", "loss"), ("f1", "best F1@0.2"))
+               ("eta", "ETA"), ("loss", "loss"), ("f1", "best {f1}"))
 
-    def show(self, runs: Sequence[RunView]) -> None:
+    def show(self, runs: Sequence[RunView], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+        self.set_primary(primary)
         self.set_rows([(r.run, (r.run, r.status, (r.step, r.total_steps or 0), r.epoch, r.samples_per_s, r.eta_s,
-                                r.loss, r.best_dev.f1_02 if r.best_dev else None)) for r in runs])
+                                r.loss, r.best_dev.f1_primary if r.best_dev else None)) for r in runs])
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         run, status, (step, total), epoch, sps, eta, loss, f1 = values
@@ -154,13 +174,14 @@ class RunsTable(SnapshotTable):
 
 
 class LeaderboardTable(SnapshotTable):
-    COLUMNS = (("rank", "#"), ("run", "run"), ("f1_02", "F1@0.2"), ("f1_05", "F1@0.5"), ("micro", "µF1@0.2"),
-               ("tuned", "tuned F1"), ("delta", "Δ base"), ("target", "target"), ("status", "status"),
-               ("test", "test F1@0.2"))
+    COLUMNS = (("rank", "#"), ("run", "run"), ("f1", "{f1}"), ("f1_05", f1_at(SECONDARY_THRESHOLD)),
+               ("micro", "{micro}"), ("tuned", "tuned F1"), ("delta", "Δ base"), ("target", "target"),
+               ("status", "status"), ("test", "test {f1}"))
 
-    def show(self, rows: Sequence[LeaderRow]) -> None:
-        self.set_rows([(r.run, (i, r.run, r.f1_02, r.f1_05, r.micro_02, r.tuned, r.delta, r.meets_target, r.status,
-                                r.test_f1)) for i, r in enumerate(rows, 1)])
+    def show(self, rows: Sequence[LeaderRow], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+        self.set_primary(primary)
+        self.set_rows([(r.run, (i, r.run, r.f1_primary, r.f1_05, r.micro_primary, r.tuned, r.delta, r.meets_target,
+                                r.status, r.test_f1)) for i, r in enumerate(rows, 1)])
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         rank, run, f1, f1_05, micro, tuned, delta, target, status, test = values
@@ -183,10 +204,11 @@ class OversamplingTable(SnapshotTable):
 
 
 class PerClassTable(SnapshotTable):
-    COLUMNS = (("label", "label"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1@0.2"),
+    COLUMNS = (("label", "label"), ("precision", "precision"), ("recall", "recall"), ("f1", "{f1}"),
                ("support", "support"))
 
-    def show(self, run: RunView | None) -> None:
+    def show(self, run: RunView | None, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+        self.set_primary(primary)
         scores = run.per_class if run else ()
         self.set_rows([(c.label, (c.label, c.precision, c.recall, c.f1, c.support)) for c in scores])
 

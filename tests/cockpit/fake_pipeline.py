@@ -15,6 +15,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, EVENTS_FILE, FINAL_DIR, FINAL_RUN,
+                              GRAD_VANISHING_BELOW, GRAD_VANISHING_STEPS, PIPELINE_FILE, PRESET_FILE, STDERR_FILE,
+                              SUMMARY_FILE, THRESHOLDS_FILE, TUNED_DEV_KEY, TUNED_KEY, best_metric_name, f1_macro_key,
+                              f1_micro_key, stall_file, threshold_key)
+
 PIPELINE_ID = "20261126-221500-quick"
 T0 = 1_795_731_300.0  # 2026-11-26 22:15:00 UTC
 LABELS = (
@@ -25,7 +30,11 @@ LABELS = (
 TRAIN_BEFORE, BATCH, EPOCHS = 1100, 16, 1
 STEPS = 80  # steps per full run; the data below gives ceil(1280 / 16) = 80 steps per epoch
 EVAL_EVERY = 20
-PRESET_TOML = """name = "quick"
+SECONDARY = 0.5
+
+
+def preset_toml(primary: float = DEFAULT_PRIMARY_THRESHOLD) -> str:
+    return f"""name = "quick"
 description = "fake preset of the cockpit tests"
 
 [pipeline]
@@ -33,7 +42,11 @@ phases = [1, 2, 3, 4]
 reference_f1 = 0.4218
 target_f1 = 0.50
 max_restarts = 2
+primary_threshold = {threshold_key(primary)}
 """
+
+
+PRESET_TOML = preset_toml()
 DUMP = """Stall dump for p1-asl attempt 1 (silent 45.0 s)
 
 Thread 0x00007f3a (most recent call first):
@@ -72,26 +85,34 @@ def config(name: str, loss: str) -> dict[str, Any]:
 
 
 def eval_event(rng: random.Random, step: int, epoch: float, quality: float, split: str = "dev",
-               tuned: bool = False) -> dict[str, Any]:
+               tuned: bool = False, *, primary: float = DEFAULT_PRIMARY_THRESHOLD,
+               final: bool = False) -> dict[str, Any]:
+    """An eval event's fields; f1_macro / f1_micro are keyed by the primary threshold and 0.5."""
     per_class = []
     for i, label in enumerate(LABELS):
         f1 = round(max(0.0, min(1.0, quality + 0.25 - i * 0.02 + rng.uniform(-0.05, 0.05))), 4)
         per_class.append({"label": label, "precision": round(min(1.0, f1 + 0.05), 4),
                           "recall": round(max(0.0, f1 - 0.03), 4), "f1": f1, "support": 200 - 6 * i})
-    f1_02 = round(sum(c["f1"] for c in per_class) / len(per_class), 4)
-    return {"step": step, "epoch": epoch, "split": split, "loss": round(0.3 - quality / 4, 4),
-            "f1_macro": {"0.2": f1_02, "0.5": round(f1_02 - 0.06, 4)},
-            "f1_micro": {"0.2": round(f1_02 + 0.08, 4), "0.5": round(f1_02 + 0.03, 4)},
-            "f1_weighted": {"0.2": round(f1_02 + 0.05, 4)}, "per_class": per_class,
-            "tuned": {"thresholds": [0.3] * 28, "f1_macro": round(f1_02 + 0.03, 4)} if tuned else None}
+    f1 = round(sum(c["f1"] for c in per_class) / len(per_class), 4)
+    at, half = threshold_key(primary), threshold_key(SECONDARY)
+    event = {"step": step, "epoch": epoch, "split": split, "loss": round(0.3 - quality / 4, 4),
+             "f1_macro": {at: f1, half: round(f1 - 0.06, 4)},
+             "f1_micro": {at: round(f1 + 0.08, 4), half: round(f1 + 0.03, 4)},
+             "f1_weighted": {at: round(f1 + 0.05, 4)}, "per_class": per_class,
+             "tuned": {"thresholds": [0.3] * 28, "f1_macro": round(f1 + 0.03, 4)} if tuned else None}
+    if final:
+        event["final"] = True
+    return event
 
 
 def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, quality: float, *,
               steps: int = STEPS, first_step: int = 1, resumed_from: int | None = None,
               attempt_end: str | None = "completed", nonfinite_at: tuple[int, ...] = (), test: bool = False,
-              vanishing: bool = False) -> tuple[float, list[dict[str, Any]]]:
+              vanishing: bool = False, primary: float = DEFAULT_PRIMARY_THRESHOLD
+              ) -> tuple[float, list[dict[str, Any]]]:
     """Append one attempt of a run to <folder>/<run>/events.jsonl; returns (end time, dev evals)."""
-    path = folder / run / "events.jsonl"
+    path = folder / run / EVENTS_FILE
+    at = threshold_key(primary)
     rng_data = random.Random(11)  # every run sees the same data
     append(path, "run_start", t, run=run, config=config(run.split("-", 1)[1], loss), model="tiny-deberta",
            n_params=1_234_567, device="cpu", world_size=1, pid=40000 + len(run) + first_step,
@@ -116,39 +137,42 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
         if step % EVAL_EVERY == 0:
             append(path, "activity", t, what="eval", expect_s=30)
             t += 1
-            ev = eval_event(rng, step, round(step / STEPS, 4), quality * (0.6 + 0.4 * step / steps))
+            ev = eval_event(rng, step, round(step / STEPS, 4), quality * (0.6 + 0.4 * step / steps), primary=primary)
             evals.append(ev)
             append(path, "eval", t, **ev)
             append(path, "checkpoint", t, step=step, path=f"{run}/checkpoints/latest")
     if vanishing:
-        append(path, "alert", t, level="warn", code="grad_vanishing", message="grad norm below 1e-6 for 10 steps")
+        append(path, "alert", t, level="warn", code="grad_vanishing",
+               message=f"grad norm below {GRAD_VANISHING_BELOW:.0e} for {GRAD_VANISHING_STEPS} steps")
     if test:
         t += 1
-        evals.append(eval_event(rng, steps, 1.0, quality, split="test", tuned=True))
+        evals.append(eval_event(rng, steps, 1.0, quality, split="test", tuned=True, primary=primary, final=True))
         append(path, "eval", t, **evals[-1])
     if attempt_end:
         dev = [e for e in evals if e["split"] == "dev"]
-        best = max(dev, key=lambda e: e["f1_macro"]["0.2"]) if dev else None
+        best = max(dev, key=lambda e: e["f1_macro"][at]) if dev else None
         append(path, "run_end", t + 0.5, status=attempt_end, reason="done" if attempt_end == "completed" else
-               "non-finite loss", wall_s=round(t - T0, 1), best={"metric": "f1_macro@0.2", "value":
-               best["f1_macro"]["0.2"] if best else None, "step": best["step"] if best else None})
-    with open(folder / run / "stderr.log", "a", encoding="utf-8") as fh:
+               "non-finite loss", wall_s=round(t - T0, 1), best={"metric": best_metric_name(primary), "value":
+               best["f1_macro"][at] if best else None, "step": best["step"] if best else None})
+    with open(folder / run / STDERR_FILE, "a", encoding="utf-8") as fh:
         fh.write(f"[{run}] attempt ended at step {steps}\nwarning: tokenizer parallelism\n")
     return t + 1, evals
 
 
 def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int = 7,
-                        finished: bool = True) -> Path:
-    """Write the fake pipeline folder under root; returns its path."""
+                        finished: bool = True, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> Path:
+    """Write the fake pipeline folder under root; returns its path. `primary` is the preset's threshold:
+    the key of every F1 in the events and in summary.json."""
     folder = Path(root) / pipeline_id
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    pl = folder / "pipeline.jsonl"
+    pl = folder / PIPELINE_FILE
     t = T0
-    (folder / "preset.toml").write_text(PRESET_TOML)
+    at, key, micro = threshold_key(primary), f1_macro_key(primary), f1_micro_key(primary)
+    (folder / PRESET_FILE).write_text(preset_toml(primary))
     append(pl, "pipeline_start", t, pipeline=pipeline_id, preset="quick", phases=[1, 2, 3, 4], devices=["cpu"],
-           configs=["bce", "asl", "combined_07"], resumed=False, pid=4000)
-    phase1 = ["p1-bce", "p1-asl", "p1-combined_07"]
+           configs=["bce", "asl", "combined_07"], resumed=False, pid=4000, primary_threshold=primary)
+    phase1 = [BASELINE_RUN, "p1-asl", "p1-combined_07"]
     append(pl, "phase_start", t, phase=1, name="screen", runs=phase1)
     best: dict[str, dict[str, Any]] = {}
 
@@ -159,84 +183,86 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
         append(pl, "run_exit", t, run=run, code=code, attempt=attempts, reason="exit")
         append(pl, "run_done", t, run=run, status=status, attempts=attempts)
 
-    launch("p1-bce", t + 1)
-    t, evals = write_run(folder, "p1-bce", "bce", t + 1, rng, 0.40)
-    best["p1-bce"] = max(evals, key=lambda e: e["f1_macro"]["0.2"])
-    done("p1-bce", t, "completed")
+    launch(BASELINE_RUN, t + 1)
+    t, evals = write_run(folder, BASELINE_RUN, "bce", t + 1, rng, 0.40, primary=primary)
+    best[BASELINE_RUN] = max(evals, key=lambda e: e["f1_macro"][at])
+    done(BASELINE_RUN, t, "completed")
 
     launch("p1-asl", t)
-    t1, _ = write_run(folder, "p1-asl", "asl", t, rng, 0.47, steps=25, attempt_end=None)
-    append(pl, "stall", t1 + 45, run="p1-asl", attempt=1, silent_s=45.0, dump="p1-asl/stall-1.txt", allowed_s=30.0,
-           action="restart")
-    (folder / "p1-asl" / "stall-1.txt").write_text(DUMP)
+    t1, _ = write_run(folder, "p1-asl", "asl", t, rng, 0.47, steps=25, attempt_end=None, primary=primary)
+    append(pl, "stall", t1 + 45, run="p1-asl", attempt=1, silent_s=45.0, dump=f"p1-asl/{stall_file(1)}",
+           allowed_s=30.0, action="restart")
+    (folder / "p1-asl" / stall_file(1)).write_text(DUMP)
     append(pl, "run_exit", t1 + 46, run="p1-asl", code=-9, attempt=1, reason="stalled")
     append(pl, "restart", t1 + 46, run="p1-asl", attempt=2, from_step=20, reason="stall")
     launch("p1-asl", t1 + 47, attempt=2)
-    t, evals = write_run(folder, "p1-asl", "asl", t1 + 47, rng, 0.47, first_step=21, resumed_from=20)
-    best["p1-asl"] = max(evals, key=lambda e: e["f1_macro"]["0.2"])
+    t, evals = write_run(folder, "p1-asl", "asl", t1 + 47, rng, 0.47, first_step=21, resumed_from=20, primary=primary)
+    best["p1-asl"] = max(evals, key=lambda e: e["f1_macro"][at])
     done("p1-asl", t, "completed", attempts=2)
 
     launch("p1-combined_07", t)
     t, _ = write_run(folder, "p1-combined_07", "combined", t, rng, 0.30, steps=34, attempt_end="failed",
-                     nonfinite_at=(31, 32, 33, 34))
+                     nonfinite_at=(31, 32, 33, 34), primary=primary)
     append(pl, "alert", t, level="error", code="run_failed", message="p1-combined_07 failed: non-finite loss",
            run="p1-combined_07")
     done("p1-combined_07", t, "failed", code=1)
     append(pl, "phase_end", t, phase=1)
 
     append(pl, "phase_start", t, phase=2, name="analyse", runs=[])
-    ranking = sorted(best, key=lambda r: -best[r]["f1_macro"]["0.2"])
+    ranking = sorted(best, key=lambda r: -best[r]["f1_macro"][at])
     append(pl, "phase_end", t, phase=2, ranking=ranking)
-    baseline = best["p1-bce"]["f1_macro"]["0.2"]
+    baseline = best[BASELINE_RUN]["f1_macro"][at]
+    half = threshold_key(SECONDARY)
 
     def row(run: str, status: str = "completed") -> dict[str, Any]:
         ev = best.get(run)
-        f1 = ev["f1_macro"]["0.2"] if ev else None
+        f1 = ev["f1_macro"][at] if ev else None
         return {"run": run, "phase": int(run[1]), "config": run.split("-", 1)[1], "status": status,
-                "f1_macro@0.2": f1, "f1_macro@0.5": ev["f1_macro"]["0.5"] if ev else None,
-                "f1_micro@0.2": ev["f1_micro"]["0.2"] if ev else None, "tuned_f1_macro": None,
+                key: f1, f1_macro_key(SECONDARY): ev["f1_macro"][half] if ev else None,
+                micro: ev["f1_micro"][at] if ev else None, TUNED_DEV_KEY: None,
                 "delta_vs_baseline": round(f1 - baseline, 4) if f1 is not None else None,
                 "meets_target": (f1 >= 0.5) if f1 is not None else False}
 
     leaderboard = [row(r) for r in ranking] + [row("p1-combined_07", "failed")]
     summary: dict[str, Any] = {
-        "pipeline": pipeline_id, "preset": "quick", "status": "running", "primary_threshold": 0.2,
-        "baseline": {"run": "p1-bce", "f1_macro@0.2": baseline}, "reference_f1": 0.4218, "target_f1": 0.5,
+        "pipeline": pipeline_id, "preset": "quick", "status": "running", "primary_threshold": primary,
+        "baseline": {"run": BASELINE_RUN, key: baseline}, "reference_f1": 0.4218, "target_f1": 0.5,
         "leaderboard": leaderboard, "final": None}
 
     append(pl, "phase_start", t, phase=3, name="extend", runs=["p3-asl"])
     launch("p3-asl", t)
     if not finished:
-        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None)
-        (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None, primary=primary)
+        (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
         return folder
-    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True)
-    best["p3-asl"] = max(evals, key=lambda e: e["f1_macro"]["0.2"])
+    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True, primary=primary)
+    best["p3-asl"] = max(evals, key=lambda e: e["f1_macro"][at])
     done("p3-asl", t, "completed")
     append(pl, "phase_end", t, phase=3)
 
-    append(pl, "phase_start", t, phase=4, name="final", runs=["p4-final"])
-    launch("p4-final", t)
-    t, evals = write_run(folder, "p4-final", "asl", t, rng, 0.53, test=True)
+    append(pl, "phase_start", t, phase=4, name="final", runs=[FINAL_RUN])
+    launch(FINAL_RUN, t)
+    t, evals = write_run(folder, FINAL_RUN, "asl", t, rng, 0.53, test=True, primary=primary)
     test = evals.pop()
-    done("p4-final", t, "completed")
+    done(FINAL_RUN, t, "completed")
     append(pl, "phase_end", t, phase=4)
     append(pl, "pipeline_end", t + 1, status="completed", exit_code=0)
-    summary["leaderboard"] = sorted([row("p3-asl")] + leaderboard[:-1], key=lambda r: -r["f1_macro@0.2"]) + \
+    summary["leaderboard"] = sorted([row("p3-asl")] + leaderboard[:-1], key=lambda r: -r[key]) + \
         [leaderboard[-1]]
     summary["status"] = "completed"
-    summary["final"] = {"run": "p4-final", "config": "asl", "dev": {"f1_macro@0.2": evals[-1]["f1_macro"]["0.2"]},
-                        "test": {"f1_macro@0.2": test["f1_macro"]["0.2"], "f1_macro@0.5": test["f1_macro"]["0.5"],
-                                 "f1_macro_tuned": test["tuned"]["f1_macro"], "f1_micro@0.2": test["f1_micro"]["0.2"]},
-                        "thresholds": "final/thresholds.json"}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary["final"] = {"run": FINAL_RUN, "config": "asl", "trained_in": FINAL_RUN,
+                        "dev": {key: evals[-1]["f1_macro"][at]},
+                        "test": {key: test["f1_macro"][at], f1_macro_key(SECONDARY): test["f1_macro"][half],
+                                 TUNED_KEY: test["tuned"]["f1_macro"], micro: test["f1_micro"][at]},
+                        "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
     return folder
 
 
 def write_bulk_run(folder: Path, run: str, n_events: int, *, t0: float = T0, seed: int = 0) -> None:
     """A run with n_events events (mostly steps, an eval every 500) for benchmarks; written in blocks."""
     rng = random.Random(seed)
-    path = folder / run / "events.jsonl"
+    path = folder / run / EVENTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     per_class = per_class_data(random.Random(11))
     with open(path, "w", encoding="utf-8") as fh:

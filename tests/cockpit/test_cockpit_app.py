@@ -15,6 +15,7 @@ from cockpit.screens.phase_picker import PhasePickerScreen
 from cockpit.screens.run_detail import RunDetailScreen
 from cockpit.widgets import LeaderboardTable, RunsTable, StallBanner
 from textual.widgets import Log, Static
+from trainer.contract import EVENTS_FILE, SUMMARY_FILE
 
 
 def cell(table, row: str, column: str) -> str:
@@ -277,3 +278,72 @@ def test_leaving_a_live_pipeline_says_training_continues(live_pipeline: Path, ma
 
     asyncio.run(scenario())
     assert len(messages) == 1 and "Training continues" in messages[0] and "--attach" in messages[0]
+
+
+def test_primary_threshold_of_the_preset_labels_every_view(runs_dir: Path, make_test_app) -> None:
+    from cockpit.screens.dashboard import DashboardScreen
+    from cockpit.widgets import LineChart, PerClassTable
+
+    folder = fp.write_fake_pipeline(runs_dir, primary=0.3)
+
+    def labels(table) -> list[str]:
+        return [str(column.label) for column in table.columns.values()]
+
+    async def scenario() -> None:
+        app = make_test_app(folder)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_loaded(pilot)
+            board, runs = app.screen.query_one(LeaderboardTable), app.screen.query_one(RunsTable)
+            assert {"F1@0.3", "µF1@0.3", "test F1@0.3"} <= set(labels(board)) and "best F1@0.3" in labels(runs)
+            assert cell(board, "p4-final", "f1") != "–" and cell(runs, "p3-asl", "f1") != "–"
+            final = str(app.screen.query_one("#final-line", Static).render())
+            assert "F1@0.3" in final and "µF1@0.3" in final
+            assert app.screen.query_one("#f1-chart", LineChart).border_title.startswith("dev F1@0.3")
+            texts = labels(board) + labels(runs) + [final]
+            assert not any("0.2" in text for text in texts)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+            per_class = app.screen.query_one(PerClassTable)
+            await wait_until(pilot, lambda: per_class.row_count == 28)
+            assert "F1@0.3" in labels(per_class)
+            assert "best dev F1@0.3" in str(app.screen.query_one("#run-line", Static).render())
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+    asyncio.run(scenario())
+
+
+def test_bad_summary_and_duplicate_labels_show_what_they_can(finished_pipeline: Path, make_test_app) -> None:
+    import json
+
+    from cockpit.widgets import OversamplingTable
+
+    summary_path = finished_pipeline / SUMMARY_FILE
+    summary = json.loads(summary_path.read_text())
+    board = summary["leaderboard"]
+    summary.update(leaderboard=[board[0], 5, "p1-x", board[0], dict(board[1], **{"f1_macro@0.2": "0.9"})] + board[2:],
+                   final="x", target_f1="0.5")
+    summary_path.write_text(json.dumps(summary))
+    # The earliest data event gives the oversampling table: one with every label twice.
+    rows = [{"label": label, "before": 10, "after": 40, "weight": 1.0} for label in ("joy", "joy", "love")]
+    fp.append(finished_pipeline / "p1-dup" / EVENTS_FILE, "data", fp.T0 - 10, train_size_before=30,
+              train_size_after=120, dev_size=1, test_size=1, per_class=rows, oversampling={"rule": "x"})
+
+    async def scenario() -> None:
+        app = make_test_app(finished_pipeline)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_loaded(pilot)
+            leaderboard = app.screen.query_one(LeaderboardTable)
+            keys = [key for key, _ in leaderboard._shown]
+            assert len(keys) == len(set(keys)) == 5
+            assert cell(leaderboard, board[1]["run"], "f1") == "–"  # a number written as a string
+            assert "final test: not yet" not in str(app.screen.query_one("#final-line", Static).render())
+            oversampling = app.screen.query_one(OversamplingTable)
+            assert [key for key, _ in oversampling._shown] == ["joy", "love"]
+            summary_path.write_text(json.dumps({"leaderboard": 5, "final": {"test": []}}))
+            await wait_until(pilot, lambda: app.snapshot.leaderboard and
+                             all(row.source == "live" for row in app.snapshot.leaderboard))
+            await pilot.pause(0.3)
+            assert app.is_running and leaderboard.row_count == 5
+
+    asyncio.run(scenario())

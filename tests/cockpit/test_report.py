@@ -1,0 +1,51 @@
+"""report.md and the model card: every label and metric key at the pipeline's primary threshold."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import fake_pipeline as fp
+from cockpit.pipeline.report import leaderboard_markdown, model_card, write_report
+from trainer.contract import FINAL_RUN, PLOT_FILES, SUMMARY_FILE, PipelinePaths, f1_macro_key
+
+
+@pytest.mark.parametrize("primary", [0.2, 0.3])
+def test_report_labels_and_keys_follow_the_summarys_primary_threshold(runs_dir: Path, primary: float) -> None:
+    pytest.importorskip("matplotlib")
+    folder = fp.write_fake_pipeline(runs_dir, primary=primary)
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    path = write_report(folder)
+    assert path == PipelinePaths(folder).report
+    text = path.read_text()
+    other = "0.2" if primary == 0.3 else "0.3"
+    assert f"dev {f1_macro_key(primary)}" in text and f"macro-F1@{primary:g}" in text
+    assert f"micro-F1@{primary:g}" in text and f"@{other}" not in text
+    assert f"threshold {primary:g}" in text
+    first = summary["leaderboard"][0]
+    assert f"| {first['run']} |" in text and f"{first[f1_macro_key(primary)]:.4f}" in text
+    final_test = summary["final"]["test"][f1_macro_key(primary)]
+    assert re.search(rf"\| test \| {final_test:.4f} \|", text)
+    assert all((folder / name).is_file() and f"]({name})" in text for name in PLOT_FILES)
+
+
+def test_leaderboard_markdown_reads_rows_at_the_primary_threshold() -> None:
+    summary = {"primary_threshold": 0.3, "leaderboard": [
+        {"run": "p1-a", "config": "a", "status": "completed", "f1_macro@0.3": 0.4567, "f1_macro@0.2": 0.1111}]}
+    table = leaderboard_markdown(summary)
+    assert "dev f1_macro@0.3" in table and "0.4567" in table and "0.1111" not in table
+
+
+def test_model_card_uses_the_presets_primary_threshold(runs_dir: Path) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, primary=0.3)
+    PipelinePaths(folder).run(FINAL_RUN).config.write_text('loss = "asl"\n')
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    preset = SimpleNamespace(name="quick", pipeline=SimpleNamespace(primary_threshold=0.3))
+    card = model_card(folder, preset, summary["final"])
+    test = summary["final"]["test"]
+    assert f"{test[f1_macro_key(0.3)]:.4f} at 0.3" in card and "micro-F1@0.3" in card
+    assert "@0.2" not in card and "at 0.2" not in card
