@@ -24,13 +24,13 @@ from cockpit.views import (
     SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, LeaderRow, OversampleRow,
     PipelineView, RunView, Series, StallAlert,
 )
+from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import (
     BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, GRAD_ALERT_CODES, GRAD_BADGE_STEPS, GRAD_VANISHING_BELOW,
     PIPELINE_EVENTS, TRAINER_EVENTS, TUNED_DEV_KEY, TUNED_KEY, f1_macro_key, f1_micro_key, missing_keys,
     split_run_id, steps_per_epoch, threshold_key, total_steps,
 )
 
-PIPELINE_SOURCE = "pipeline"
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
 EMA_ALPHA = 0.1

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import EVENTS_FILE as RUN_EVENTS_FILE
 from trainer.contract import PIPELINE_FILE, PRESET_FILE, SUMMARY_FILE
 from trainer.events import EventReader
 
 __all__ = ["PipelineTail", "replay", "find_pipelines", "read_text_tail", "CHUNK_BYTES", "PIPELINE_FILE",
            "SUMMARY_FILE", "PRESET_FILE", "RUN_EVENTS_FILE"]
-PIPELINE_SOURCE = "pipeline"
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
 CHUNK_BYTES = 1 << 18  # 256 KiB: a 100k-event history replays in ~80 hand-overs, not ~330

@@ -293,6 +293,7 @@ GRAD_ALERT_CODES = ("grad_vanishing", "grad_exploding")
 GRAD_BADGE_STEPS = GRAD_VANISHING_STEPS  # steps a grad_* alert keeps a view's badge (the alerts' cooldown)
 
 # -- events -------------------------------------------------------------------------------------
+PIPELINE_SOURCE = "pipeline"  # where supervisor events come from, for views; run events carry their run id
 ACTIVITIES = ("load", "download", "train", "eval", "checkpoint")
 RUN_STATUSES = ("completed", "failed", "stopped")
 

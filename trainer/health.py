@@ -7,17 +7,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from statistics import median
 
+from trainer.contract import (GRAD_EXPLODING_FACTOR, GRAD_MIN_HISTORY, GRAD_VANISHING_BELOW, GRAD_VANISHING_STEPS,
+                              GRAD_WINDOW)
+
 
 @dataclass
 class GradHealth:
     """Watches pre-clip gradient norms step by step and says when to raise an alert."""
 
-    vanishing_below: float = 1e-4
-    vanishing_steps: int = 50
-    exploding_factor: float = 100.0
-    window: int = 100
-    min_history: int = 10
-    _recent: deque = field(default_factory=lambda: deque(maxlen=100))
+    vanishing_below: float = GRAD_VANISHING_BELOW
+    vanishing_steps: int = GRAD_VANISHING_STEPS
+    exploding_factor: float = GRAD_EXPLODING_FACTOR
+    window: int = GRAD_WINDOW
+    min_history: int = GRAD_MIN_HISTORY
+    _recent: deque = field(default_factory=lambda: deque(maxlen=GRAD_WINDOW))
     _small_run: int = 0
     _vanishing_raised: bool = False
     _exploding_cooldown: int = 0

@@ -26,7 +26,7 @@ from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
 from trainer.config import config_to_toml
 from trainer.contract import (EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
-                              FINAL_RUN, PHASE_NAMES, PipelinePaths, checkpoint_step, run_id, write_atomic)
+                              FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, checkpoint_step, run_id, write_atomic)
 from trainer.events import EventReader, EventWriter, read_events
 
 # Re-exported for callers that place runs (the CLI, the picker, tests).
@@ -88,7 +88,7 @@ class Supervisor:
     # -- events -------------------------------------------------------------------------------
     def emit(self, type_: str, **fields: Any) -> None:
         event = self.log.emit(type_, **fields) if self.log else {"type": type_, **fields}
-        self.on_event("pipeline", event)
+        self.on_event(PIPELINE_SOURCE, event)
 
     def alert(self, level: str, code: str, message: str, run: str | None = None) -> None:
         self.emit("alert", level=level, code=code, message=message, **({"run": run} if run else {}))
