@@ -347,3 +347,17 @@ def test_bad_summary_and_duplicate_labels_show_what_they_can(finished_pipeline: 
             assert app.is_running and leaderboard.row_count == 5
 
     asyncio.run(scenario())
+
+
+def test_attach_works_while_a_supervisor_holds_the_folder_lock(finished_pipeline: Path, make_test_app) -> None:
+    from cockpit.pipeline.lock import PipelineLock
+    from trainer.contract import PipelinePaths
+
+    async def scenario() -> None:
+        with PipelineLock(PipelinePaths(finished_pipeline)):  # the view neither takes nor waits for it
+            app = make_test_app(finished_pipeline)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await wait_loaded(pilot)
+                assert app.screen.query_one(LeaderboardTable).row_count > 0
+
+    asyncio.run(scenario())

@@ -15,3 +15,16 @@ def test_cockpit_modules_do_not_load_torch() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_views_do_not_import_the_cli_and_the_pipeline_does_not_import_textual() -> None:
+    code = ("import sys; import cockpit.screens.phase_picker, cockpit.app; bad = 'cockpit.cli' in sys.modules; "
+            "import cockpit.pipeline.supervisor, cockpit.pipeline.start; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    code = ("import sys; import cockpit.pipeline.supervisor, cockpit.pipeline.start, cockpit.cli; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'torch')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

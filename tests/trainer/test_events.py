@@ -55,3 +55,16 @@ def test_missing_keys_names_what_the_contract_requires():
 def test_importing_events_does_not_import_torch():
     code = "import sys, trainer.events; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_writer_after_a_torn_last_line_starts_a_line_of_its_own(tmp_path):
+    path = tmp_path / "e.jsonl"
+    with EventWriter(path) as w:
+        w.emit("checkpoint", step=1, path="x")
+    with open(path, "a") as fh:
+        fh.write('{"v": 1, "t": 2.0, "type": "st')  # a writer killed mid-line
+    with EventWriter(path) as w:
+        w.emit("checkpoint", step=2, path="x")
+    events = read_events(path)
+    assert [e["step"] for e in events] == [1, 2]
+    assert path.read_text().count("\n") == 3
