@@ -3,6 +3,8 @@ and the RunConfig of every planned run. Bad input becomes one line naming the fi
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -65,8 +67,7 @@ class Preset(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                      description="names the pipeline folder: letters, digits, '.', '_' and '-' only")
+    name: str = Field(description="names the pipeline folder: letters, digits, '.', '_' and '-' only")
     description: str = ""
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     defaults: dict[str, Any] = Field(default_factory=dict)
@@ -74,6 +75,14 @@ class Preset(BaseModel):
     phase3: dict[str, Any] = Field(default_factory=dict)
     phase4: dict[str, Any] = Field(default_factory=dict)
     configs: list[LossConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError("expected a name for the pipeline folder: letters, digits, '.', '_' and '-' "
+                             "(no '/' or spaces), starting with a letter or digit")
+        return value
 
     @field_validator("configs")
     @classmethod
@@ -151,7 +160,8 @@ def _pydantic_line(source: str, exc: ValidationError, text: str | None) -> str:
             where = f"{source}:{line}"
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key '{key}'"
-    return f"{where}: key '{key}': {err['msg'].lower()} (got {err.get('input')!r})"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: key '{key}': {msg[:1].lower() + msg[1:]} (got {err.get('input')!r})"
 
 
 def _line_of_key(text: str, key: str) -> int | None:
