@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 from trainer.config import ConfigError, RunConfig, apply_overrides, config_to_toml, parse_override, read_toml, \
     validate_config
-
-EXIT_BAD_INPUT = 2
+from trainer.contract import (BEST, CHECKPOINTS_DIR, EVENTS_FILE, EXIT_BAD_INPUT, RUN_CONFIG_FILE, TRAINER_STATE_FILE,
+                              WEIGHTS_FILE, CheckpointStateError, find_best, find_latest)
 
 # flag → config key, for the keys people change most often
 FLAG_KEYS = {
@@ -23,7 +23,7 @@ FLAG_KEYS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="goemo-train", description=__doc__)
     parser.add_argument("--config", type=Path, help="run config (TOML); defaults apply when omitted")
-    parser.add_argument("--out", type=Path, required=True, help="run folder for events.jsonl and checkpoints/")
+    parser.add_argument("--out", type=Path, required=True, help=f"run folder for {EVENTS_FILE} and {CHECKPOINTS_DIR}/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--export-from", type=Path, metavar="RUN_DIR",
                         help="no training: export RUN_DIR's best weights (dev/test probabilities, tuned thresholds)")
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Config file (or the run folder's own run.toml on --resume), then flags, then --set."""
     config_path = args.config
-    if config_path is None and args.resume and (args.out / "run.toml").exists():
-        config_path = args.out / "run.toml"
+    if config_path is None and args.resume and (args.out / RUN_CONFIG_FILE).exists():
+        config_path = args.out / RUN_CONFIG_FILE
     data: dict[str, Any] = read_toml(config_path) if config_path else {}
     overrides = [(k, getattr(args, k)) for k in FLAG_KEYS if getattr(args, k) is not None]
     overrides += [parse_override(item) for item in args.overrides]
@@ -50,6 +50,23 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if config.run == "run":
         config.run = args.out.name
     return config
+
+
+def check_resumable(out: Path, config: RunConfig) -> None:
+    """Refuse a --resume whose checkpoint cannot be loaded, before anything is written or loaded.
+
+    Cheap: reads trainer_state.json and checks the checkpoint's files exist. The schedule (which
+    needs the data) is checked again when the checkpoint loads.
+    """
+    from trainer.checkpoints import validate_latest
+
+    latest = find_latest(out / CHECKPOINTS_DIR)
+    if latest is None:
+        return
+    state = validate_latest(latest)
+    if state["seed"] != config.seed:
+        raise CheckpointStateError(f"{latest / TRAINER_STATE_FILE}: written with seed {state['seed']}, "
+                                   f"but the config has seed {config.seed}; resume with the run's own config")
 
 
 def _quiet_libraries() -> None:
@@ -69,11 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = resolve_config(args)
         FaultPlan.from_env()
-        if not args.resume and (args.out / "events.jsonl").exists():
-            raise ConfigError(f"{args.out}: already holds a run (events.jsonl); "
+        if not args.resume and (args.out / EVENTS_FILE).exists():
+            raise ConfigError(f"{args.out}: already holds a run ({EVENTS_FILE}); "
                               "use --resume to continue it or choose another --out")
-        if args.export_from and not (args.export_from / "checkpoints" / "best" / "model.safetensors").exists():
-            raise ConfigError(f"{args.export_from}: no checkpoints/best/model.safetensors to export")
+        if args.resume:
+            check_resumable(args.out, config)
+        if args.export_from and find_best(args.export_from / CHECKPOINTS_DIR) is None:
+            raise ConfigError(f"{args.export_from}: no {CHECKPOINTS_DIR}/{BEST}/{WEIGHTS_FILE} to export")
         _quiet_libraries()
         from trainer.loop import prepare, run_training
 
@@ -81,11 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, ModelError, FaultSpecError, ValueError) as exc:
         print(f"goemo-train: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    args.out.mkdir(parents=True, exist_ok=True)
-    run_toml = args.out / "run.toml"
-    if not (args.config and run_toml.exists() and args.config.resolve() == run_toml.resolve()):
-        run_toml.write_text(config_to_toml(config))
-    return run_training(prepared, args.out, resume=args.resume, export_from=args.export_from)
+    run_toml = args.out / RUN_CONFIG_FILE
+    # run.toml is written by the run itself once that is safe (after the checkpoint loaded, on resume).
+    own_file = args.config is not None and run_toml.exists() and args.config.resolve() == run_toml.resolve()
+    return run_training(prepared, args.out, resume=args.resume, export_from=args.export_from,
+                        config_text=None if own_file else config_to_toml(config))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ EXIT_INTERRUPTED = 130  # SIGINT / Ctrl-C; checkpoints are on disk
 EXIT_TERMINATED = 143  # SIGTERM, after a checkpoint
 
 
+# -- environment the supervisor passes to goemo-train -------------------------------------------
+ENV_ATTEMPT = "GOEMO_ATTEMPT"  # 1 for a run's first launch, 2 after one restart, ...
+ENV_FAULT = "GOEMO_FAULT"  # fault drills, e.g. "hang@5,nan@3"
+ENV_FAULT_ALWAYS = "GOEMO_FAULT_ALWAYS"  # "1": faults fire on every attempt, not the first only
+ENV_STARTUP_GRACE = "GOEMO_STARTUP_GRACE_S"  # the watchdog's allowance for model load or download
+
+
 # -- run ids ------------------------------------------------------------------------------------
 BASELINE_CONFIG = "bce"
 FINAL_PHASE = 4
@@ -111,6 +118,16 @@ HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")
 STALL_PREFIX = "stall-"
+# Inside checkpoints/latest: no pickle anywhere (tensors as safetensors, the rest as JSON).
+OPTIMIZER_FILE = "optimizer.safetensors"
+SCHEDULER_FILE = "scheduler.json"
+SCALER_FILE = "scaler.json"
+RNG_FILE_PREFIX = "rng-"
+
+
+def rng_file(rank: int) -> str:
+    """RNG states of one process of a run: ``rng-<rank>.json``."""
+    return f"{RNG_FILE_PREFIX}{rank}.json"
 
 
 def stall_file(n: int) -> str:

@@ -1,17 +1,26 @@
 """Fault injection for drills and tests: ``GOEMO_FAULT="hang@5,nan@3"`` (see CONTRACT.md).
 
+Kinds: ``hang@N`` (block forever at optimizer step N), ``nan@N`` (non-finite loss at step N),
+``crash@N`` (SIGKILL at step N), ``slow@N`` (steps from N on take 3x longer) and ``diskfull@N``
+(the first ``latest`` checkpoint saved at or after step N fails with ENOSPC after its weights are
+written, as a full disk would: the run ends ``failed``, the previous checkpoint stays).
+
 A fault fires on the first attempt of a run only (``GOEMO_ATTEMPT`` unset or 1),
 unless ``GOEMO_FAULT_ALWAYS=1``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-KINDS = ("hang", "nan", "crash", "slow")
+from trainer.contract import ENV_ATTEMPT, ENV_FAULT, ENV_FAULT_ALWAYS
+
+KINDS = ("hang", "nan", "crash", "slow", "diskfull")
 
 
 class FaultSpecError(ValueError):
@@ -37,9 +46,9 @@ class FaultPlan:
 
     @classmethod
     def from_env(cls) -> "FaultPlan":
-        spec = os.environ.get("GOEMO_FAULT", "")
-        first_attempt = os.environ.get("GOEMO_ATTEMPT", "1") == "1"
-        if not spec or not (first_attempt or os.environ.get("GOEMO_FAULT_ALWAYS") == "1"):
+        spec = os.environ.get(ENV_FAULT, "")
+        first_attempt = os.environ.get(ENV_ATTEMPT, "1") == "1"
+        if not spec or not (first_attempt or os.environ.get(ENV_FAULT_ALWAYS) == "1"):
             return cls()
         return cls(parse_faults(spec))
 
@@ -56,6 +65,18 @@ class FaultPlan:
             os.kill(os.getpid(), signal.SIGKILL)  # abrupt: no cleanup, no run_end
         if self.faults.get("hang") == step:
             injected_hang()
+
+    def checkpoint_fault(self, step: int) -> Callable[[], None] | None:
+        """A callable that fails the checkpoint of this step with ENOSPC (diskfull@N), or None."""
+        at = self.faults.get("diskfull")
+        if at is None or step < at:
+            return None
+
+        def disk_full() -> None:
+            self.faults.pop("diskfull", None)  # fires once
+            raise OSError(errno.ENOSPC, f"No space left on device (injected: diskfull@{at})")
+
+        return disk_full
 
 
 def injected_hang() -> None:

@@ -7,13 +7,14 @@ numbers and the same data order, because the order is a pure function of (seed, 
 
 from __future__ import annotations
 
+import errno
 import faulthandler
-import json
 import math
 import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,26 @@ import torch
 
 from trainer import checkpoints
 from trainer.config import RunConfig
-from trainer.data import (Split, balanced_class_weights, eval_batches, label_names, length_grouped_batches,
+from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,
+                              EXPORT_DIR, LATEST, PROBS_FILES, RUN_CONFIG_FILE, THRESHOLDS_FILE, CheckpointStateError,
+                              best_metric_name, find_latest, steps_per_epoch, total_steps, write_atomic,
+                              write_json_atomic)
+from trainer.data import (DataError, Split, balanced_class_weights, eval_batches, label_names, length_grouped_batches,
                           load_splits, oversample_rare_classes, pad_batch, seeded_subset, tokenize_texts)
 from trainer.events import EventWriter
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_summary
-from trainer.model_source import ModelSource, resolve_model
+from trainer.model_source import ModelError, ModelSource, resolve_model
 from trainer.models import EmotionClassifier, build_classifier, count_parameters, export_classifier, load_tokenizer
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 130, 143
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Prepared", "prepare", "run_training"]
+
+DEFAULT_STARTUP_GRACE_S = 600.0
+EVAL_ROWS_PER_S_GUESS = 10.0  # conservative: a large model on a slow device, before any eval was timed
+# Errors with a message that says it all: one line on stderr, no traceback.
+KNOWN_ERRORS = (OSError, CheckpointStateError, DataError, ModelError)
 
 
 @dataclass
@@ -57,6 +67,8 @@ def prepare(config: RunConfig) -> Prepared:
         build_loss(config.loss, config.loss_params, torch.ones(28))
     except ValueError as exc:
         raise ValueError(f"key 'loss_params' of loss {config.loss!r}: {exc}") from None
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("key 'device': 'cuda' requested but no CUDA device is available")
     splits = load_splits(config.source)
     source = resolve_model(config.model, config.pooling)
     tokenizer = load_tokenizer(source)
@@ -74,6 +86,44 @@ def _lr_lambda(kind: str, warmup: int, total: int):
     return schedule
 
 
+def startup_grace_s() -> float:
+    """Seconds the watchdog allows for model load or download: $GOEMO_STARTUP_GRACE_S, default 600."""
+    try:
+        value = float(os.environ.get(ENV_STARTUP_GRACE, ""))
+    except ValueError:
+        return DEFAULT_STARTUP_GRACE_S
+    return value if math.isfinite(value) and value > 0 else DEFAULT_STARTUP_GRACE_S
+
+
+def model_activity(source: ModelSource) -> str:
+    """``download`` for a hub id whose files are not in the local cache yet, else ``load``."""
+    if source.path is None or Path(source.path).expanduser().exists():
+        return "load"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source.path, "config.json")
+    except Exception:  # an id the hub client rejects: loading will say what is wrong
+        return "download"
+    return "load" if isinstance(cached, str) else "download"
+
+
+def expect_s(last_seconds: float, guess_s: float) -> float:
+    """What an ``activity`` announces: 3x the last time this work took, or the guess before it was
+    ever timed; never below 30 s."""
+    return round(max(30.0, 3 * last_seconds if last_seconds > 0 else guess_s), 1)
+
+
+def eval_guess_s(rows: int) -> float:
+    """The first evaluation's allowance, sized to the rows it scores."""
+    return rows / EVAL_ROWS_PER_S_GUESS
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _mixed_precision(config: RunConfig, use_cuda: bool) -> str:
     if not use_cuda:
         return "no"
@@ -86,19 +136,21 @@ class TrainingRun:
     """setup → train → (export) → cleanup for one RunConfig, writing events as it goes."""
 
     def __init__(self, prepared: Prepared, out_dir: Path, resume: bool = False,
-                 export_from: Path | None = None) -> None:
+                 export_from: Path | None = None, config_text: str | None = None) -> None:
         self.p = prepared
         self.cfg = prepared.config
         self.out = out_dir
         self.resume = resume
-        self.ckpt_root = out_dir / "checkpoints"
+        # run.toml to write once it is safe: at the start of a fresh run, after the checkpoint loaded on resume.
+        self.config_text = config_text
+        self.ckpt_root = out_dir / CHECKPOINTS_DIR
         # Export only: weights come from another run's best checkpoint (the pipeline's "reuse" final).
-        self.best_root = export_from / "checkpoints" if export_from else self.ckpt_root
+        self.best_root = export_from / CHECKPOINTS_DIR if export_from else self.ckpt_root
         self.faults = FaultPlan.from_env()
         self.stop_signal: int | None = None
         self.t0 = time.time()
         self.events: EventWriter | None = None
-        self.best: dict[str, Any] = {"metric": f"dev_f1_macro@{threshold_key(self.cfg.primary_threshold)}",
+        self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold),
                                      "value": None, "step": None}
         self.nonfinite_skipped = 0
         self.nonfinite_in_row = 0
@@ -114,12 +166,21 @@ class TrainingRun:
     def alert(self, level: str, code: str, message: str) -> None:
         self.emit("alert", level=level, code=code, message=message)
 
+    def _write_run_config(self) -> None:
+        # Every process may write it: write_atomic's renames make the last identical copy win.
+        if self.config_text is not None:
+            write_atomic(self.out / RUN_CONFIG_FILE, self.config_text)
+        self.config_text = None
+
     # -- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
         from accelerate import Accelerator
         from accelerate.utils import GradientAccumulationPlugin, set_seed
 
         cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not self.resume:
+            self._write_run_config()  # a fresh run has nothing to protect; on resume it waits for the checkpoint
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
@@ -136,9 +197,8 @@ class TrainingRun:
             gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum,
                                                                     sync_with_dataloader=False),
         )
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.events = EventWriter(self.out / "events.jsonl") if self.accelerator.is_main_process else None
-        self.emit("activity", what="load", expect_s=600)
+        self.events = EventWriter(self.out / EVENTS_FILE) if self.accelerator.is_main_process else None
+        self.emit("activity", what="load", expect_s=startup_grace_s())
         set_seed(cfg.seed)
         self._setup_data()
         self._setup_model()
@@ -177,13 +237,14 @@ class TrainingRun:
             for name, s in (("dev", dev), ("test", test))
         }
         self.class_weights = torch.tensor(weights) if cfg.class_weights == "balanced" else None
-        world = self.accelerator.num_processes
-        n_batches = math.ceil(len(self.train_ids) / cfg.batch_size) // world
-        self.steps_per_epoch = max(1, n_batches // cfg.grad_accum)
-        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        self.steps_per_epoch = steps_per_epoch(len(self.train_ids), cfg.batch_size, self.accelerator.num_processes,
+                                               cfg.grad_accum)
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
 
     def _setup_model(self) -> None:
         cfg = self.cfg
+        # Covers a hub download too; the supervisor sizes GOEMO_STARTUP_GRACE_S from the preset.
+        self.emit("activity", what=model_activity(self.p.source), expect_s=startup_grace_s())
         model = build_classifier(self.p.source, self.p.names, self.p.tokenizer, cfg.dropout, cfg.seed)
         if cfg.gradient_checkpointing:
             model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -205,13 +266,13 @@ class TrainingRun:
         # The scheduler is not prepared: accelerate would step it once per process, while our
         # schedule is already counted in optimizer steps. It is still saved with the checkpoint.
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.scheduler = scheduler
-        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.scheduler = scheduler  # saved and restored by trainer.checkpoints, next to the optimizer
         cw = self.class_weights.to(self.accelerator.device) if self.class_weights is not None else None
         self.criterion = build_loss(cfg.loss, cfg.loss_params, cw)
         self.start_step = 0
         if self.resume:
             self._load_latest()
+            self._write_run_config()
         self.emit(
             "run_start", run=cfg.run, config=cfg.model_dump(), model=cfg.model, n_params=self.n_params,
             device=str(self.accelerator.device), world_size=self.accelerator.num_processes, pid=os.getpid(),
@@ -221,19 +282,26 @@ class TrainingRun:
         )
 
     def _load_latest(self) -> None:
-        ckpt = checkpoints.find_latest(self.ckpt_root)
+        ckpt = find_latest(self.ckpt_root)
         if ckpt is None:
             self.alert("info", "resume", "no checkpoint found; starting from step 0")
             return
-        state = checkpoints.read_state(ckpt)
-        if state.get("seed") != self.cfg.seed or state.get("total_steps") != self.total_steps:
-            raise ValueError(f"{ckpt}: checkpoint was written by a different config (seed or schedule differs)")
-        self.emit("activity", what="load", expect_s=max(60.0, 4 * state.get("save_seconds", 15)))
-        self.accelerator.load_state(str(ckpt))
+        state = checkpoints.validate_latest(ckpt, self.accelerator.process_index)
+        if state["seed"] != self.cfg.seed or state["total_steps"] != self.total_steps:
+            raise CheckpointStateError(
+                f"{ckpt}: written by a different config (seed {state['seed']}, {state['total_steps']} steps; "
+                f"this config: seed {self.cfg.seed}, {self.total_steps} steps)")
+        if ckpt.name != LATEST:
+            self.alert("warn", "checkpoint_fallback", f"{ckpt.name}: resuming from the previous checkpoint "
+                                                      "(the newest one was cut short)")
+        self.emit("activity", what="load", expect_s=max(60.0, 4 * float(state.get("save_seconds") or 15)))
+        checkpoints.load_latest(self.accelerator, ckpt, self.model, self.optimizer, self.scheduler)
         self.start_step = int(state["step"])
         self.best = state["best"]
         self.nonfinite_skipped = int(state["nonfinite_skipped"])
         self.last_eval_step = int(state.get("last_eval_step", -1))
+        self.eval_seconds = float(state.get("eval_seconds") or 0.0)
+        self.ckpt_seconds = float(state.get("save_seconds") or 0.0)
 
     # -- batches ------------------------------------------------------------------------------
     def _to_device(self, ids: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,31 +430,42 @@ class TrainingRun:
             model.train()
         return probs, labels, loss_sum / len(labels)
 
-    def _announce(self, what: str, last_seconds: float, guess: float) -> None:
+    def _announce(self, what: str, last_seconds: float, guess_s: float) -> None:
         # The watchdog allows expect_s before it calls this run stalled.
-        self.emit("activity", what=what, expect_s=round(max(30.0, 3 * last_seconds, guess), 1))
+        self.emit("activity", what=what, expect_s=expect_s(last_seconds, guess_s))
 
     def evaluate_dev(self, step: int) -> dict[str, Any]:
-        self._announce("eval", self.eval_seconds, len(self.eval_sets["dev"][0]) / 20)
+        self._announce("eval", self.eval_seconds, eval_guess_s(len(self.eval_sets["dev"][0])))
         t = time.time()
         metrics: dict[str, Any] = {}
+        error: BaseException | None = None
         if self.accelerator.is_main_process:
-            probs, labels, loss = self.predict("dev")
-            metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
-            # Per-label thresholds tuned on dev and scored on dev: optimistic, shown as "tuned" for ranking
-            # context only; the final phase tunes on dev and reports the held-out test split.
-            tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
-            self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
-                      tuned=tuned, **metrics)
-            value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
-            if self.best["value"] is None or value > self.best["value"]:
-                self.best = {"metric": self.best["metric"], "value": value, "step": step}
-                state = self.accelerator.get_state_dict(self.model)
-                checkpoints.save_best(state, self.ckpt_root, dict(self.best))
+            try:
+                metrics = self._evaluate_dev_main(step)
+            except Exception as exc:  # noqa: BLE001 - re-raised on every process below
+                error = exc
+        # Also the barrier; a failure on the main process must not leave the others waiting at it.
+        checkpoints.raise_if_any_failed(self.accelerator, error)
         self.accelerator.wait_for_everyone()
         self.eval_seconds = time.time() - t
         self.last_eval_step = step
         self.emit("activity", what="train", expect_s=120)
+        return metrics
+
+    def _evaluate_dev_main(self, step: int) -> dict[str, Any]:
+        probs, labels, loss = self.predict("dev")
+        metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
+        # Per-label thresholds tuned on dev and scored on dev: optimistic, shown as "tuned" for ranking
+        # context only; the final phase tunes on dev and reports the held-out test split.
+        tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
+        self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
+                  tuned=tuned, **metrics)
+        value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
+        if self.best["value"] is None or value > self.best["value"]:
+            best = {"metric": self.best["metric"], "value": value, "step": step}
+            # get_state_dict is no collective for single-device and DDP models, the ones this trainer runs.
+            checkpoints.save_best(self.accelerator.get_state_dict(self.model), self.ckpt_root, dict(best))
+            self.best = best  # only once best/ holds these weights
         return metrics
 
     def save_latest(self, step: int) -> None:
@@ -399,9 +478,10 @@ class TrainingRun:
                            "batch_in_epoch": step % self.steps_per_epoch},
             "best": self.best, "nonfinite_skipped": self.nonfinite_skipped,
             "last_eval_step": self.last_eval_step, "save_seconds": self.ckpt_seconds,
-            "config": self.cfg.model_dump(),
+            "eval_seconds": self.eval_seconds, "config": self.cfg.model_dump(),
         }
-        path = checkpoints.save_latest(self.accelerator, self.ckpt_root, state)
+        path = checkpoints.save_latest(self.accelerator, self.ckpt_root, state, self.model, self.optimizer,
+                                       self.scheduler, fault=self.faults.checkpoint_fault(step))
         self.ckpt_seconds = time.time() - t
         self.emit("checkpoint", step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
 
@@ -410,17 +490,20 @@ class TrainingRun:
         """Best weights → dev/test probabilities, per-label thresholds tuned on dev, one test evaluation."""
         if not self.accelerator.is_main_process:
             return
-        self._announce("eval", self.eval_seconds, (len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0])) / 20)
+        rows = len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0])
+        self._announce("eval", self.eval_seconds * rows / max(1, len(self.eval_sets["dev"][0])), eval_guess_s(rows))
         model: EmotionClassifier = self.accelerator.unwrap_model(self.model)
-        best = checkpoints.load_best(self.best_root)
+        loaded = checkpoints.load_best(self.best_root)
         exporting_another_run = self.best_root != self.ckpt_root
-        if best is None and exporting_another_run:
-            raise ValueError(f"{self.best_root.parent}: no best checkpoint to export")
-        if best is not None:
+        if loaded is None and exporting_another_run:
+            raise CheckpointStateError(f"{self.best_root.parent}: no best checkpoint to export")
+        best = None
+        if loaded is not None:
+            best, meta = loaded
             model.load_state_dict(best)
             if exporting_another_run:
-                self.best = json.loads((self.best_root / checkpoints.BEST / "best.json").read_text())
-        export_dir = self.out / "export"
+                self.best = meta
+        export_dir = self.out / EXPORT_DIR
         dev_probs, dev_labels, dev_loss = self.predict("dev", model)
         test_probs, test_labels, test_loss = self.predict("test", model)
         thresholds = tune_thresholds(dev_probs, dev_labels, default=self.cfg.primary_threshold)
@@ -432,20 +515,39 @@ class TrainingRun:
             self.emit("eval", step=at, epoch=epoch, split=split, loss=loss, final=True,
                       tuned=tuned_summary(probs, labels, thresholds), **metrics)
         export_classifier(model, self.p.tokenizer, export_dir)
-        for name, array in (("dev_probs", dev_probs), ("test_probs", test_probs),
-                            ("dev_labels", dev_labels.astype(np.uint8)), ("test_labels", test_labels.astype(np.uint8))):
-            np.save(export_dir / f"{name}.npy", array)
-        (export_dir / "thresholds.json").write_text(json.dumps({
+        dev_probs_file, test_probs_file, dev_labels_file, test_labels_file = PROBS_FILES  # the contract's order
+        for name, array in ((dev_probs_file, dev_probs), (test_probs_file, test_probs),
+                            (dev_labels_file, dev_labels.astype(np.uint8)),
+                            (test_labels_file, test_labels.astype(np.uint8))):
+            np.save(export_dir / name, array)
+        write_json_atomic(export_dir / THRESHOLDS_FILE, {
             "labels": self.p.names, "thresholds": [float(t) for t in thresholds],
             "tuned_on": "dev", "grid": [0.05, 0.95, 0.05], "default": self.cfg.primary_threshold,
             "best_step": at,
-        }, indent=1))
-        self.emit("checkpoint", step=at, path="export", kind="export")
+        })
+        self.emit("checkpoint", step=at, path=EXPORT_DIR, kind="export")
 
     def finish(self, status: str, reason: str) -> None:
-        self.emit("run_end", status=status, reason=reason, wall_s=round(time.time() - self.t0, 3), best=self.best)
+        """run_end, then close the events file; a write that fails here (disk full) cannot be reported
+        anywhere but stderr, so it is swallowed."""
+        try:
+            self.emit("run_end", status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
+                      best=self.best)
+        except (OSError, ValueError):
+            pass
         if self.events is not None:
-            self.events.close()
+            try:
+                self.events.close()
+            except OSError:
+                pass
+
+    def fail(self, code: str, message: str, reason: str) -> None:
+        """An error alert and run_end ``failed``, each written if the events file still takes writes."""
+        try:
+            self.alert("error", code, message)
+        except (OSError, ValueError):
+            pass
+        self.finish("failed", reason)
 
 
 def _install_signal_handlers(run: TrainingRun) -> None:
@@ -458,15 +560,30 @@ def _install_signal_handlers(run: TrainingRun) -> None:
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
-def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export_from: Path | None = None) -> int:
-    """Run one training job end to end (or only the export of another run's best weights); returns the exit code."""
-    run = TrainingRun(prepared, out_dir, resume, export_from)
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return "disk_full" if exc.errno == errno.ENOSPC else "io_error"
+    if isinstance(exc, CheckpointStateError):
+        return "checkpoint"
+    return "data" if isinstance(exc, DataError) else "model"
+
+
+def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export_from: Path | None = None,
+                 config_text: str | None = None) -> int:
+    """Run one training job end to end (or only the export of another run's best weights); returns the exit code.
+
+    ``config_text`` is written to run.toml: at once for a fresh run, only after the checkpoint loaded
+    on resume (so a refused resume leaves the folder as it was). Errors during setup, training or
+    export end the run with an ``alert`` and run_end ``failed`` (exit 1) and leave the checkpoints
+    resumable; known errors print one line on stderr, others their traceback.
+    """
+    run = TrainingRun(prepared, out_dir, resume, export_from, config_text)
     _install_signal_handlers(run)
-    run.setup()
-    if run.stop_signal is not None:
-        run.finish("stopped", f"signal {signal.Signals(run.stop_signal).name} during setup")
-        return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
     try:
+        run.setup()
+        if run.stop_signal is not None:
+            run.finish("stopped", f"signal {signal.Signals(run.stop_signal).name} during setup")
+            return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
         if export_from is not None:  # no training: export() loads (and requires) that run's best weights
             status, reason = "completed", f"exported the best weights of {export_from.name}"
         else:
@@ -474,13 +591,19 @@ def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export
         if status == "completed" and (prepared.config.export or export_from is not None):
             run.export(run.total_steps)
     except torch.cuda.OutOfMemoryError as exc:
-        run.alert("error", "oom", str(exc).splitlines()[0])
-        run.finish("failed", "out of memory")
+        run.fail("oom", str(exc).splitlines()[0], "out of memory")
+        print(f"goemo-train: error: out of memory ({str(exc).splitlines()[0]})", file=sys.stderr)
         return EXIT_FAILED
-    except Exception as exc:
-        run.alert("error", "exception", f"{type(exc).__name__}: {exc}")
-        run.finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
+    except KNOWN_ERRORS as exc:
+        message = _first_line(exc)
+        run.fail(_error_code(exc), message, message)
+        print(f"goemo-train: error: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: keep the traceback (stderr.log), still end the run in events.jsonl
+        message = _first_line(exc)
+        run.fail("exception", message, message)
+        traceback.print_exc()
+        return EXIT_FAILED
     run.finish(status, reason)
     if status == "stopped":
         return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED

@@ -25,7 +25,7 @@ from cockpit.pipeline.slots import Slot, plan_slots
 from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
 from trainer.config import config_to_toml
-from trainer.contract import (EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
+from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
                               FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, checkpoint_step, run_id, write_atomic)
 from trainer.events import EventReader, EventWriter, read_events
 
@@ -270,11 +270,11 @@ class Supervisor:
             args.append("--resume")
         if record.export_from:
             args += ["--export-from", str(self.paths.run(record.export_from).root)]
-        env = {"GOEMO_ATTEMPT": str(record.attempts), "GOEMO_STARTUP_GRACE_S": f"{self.settings.startup_grace_s:g}"}
+        env = {ENV_ATTEMPT: str(record.attempts), ENV_STARTUP_GRACE: f"{self.settings.startup_grace_s:g}"}
         fault = self.preset.config(record.config).fault
         if fault and not record.export_from:
-            env["GOEMO_FAULT"] = fault
-        process: RunProcess = start_local(run, slot, args, env, drop_env=("GOEMO_FAULT",))
+            env[ENV_FAULT] = fault
+        process: RunProcess = start_local(run, slot, args, env, drop_env=(ENV_FAULT,))
         reader = EventReader(run.events)
         reader.read_new()  # skip what earlier attempts wrote
         watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor, self.settings.startup_grace_s)
