@@ -230,7 +230,8 @@ class CockpitApp(App[None]):
         snap = self.state.snapshot(self.now())
         self._trainer_pids = {r.pid: r.run for r in snap.runs
                               if isinstance(r.pid, int) and r.status not in TERMINAL and r.status != "queued"}
-        if self.selected_run is None and snap.runs:
+        # Provisional while the history replays: the run that is running once everything is read wins.
+        if snap.runs and (self.selected_run is None or not self.caught_up):
             running = [r.run for r in snap.runs if r.status == "running"]
             self.selected_run = (running or [snap.runs[0].run])[0]
         self.snapshot = snap
