@@ -229,6 +229,18 @@ def is_pipeline_dir(path: Path) -> bool:
     return (path / PIPELINE_FILE).is_file()
 
 
+def read_json_file(path: Path, expected: str, error: type[ValueError] = ValueError) -> Any:
+    """A JSON file that another process wrote, or ``error`` with one line naming it and what was expected."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: file not found; {expected}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc}); {expected}") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise error(f"{path}: empty or not valid JSON (truncated?); {expected}") from None
+
+
 # -- checkpoint state ---------------------------------------------------------------------------
 class CheckpointStateError(ValueError):
     """A trainer_state.json that cannot be read or lacks keys: one line naming the file."""
@@ -258,12 +270,7 @@ def find_best(checkpoints: Path) -> Path | None:
 def read_checkpoint_state(checkpoint: Path) -> dict[str, Any]:
     """``trainer_state.json`` of a checkpoint, validated; CheckpointStateError when torn or changed."""
     path = checkpoint / TRAINER_STATE_FILE
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointStateError(f"{path}: file not found") from None
-    except (ValueError, UnicodeDecodeError):
-        raise CheckpointStateError(f"{path}: not valid JSON (truncated?); expected the trainer state") from None
+    state = read_json_file(path, "expected the trainer state", CheckpointStateError)
     if not isinstance(state, dict):
         raise CheckpointStateError(f"{path}: expected a JSON object")
     missing = [k for k in STATE_KEYS if k not in state]

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, write_json_atomic
+from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, read_json_file, write_json_atomic
 from trainer.model_source import ModelError, ModelSource
 
 
@@ -144,14 +144,9 @@ def read_export_spec(model_dir: Path) -> dict[str, Any]:
     """goemo_model.json of an exported folder, validated; ModelError (one line naming the file) if not."""
     path = model_dir / MODEL_META_FILE
     expected = f"expected a JSON object {_SPEC_SHAPE} as goemo-train exports it"
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: file not found (expected a model folder exported by goemo-train)") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}); {expected}") from None
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        raise ModelError(f"{path}: empty or not valid JSON (truncated?); {expected}") from None
+    if not path.exists():
+        raise ModelError(f"{path}: file not found (expected a model folder exported by goemo-train)")
+    spec = read_json_file(path, expected, ModelError)
     if not isinstance(spec, dict):
         raise ModelError(f"{path}: found {type(spec).__name__}, {expected}")
     if spec.get("pooling") not in POOLINGS:

@@ -9,21 +9,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE
+from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE, read_json_file
 
 
 def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
     """The per-label thresholds tuned on dev: one number in [0, 1] per label, in the model's label order."""
     path = model_dir / THRESHOLDS_FILE
     expected = f"expected a JSON object with a 'thresholds' list of {len(names)} numbers in [0, 1], one per label"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found (expected the tuned thresholds of an exported model)") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc}); {expected}") from None
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"{path}: empty or not valid JSON (truncated?); {expected}") from None
+    if not path.exists():
+        raise ValueError(f"{path}: file not found (expected the tuned thresholds of an exported model)")
+    data = read_json_file(path, expected)
     raw = data.get("thresholds") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         raise ValueError(f"{path}: no 'thresholds' list; {expected}")
