@@ -76,7 +76,8 @@ def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     ax_f1.set(title=f"dev {f1_at(primary, 'macro-F1')}", xlabel="optimizer step")
     for ax in (ax_loss, ax_f1):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.lines:  # a pipeline stopped before its first step has nothing to label
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(pipeline_dir / CURVES_PLOT, dpi=110)
     plt.close(fig)
