@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from trainer.contract import (ALL_EVENTS, PIPELINE_EVENTS, SCHEMA_VERSION, TRAINER_EVENTS,  
+from trainer.contract import (ALL_EVENTS, PIPELINE_EVENTS, SCHEMA_VERSION, TRAINER_EVENTS,
                               contract_violation, missing_keys, threshold_key)
 
 # The schema itself lives in trainer.contract; these names stay importable from here.

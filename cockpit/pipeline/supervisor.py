@@ -331,7 +331,7 @@ class Supervisor:
         elif decision.outcome is Outcome.REQUEUED:
             rec.status = "queued"  # ended with the pipeline: --resume continues it
         elif decision.outcome is Outcome.RESTART:
-            self.emit("restart", run=rec.run_id, attempt=rec.attempts + 1, 
+            self.emit("restart", run=rec.run_id, attempt=rec.attempts + 1,
                       from_step=checkpoint_step(self.paths.run(rec.run_id).root),
                       reason="requested" if active.intent == "restart" else reason)
             self.scheduler.start(rec, active.slot)
