@@ -27,9 +27,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer.contract import (BEST, BEST_META_FILE, LATEST, OLD_SUFFIX, OPTIMIZER_FILE, SCALER_FILE, SCHEDULER_FILE,
-                              TMP_SUFFIX, TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, rng_file, find_best, folder_file_mode, fsync_dir,
-                              read_checkpoint_state, write_atomic, write_json_atomic)
+from trainer.contract import (BEST, BEST_META_FILE, LATEST, OPTIMIZER_FILE, SCALER_FILE, SCHEDULER_FILE, TMP_SUFFIX,
+                              TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, find_best, folder_file_mode,
+                              read_checkpoint_state, read_json_file, rng_file, swap_folder, write_atomic,
+                              write_json_atomic)
 
 # Keys inside the optimizer file's metadata.
 _OPTIMIZER_META_KEY = "goemo_optimizer"
@@ -52,24 +53,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def swap_in(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by the complete folder ``tmp`` so that one complete copy exists at every moment.
-
-    ``final.old`` is only deleted while ``final`` exists: after a kill between the two renames,
-    ``final.old`` is the one copy left, and the next swap keeps it until ``tmp`` is in place.
-    """
-    old = final.with_name(final.name + OLD_SUFFIX)
-    fsync_dir(tmp)
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)  # final is complete, so the older copy can go
-        os.replace(final, old)
-        fsync_dir(final.parent)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
-    _remove(old)  # a leftover is harmless: final exists and readers prefer it
 
 
 # -- tensors ------------------------------------------------------------------------------------------
@@ -253,7 +236,7 @@ def save_latest(accelerator: Any, root: Path, state: dict[str, Any], model: Any,
     raise_if_any_failed(accelerator, error, cleanup=tmp)
     if main:
         try:
-            swap_in(tmp, final)
+            swap_folder(tmp, final)
         except OSError as exc:
             error = exc
     raise_if_any_failed(accelerator, error, cleanup=tmp)
@@ -301,10 +284,7 @@ def load_latest(accelerator: Any, checkpoint: Path, model: Any, optimizer: Any, 
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise CheckpointStateError(f"{path}: not valid JSON (truncated?)") from None
+    return read_json_file(path, "expected the JSON that save_latest writes", CheckpointStateError)
 
 
 # -- best -----------------------------------------------------------------------------------------------
@@ -321,7 +301,7 @@ def save_best(model_state: dict[str, Any], root: Path, meta: dict[str, Any]) -> 
         tmp.mkdir(parents=True)
         save_weights(model_state, tmp / WEIGHTS_FILE)
         write_json_atomic(tmp / BEST_META_FILE, meta)
-        swap_in(tmp, final)
+        swap_folder(tmp, final)
     except BaseException:
         _remove(tmp)
         raise

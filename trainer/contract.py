@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,6 +417,25 @@ def write_atomic(path: Path, data: bytes | str) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def swap_folder(tmp: Path, final: Path) -> None:
+    """Replace the folder ``final`` by the complete folder ``tmp`` so that one complete copy exists at every moment.
+
+    A rename cannot replace a non-empty folder, so ``final`` first moves aside to ``final.old``.
+    ``final.old`` is only deleted while ``final`` exists: after a kill between the two renames it is the
+    one copy left (readers fall back to it), and the next swap keeps it until ``tmp`` is in place.
+    """
+    old = final.with_name(final.name + OLD_SUFFIX)
+    fsync_dir(tmp)
+    if final.exists():
+        if old.exists():
+            shutil.rmtree(old)  # final is complete, so the older copy can go
+        os.replace(final, old)
+        fsync_dir(final.parent)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)  # a leftover is harmless: final exists and readers prefer it
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -14,7 +14,7 @@ from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.spec import Preset
 from trainer.contract import (BASELINE_RUN, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE, OLD_SUFFIX,
                               THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, folder_file_mode,
-                              fsync_dir, write_json_atomic)
+                              fsync_dir, swap_folder, write_json_atomic)
 from trainer.events import read_events
 
 
@@ -90,7 +90,6 @@ class ResultsPublisher:
         run = self.paths.run(FINAL_RUN)
         final = self.paths.final
         tmp = final.with_name(FINAL_DIR + TMP_SUFFIX)
-        old = final.with_name(FINAL_DIR + OLD_SUFFIX)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(run.export, tmp)
         scores = final_scores(read_events(run.events), self.settings.primary_threshold)
@@ -98,14 +97,7 @@ class ResultsPublisher:
                   "test": scores.get("test"), "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}
         (tmp / MODEL_CARD_FILE).write_text(model_card(self.paths.root, self.preset, record), encoding="utf-8")
         _fsync_tree(tmp, folder_file_mode(self.paths.root))
-        # Two renames: at every moment a complete final/ or final.old/ exists (a rename cannot
-        # replace a non-empty folder in one step).
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        fsync_dir(self.paths.root)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_folder(tmp, final)  # at every moment a complete final/ or final.old/ exists
         write_json_atomic(self.paths.summary_final, record)
         return record
 

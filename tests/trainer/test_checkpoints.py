@@ -184,7 +184,7 @@ def test_interrupted_best_swap_falls_back_to_best_old(tmp_path):
     os.replace = replace
     try:
         with pytest.raises(KeyboardInterrupt):
-            checkpoints.swap_in(tmp_path / (BEST + TMP_SUFFIX), tmp_path / BEST)
+            contract.swap_folder(tmp_path / (BEST + TMP_SUFFIX), tmp_path / BEST)
     finally:
         os.replace = real_replace
     assert find_best(tmp_path) == tmp_path / (BEST + OLD_SUFFIX)
