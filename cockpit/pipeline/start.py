@@ -18,7 +18,7 @@ from cockpit.pipeline.control import ControlError, check_control_dir
 from cockpit.pipeline.lock import PipelineLocked, check_unlocked
 from cockpit.pipeline.slots import plan_slots
 from cockpit.pipeline.spec import Preset, PresetError, load_preset, phase1_plan
-from trainer.contract import (CheckpointStateError, PipelinePaths, find_latest, is_pipeline_dir,
+from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state, write_atomic)
 from trainer.events import read_events
 
@@ -78,7 +78,7 @@ def _resume_selection(paths: PipelinePaths) -> tuple[list[int], list[str]]:
 def _check_checkpoints(paths: PipelinePaths) -> None:
     """Every run that a resume will continue must have a readable checkpoint state."""
     for events in paths.run_event_files():
-        latest = find_latest(paths.run(events.parent.name).checkpoints)
+        latest = find_latest(RunPaths(events.parent).checkpoints)
         if latest is not None:
             try:
                 read_checkpoint_state(latest)
