@@ -1,5 +1,6 @@
 """The headless console view: one line per phase, launch, eval and exit; progress about every 30 s;
-alerts and stalls on stderr; the final leaderboard as a table.
+alerts and stalls on stderr; the final leaderboard as a table. Several data sources (or dropped rows)
+get one block at the first data event, and each per-source dev eval a line that names its source.
 
 It renders from the same `PipelineState` as the TUI: every event is folded in first, and the
 lines, the progress (step, total steps, samples/s, ETA) and the final table read the state,
@@ -13,9 +14,10 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, ClassVar
 
+from cockpit.pipeline.results import eval_source
 from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
-from cockpit.views import SECONDARY_THRESHOLD, RunView, f1_at
-from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, SCHEMA_VERSION, PipelinePaths, f1_macro_key
+from cockpit.views import SECONDARY_THRESHOLD, RunView, SourceRow, dropped_text, f1_at, train_rows_text
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, SCHEMA_VERSION, PipelinePaths, f1_macro_key, threshold_key
 
 DASH = "–"
 LOUD_LEVELS = ("warn", "error")
@@ -34,6 +36,18 @@ def _score(value: float | None) -> str:
     return DASH if value is None else f"{value:.4f}"
 
 
+def _count(value: int | None) -> str:
+    return DASH if value is None else str(value)
+
+
+def source_line(row: SourceRow) -> str:
+    """``isear (isear, data/isear.csv): train 6100→6800, dev 760, test 760, 7/28 labels, dropped 52 placeholder``"""
+    where = ", ".join(part for part in (row.kind, row.path) if part)
+    return (f"{row.name}" + (f" ({where})" if where else "")
+            + f": train {train_rows_text(row.train_before, row.train_after)}, dev {_count(row.dev)}, "
+            f"test {_count(row.test)}, {row.observed_text} labels, dropped {dropped_text(row.dropped)}")
+
+
 class HeadlessConsole:
     """Renders supervisor and trainer events as concise console lines."""
 
@@ -45,6 +59,7 @@ class HeadlessConsole:
         self.clock = clock
         self.state = PipelineState(primary=primary)
         self.last_progress = clock()
+        self.sources_said = False
 
     def _say(self, text: str, err: bool = False) -> None:
         stream = self.err if err else self.out
@@ -131,7 +146,32 @@ class HeadlessConsole:
         if e.get("resumed_from_step"):
             self._say(f"[{source}] resumed from step {e['resumed_from_step']}")
 
+    def _data(self, source: str, e: dict[str, Any]) -> None:
+        st = self.state
+        if self.sources_said or st.oversampling_run != source or not st.sources:
+            return
+        self.sources_said = True
+        if len(st.sources) < 2 and not any(n for s in st.sources for _, n in s.dropped):
+            return  # one source and nothing dropped: the run's own lines say it all
+        taxonomy = f"taxonomy {st.taxonomy}, " if st.taxonomy else ""
+        count = len(st.sources)
+        self._say(f"[{source}] data: {taxonomy}{count} source{'s' if count != 1 else ''}")
+        for row in st.sources:
+            self._say(f"[{source}]   {source_line(row)}")
+
+    def _source_eval(self, source: str, name: str, e: dict[str, Any]) -> None:
+        """A per-source eval, worded apart from the run's own dev line: it covers one source's labels only."""
+        scores, labels = e["f1_macro"], e.get("observed_labels")
+        f1 = scores.get(threshold_key(self.state.primary)) if isinstance(scores, dict) else None
+        over = f", {len(labels)} labels" if isinstance(labels, list) else ""
+        self._say(f"[{source}] step {e.get('step')} source {name} (own dev split{over}): "
+                  f"{f1_at(self.state.primary)} {_score(f1 if isinstance(f1, (int, float)) else None)}")
+
     def _eval(self, source: str, e: dict[str, Any]) -> None:
+        name = eval_source(e)
+        if name is not None:
+            self._source_eval(source, name, e)
+            return
         run = self._run(source)
         result = run.last_eval if run else None
         if result is None:
@@ -158,7 +198,7 @@ class HeadlessConsole:
     """pipeline.jsonl event type -> the line it prints (when it has something to say)."""
 
     RUN_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
-        "run_start": _run_start, "eval": _eval, "alert": _alert, "run_end": _run_end,
+        "run_start": _run_start, "data": _data, "eval": _eval, "alert": _alert, "run_end": _run_end,
     }
     """events.jsonl event type -> its line; steps show in the progress lines instead."""
 

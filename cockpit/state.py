@@ -10,7 +10,9 @@ Events are dispatched from two explicit tables keyed by event type, `PipelineSta
 and `PipelineState.TRAINER_HANDLERS`; the types a view has no use for are listed in
 `PIPELINE_IGNORED` / `TRAINER_IGNORED`, and a test holds both against the contract's event tables.
 Every "F1@t" value is read at the primary threshold of the pipeline (summary.json, then
-pipeline_start, then preset.toml, then the contract's default).
+pipeline_start, then preset.toml, then the contract's default). Eval events that name a data
+`source` score that source's own dev split only: they fill the sources table, never a run's series,
+best score or leaderboard row (`cockpit.pipeline.results.is_run_eval` is the rule).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from cockpit.views import (
     SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, LeaderRow, OversampleRow,
-    PipelineView, RunView, Series, StallAlert,
+    PipelineView, RunView, Series, SourceRow, StallAlert,
 )
+from cockpit.pipeline.results import eval_source
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import (
     BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, GRAD_ALERT_CODES, GRAD_BADGE_STEPS, GRAD_VANISHING_BELOW,
@@ -129,6 +132,29 @@ def _unique_labels(rows: Any) -> list[dict[str, Any]]:
             seen.add(str(row["label"]))
             out.append(row)
     return out
+
+
+def sources_of(data: dict[str, Any]) -> tuple[SourceRow, ...]:
+    """The training sources a data event lists (newer trainers), without dev scores; () when it lists none.
+
+    A source that is not an object with a name is left out, and a name listed twice shows once.
+    """
+    labels = len(_unique_labels(data.get("per_class"))) or None
+    listed = data.get("sources")
+    rows: list[SourceRow] = []
+    for raw in listed if isinstance(listed, list) else ():
+        name = _str(raw.get("name")) if isinstance(raw, dict) else ""
+        if not name or any(row.name == name for row in rows):
+            continue
+        counts = raw.get("rows") if isinstance(raw.get("rows"), dict) else {}
+        observed, dropped = raw.get("observed_labels"), raw.get("dropped")
+        rows.append(SourceRow(
+            name, _str(raw.get("kind")), _str(raw.get("path")), _int(counts.get("train_before")),
+            _int(counts.get("train_after")), _int(counts.get("dev")), _int(counts.get("test")),
+            tuple(str(label) for label in observed) if isinstance(observed, list) else (), labels,
+            tuple((str(reason), n) for reason, n in ((r, _int(v)) for r, v in dropped.items()) if n is not None)
+            if isinstance(dropped, dict) else ()))
+    return tuple(rows)
 
 
 class RunState:
@@ -252,6 +278,12 @@ class PipelineState:
         self.oversampling: tuple[OversampleRow, ...] = ()
         self.oversampling_run: str | None = None
         self._oversampling_t = float("inf")
+        self.sources: tuple[SourceRow, ...] = ()  # from the same first data event as oversampling
+        self.taxonomy = ""
+        # source name -> (t, run, macro-F1 by threshold) of its latest dev eval by time, whichever run wrote
+        # it: the sources table is the pipeline's, like oversampling, and a watcher wants the newest number
+        # (the run it came from shows beside it).
+        self._source_evals: dict[str, tuple[float, str, dict[str, float]]] = {}
         self.stalls: list[StallAlert] = []
         self.alerts: deque[Alert] = deque(maxlen=200)
         self.summary: dict[str, Any] = {}
@@ -429,10 +461,11 @@ class PipelineState:
                 before, after = _int(row.get("before")), _int(row.get("after"))
                 if before is None or after is None:
                     continue
-                rows.append(OversampleRow(str(row["label"]), before, after,
-                                          after / before if before else None, _num(row.get("weight"))))
+                rows.append(OversampleRow(str(row["label"]), before, after, after / before if before else None,
+                                          _num(row.get("weight")), _int(row.get("observed"))))
             self._oversampling_t = t
             self.oversampling, self.oversampling_run = tuple(rows), run.run
+            self.sources, self.taxonomy = sources_of(e), _str(e.get("taxonomy"))
 
     def _run_step(self, run: RunState, e: dict[str, Any], t: float) -> None:
         step = int(e["step"])
@@ -454,6 +487,12 @@ class PipelineState:
                 run.grad_alert = None
 
     def _run_eval(self, run: RunState, e: dict[str, Any], t: float) -> None:
+        source = eval_source(e)
+        if source is not None:
+            latest = self._source_evals.get(source)
+            if latest is None or t >= latest[0]:
+                self._source_evals[source] = (t, run.run, _scores(e["f1_macro"]))
+            return
         record = _eval_record(e)
         run.evals.append(record)
         run.add_eval(record, self.primary)
@@ -572,6 +611,15 @@ class PipelineState:
                                    run.test.micro_primary)
         return None
 
+    def source_rows(self) -> tuple[SourceRow, ...]:
+        """The pipeline's sources with the latest macro-F1 on each one's dev split, at the primary threshold."""
+        key = threshold_key(self.primary)
+        rows = []
+        for row in self.sources:
+            latest = self._source_evals.get(row.name)
+            rows.append(row if latest is None else replace(row, dev_f1=latest[2].get(key), dev_f1_run=latest[1]))
+        return tuple(rows)
+
     def run_view(self, run: RunState) -> RunView:
         cached = self._views.get(run.run)
         if cached is None or cached[0] != run.version:
@@ -595,4 +643,5 @@ class PipelineState:
             target_f1=summary_target if summary_target is not None else self.target_f1,
             reference_f1=_num(self.summary.get("reference_f1")), ranking=self.ranking,
             skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now, primary=self.primary,
+            sources=self.source_rows(), taxonomy=self.taxonomy,
         )

@@ -9,11 +9,25 @@ from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, threshold_key
 
 SERIES_CAP = 2000
 SECONDARY_THRESHOLD = 0.5  # the fixed threshold shown beside the preset's primary one
+DROP_REASON_SHORT = {"duplicate": "dup", "unmapped_only": "unmapped"}  # the trainer's keys, as tables say them
 
 
 def f1_at(threshold: float, prefix: str = "F1") -> str:
     """The label of a score at a threshold: ``F1@0.3``, ``µF1@0.3``."""
     return f"{prefix}@{threshold_key(threshold)}"
+
+
+def dropped_text(dropped: tuple[tuple[str, int], ...]) -> str:
+    """``52 placeholder, 3 dup``: the reasons that dropped rows, zeros left out; ``none`` when nothing was."""
+    parts = [f"{n} {DROP_REASON_SHORT.get(reason, reason)}" for reason, n in dropped if n]
+    return ", ".join(parts) or "none"
+
+
+def train_rows_text(before: int | None, after: int | None) -> str:
+    """``6100→6800``: a source's train rows before and after oversampling."""
+    if before is None or after is None:
+        return "–" if before is None and after is None else str(before if after is None else after)
+    return f"{before}→{after}"
 
 
 class Series:
@@ -117,6 +131,30 @@ class OversampleRow:
     after: int
     factor: float | None
     weight: float | None
+    observed: int | None = None  # train rows whose source can produce the label; None from older trainers
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One training data source of the pipeline (its first data event) and how well a run scores on its dev split."""
+
+    name: str
+    kind: str
+    path: str
+    train_before: int | None  # this source's train rows before oversampling
+    train_after: int | None
+    dev: int | None  # this source's own split sizes
+    test: int | None
+    observed: tuple[str, ...]  # labels this source's map can produce
+    labels: int | None  # labels of the taxonomy: what `observed` is out of
+    dropped: tuple[tuple[str, int], ...]  # (reason, rows) pairs as the trainer lists them
+    dev_f1: float | None = None  # latest macro-F1 at the primary threshold on this source's dev split
+    dev_f1_run: str | None = None  # the run that scored it
+
+    @property
+    def observed_text(self) -> str:
+        """``7/28``: labels observed out of the taxonomy's."""
+        return f"{len(self.observed)}/{self.labels}" if self.labels else str(len(self.observed))
 
 
 @dataclass(frozen=True)
@@ -204,6 +242,8 @@ class PipelineView:
     last_event_t: float | None
     now: float
     primary: float = DEFAULT_PRIMARY_THRESHOLD  # the threshold every "F1@t" label and value refers to
+    sources: tuple[SourceRow, ...] = ()  # empty for data events of older trainers, which list no sources
+    taxonomy: str = ""  # the label space of the pipeline's first data event; "" from older trainers
 
     def run(self, run_id: str | None) -> RunView | None:
         return next((r for r in self.runs if r.run == run_id), None)

@@ -15,6 +15,45 @@ class ConfigError(ValueError):
     """A user error in a config: the message is one line naming the source, key and what was expected."""
 
 
+SOURCE_KINDS = ("goemotions", "semeval2018-ec", "isear", "meld", "table")
+
+
+class SourceSpec(BaseModel):
+    """One training-data source: a kind, where its files are, and how much of it to use.
+
+    ``goemotions`` reads the embedded copy (or ``path``: 'hub' or a folder, as ``source`` did); the other
+    kinds read the user's own licensed files in their native formats (trainer/source_readers.py).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["goemotions", "semeval2018-ec", "isear", "meld", "table"]
+    path: str | None = Field(None, description="file or folder; goemotions: 'embedded' (default), 'hub' or a folder")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                             description="shown in events and views (default: the kind)")
+    weight: float = Field(1.0, gt=0, description="sampling weight: train rows are drawn weight x as often")
+    max_train_samples: int | None = Field(None, ge=0, description="seeded subset of this source's train rows")
+    label_map: str | None = Field(None, description="a TOML label map overriding the shipped one")
+    text: str | None = Field(None, description="table: the text column (default 'text')")
+    labels: str | None = Field(None, description="table: the labels column (default 'labels')")
+    split_seed: int = Field(0, ge=0, description="seed of the 80/10/10 split of a source without one")
+
+    @model_validator(mode="after")
+    def _keys_fit_kind(self) -> "SourceSpec":
+        if self.kind != "goemotions" and not self.path:
+            raise ValueError(f"source kind {self.kind!r} needs a 'path' to your own copy of its files "
+                             f"(their licences forbid shipping them)")
+        if self.kind != "table" and (self.text is not None or self.labels is not None):
+            raise ValueError(f"'text' and 'labels' name columns of a table source, not of {self.kind!r}")
+        if self.kind == "goemotions" and self.label_map is not None:
+            raise ValueError("a goemotions source has our own labels and takes no 'label_map'")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.kind
+
+
 class RunConfig(BaseModel):
     """Everything one training run needs. Unknown keys are errors, not silently ignored."""
 
@@ -25,6 +64,12 @@ class RunConfig(BaseModel):
     # data
     source: str = Field("embedded", description="'embedded', 'hub', or a folder with train/dev/test .tsv/.csv/.jsonl")
     max_train_samples: int | None = Field(None, ge=0, description="seeded subset of train; 0 or unset: all rows")
+    sources: list[SourceSpec] | None = Field(
+        None, description="several sources mapped onto our labels; unset: [{kind = 'goemotions', path = source}]")
+    taxonomy: Literal["goemotions", "ekman", "sentiment"] = Field(
+        "goemotions", description="the 28 labels, or the paper's Ekman or sentiment groupings of them")
+    label_masks: bool = Field(True, description="losses ignore labels a row's source cannot know (false: "
+                                                "they count as negatives; for ablations)")
     max_eval_samples: int | None = Field(None, ge=0, description="seeded subset of dev and test; 0 or unset: all")
     oversampling: Literal["below_median", "none"] = "below_median"
     oversampling_factor: float = Field(1.5, ge=1.0)
@@ -61,6 +106,9 @@ class RunConfig(BaseModel):
     checkpoint_every_steps: int = Field(200, ge=0, description="0: only at epoch end and on SIGTERM")
     max_nonfinite_in_row: int = Field(20, ge=1)
     export: bool = Field(False, description="at the end: best weights, dev/test probabilities, tuned thresholds")
+    # trackers: Hugging Face's report_to names and semantics ("all": every installed one; "none": none)
+    report_to: Literal["all", "none"] | list[Literal["tensorboard", "mlflow", "trackio", "wandb"]] = Field(
+        "none", description="trackers the supervisor forwards this run's events to (it never slows the trainer)")
 
     @model_validator(mode="after")
     def _known_loss(self) -> "RunConfig":
@@ -68,6 +116,26 @@ class RunConfig(BaseModel):
         if problem:
             raise ValueError(problem)
         return self
+
+    @model_validator(mode="after")
+    def _one_way_to_name_data(self) -> "RunConfig":
+        if self.sources is None:
+            return self
+        if self.source != "embedded":
+            raise ValueError("set either 'source' or 'sources', not both (a goemotions source takes 'path')")
+        if not self.sources:
+            raise ValueError("key 'sources': expected at least one source")
+        if sum(s.kind == "goemotions" for s in self.sources) > 1:
+            raise ValueError("key 'sources': at most one goemotions source")
+        names = [s.display_name for s in self.sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"key 'sources': the name {twice[0]!r} is used twice (give each a distinct 'name')")
+        return self
+
+    def resolved_sources(self) -> list[SourceSpec]:
+        """The sources of this run; the one-source ``source = ...`` of older configs is a goemotions source."""
+        return list(self.sources) if self.sources is not None else [SourceSpec(kind="goemotions", path=self.source)]
 
     @field_validator("thresholds")
     @classmethod
@@ -81,10 +149,13 @@ def _describe_error(source: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "?"
     if err["type"] == "extra_forbidden":
-        valid = ", ".join(sorted(RunConfig.model_fields))
+        in_source = err["loc"][0] == "sources" and len(err["loc"]) == 3
+        valid = ", ".join(sorted((SourceSpec if in_source else RunConfig).model_fields))
         return f"{source}: unknown key '{key}' (valid keys: {valid})"
     if err["type"] == "value_error" and not err["loc"]:
         return f"{source}: {err['ctx']['error']}"
+    if err["type"] == "value_error":
+        return f"{source}: key '{key}': {err['ctx']['error']}"
     got = err.get("input")
     return f"{source}: key '{key}': {err['msg'].lower()} (got {got!r})"
 
@@ -103,18 +174,36 @@ def parse_override(item: str, source: str = "--set") -> tuple[str, Any]:
     return key, value
 
 
+def set_dotted(data: dict[str, Any], key: str, value: Any, source: str = "--set") -> None:
+    """Set ``a.b.c`` in nested tables, in place; a number indexes a list (``sources.1.path=data/isear.csv``)."""
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{source} {key}: '{part}' is not an index of '{parts[i - 1]}' "
+                                  f"(expected 0..{len(node) - 1})")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source} {key}: '{parts[i - 1]}' is not a table")
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
     """Apply dotted-key overrides (``loss_params.ratio=0.5``) to a plain dict, returning a new one."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    import copy
+
+    out = copy.deepcopy(data)
     for key, value in overrides:
-        head, _, rest = key.partition(".")
-        if rest:
-            sub = out.setdefault(head, {})
-            if not isinstance(sub, dict):
-                raise ConfigError(f"--set {key}: '{head}' is not a table")
-            sub[rest] = value
-        else:
-            out[key] = value
+        set_dotted(out, key, value)
     return out
 
 
@@ -172,5 +261,5 @@ def config_to_toml(config: RunConfig) -> str:
     """Render a resolved config as TOML (None values are omitted: TOML has no null)."""
     import tomli_w
 
-    data = {k: v for k, v in config.model_dump().items() if v is not None}
+    data = config.model_dump(exclude_none=True)
     return tomli_w.dumps(data)

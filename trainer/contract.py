@@ -34,6 +34,7 @@ ENV_ATTEMPT = "GOEMO_ATTEMPT"  # 1 for a run's first launch, 2 after one restart
 ENV_FAULT = "GOEMO_FAULT"  # fault drills, e.g. "hang@5,nan@3"
 ENV_FAULT_ALWAYS = "GOEMO_FAULT_ALWAYS"  # "1": faults fire on every attempt, not the first only
 ENV_STARTUP_GRACE = "GOEMO_STARTUP_GRACE_S"  # the watchdog's allowance for model load or download
+ENV_NOTIFY = "GOEMO_NOTIFY"  # apprise URLs, separated by spaces or commas, added to the preset's `notify`
 
 
 # -- run ids ------------------------------------------------------------------------------------
@@ -119,6 +120,15 @@ HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")
 STALL_PREFIX = "stall-"
+# Trackers (report_to): Hugging Face's names; each one's local store inside the pipeline folder.
+TRACKERS = ("tensorboard", "mlflow", "trackio", "wandb")
+TENSORBOARD_DIR = "tb"  # runs/<id>/tb/<run-id>: `tensorboard --logdir runs/<id>/tb` shows the whole pipeline
+MLFLOW_DIR = "mlruns"  # MLflow's local store, unless MLFLOW_TRACKING_URI says otherwise
+TRACKIO_DIR = "trackio"  # trackio's local database, unless TRACKIO_DIR says otherwise
+WANDB_DIR = "wandb"  # wandb's run folders (offline mode unless the user is logged in)
+# Notifications (notify_on): what a user can ask to hear about.
+NOTIFY_EVENTS = ("stall", "failed", "nonfinite_abort", "pipeline_end", "run_done", "phase_end", "alert")
+DEFAULT_NOTIFY_ON = ("stall", "failed", "nonfinite_abort", "pipeline_end")
 # Inside checkpoints/latest: no pickle anywhere (tensors as safetensors, the rest as JSON).
 OPTIMIZER_FILE = "optimizer.safetensors"
 SCHEDULER_FILE = "scheduler.json"
@@ -218,6 +228,11 @@ class PipelinePaths:
     @property
     def supervisor_log(self) -> Path:
         return self.root / SUPERVISOR_LOG_FILE
+
+    def tracker_dir(self, tracker: str) -> Path:
+        """Where a tracker's local store lives: ``tb/``, ``mlruns/``, ``trackio/`` or ``wandb/``."""
+        return self.root / {"tensorboard": TENSORBOARD_DIR, "mlflow": MLFLOW_DIR, "trackio": TRACKIO_DIR,
+                            "wandb": WANDB_DIR}[tracker]
 
     def run(self, run: str) -> RunPaths:
         return RunPaths(self.root / run)

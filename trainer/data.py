@@ -17,7 +17,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-NUM_LABELS = 28
+from trainer.taxonomy import NUM_GOEMOTIONS_LABELS, goemotions_labels
+
+NUM_LABELS = NUM_GOEMOTIONS_LABELS
 SPLITS = ("train", "dev", "test")
 HUB_DATASET = ("google-research-datasets/go_emotions", "simplified")
 
@@ -32,25 +34,32 @@ def _resource_dir() -> Path:
 
 def label_names() -> list[str]:
     """The 28 GoEmotions label names in id order (27 = neutral)."""
-    names = (_resource_dir() / "labels.txt").read_text(encoding="utf-8").split()
-    assert len(names) == NUM_LABELS
-    return names
+    return list(goemotions_labels())
 
 
 @dataclass
 class Split:
-    """One split: texts and a [n, 28] 0/1 label matrix, with where they came from."""
+    """One split: texts and a [n, labels] 0/1 label matrix, with where they came from.
+
+    ``mask`` [n, labels] marks the entries a row's source can know (1) and those it cannot (0; the
+    losses ignore them); None means every entry is observed. ``source`` is each row's source index
+    into the run's source list, None for a single source.
+    """
 
     name: str
     texts: list[str]
     labels: np.ndarray
     origin: str
+    mask: np.ndarray | None = None
+    source: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def take(self, indices: np.ndarray) -> "Split":
-        return Split(self.name, [self.texts[i] for i in indices], self.labels[indices], self.origin)
+        return Split(self.name, [self.texts[i] for i in indices], self.labels[indices], self.origin,
+                     None if self.mask is None else self.mask[indices],
+                     None if self.source is None else self.source[indices])
 
 
 def _multi_hot(rows: list[list[int]]) -> np.ndarray:
@@ -343,11 +352,14 @@ def oversample_rare_classes(labels: np.ndarray, rule: str, factor: float, seed: 
     return Oversampling(indices, rule, factor, sorted(per_class), per_class)
 
 
-def balanced_class_weights(labels: np.ndarray) -> np.ndarray:
-    """'balanced' weights N / (28 * count) per label (a label with no rows gets weight 0)."""
-    counts = labels.sum(axis=0).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        weights = np.where(counts > 0, len(labels) / (labels.shape[1] * counts), 0.0)
+def balanced_class_weights(labels: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """'balanced' weights N_c / (labels * count_c) per label, N_c the rows that observe label c (all rows
+    without a mask); a label with no positive rows gets weight 0."""
+    counts = (labels if mask is None else labels * mask).sum(axis=0).astype(np.float64)
+    observing = np.full(labels.shape[1], len(labels), dtype=np.float64) if mask is None \
+        else mask.sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(counts > 0, observing / (labels.shape[1] * counts), 0.0)
     return weights.astype(np.float32)
 
 

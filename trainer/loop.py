@@ -28,14 +28,15 @@ from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, E
                               EXPORT_DIR, LATEST, PROBS_FILES, RUN_CONFIG_FILE, THRESHOLDS_FILE, CheckpointStateError,
                               best_metric_name, find_latest, steps_per_epoch, total_steps, write_atomic,
                               write_json_atomic)
-from trainer.data import (DataError, Split, balanced_class_weights, eval_batches, label_names, length_grouped_batches,
-                          load_splits, oversample_rare_classes, pad_batch, seeded_subset, tokenize_texts)
+from trainer.data import DataError, eval_batches, length_grouped_batches, pad_batch, tokenize_texts
 from trainer.events import EventWriter
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_summary
 from trainer.model_source import ModelError, ModelSource, resolve_model
+from trainer.sources import LoadedSources, load_sources, training_data
+from trainer.taxonomy import taxonomy_labels
 from trainer.models import EmotionClassifier, build_classifier, count_parameters, export_classifier, load_tokenizer
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Prepared", "prepare", "run_training"]
@@ -51,8 +52,8 @@ class Prepared:
     """What setup produced before any event is written: validated data, tokenizer and model source."""
 
     config: RunConfig
-    splits: dict[str, Split]
-    names: list[str]
+    sources: LoadedSources
+    names: list[str]  # the taxonomy's labels: the model's outputs
     source: ModelSource
     tokenizer: Any
 
@@ -64,15 +65,15 @@ def prepare(config: RunConfig) -> Prepared:
     """
     # The config already knows loss and parameter names; this also checks their values (e.g. clip < 1).
     try:
-        build_loss(config.loss, config.loss_params, torch.ones(28))
+        build_loss(config.loss, config.loss_params, torch.ones(len(taxonomy_labels(config.taxonomy))))
     except ValueError as exc:
         raise ValueError(f"key 'loss_params' of loss {config.loss!r}: {exc}") from None
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("key 'device': 'cuda' requested but no CUDA device is available")
-    splits = load_splits(config.source)
+    sources = load_sources(config)
     source = resolve_model(config.model, config.pooling)
     tokenizer = load_tokenizer(source)
-    return Prepared(config, splits, label_names(), source, tokenizer)
+    return Prepared(config, sources, taxonomy_labels(config.taxonomy), source, tokenizer)
 
 
 def _lr_lambda(kind: str, warmup: int, total: int):
@@ -204,38 +205,27 @@ class TrainingRun:
         self._setup_model()
 
     def _setup_data(self) -> None:
-        cfg, splits, names = self.cfg, self.p.splits, self.p.names
-        train = splits["train"]
-        if cfg.max_train_samples:
-            train = train.take(seeded_subset(train.labels, cfg.max_train_samples, cfg.seed))
-        dev, test = splits["dev"], splits["test"]
-        if cfg.max_eval_samples:
-            dev = dev.take(seeded_subset(dev.labels, cfg.max_eval_samples, cfg.seed + 1))
-            test = test.take(seeded_subset(test.labels, cfg.max_eval_samples, cfg.seed + 2))
-        over = oversample_rare_classes(train.labels, cfg.oversampling, cfg.oversampling_factor, cfg.seed)
-        before = train.labels.sum(axis=0)
-        train_labels = train.labels[over.indices]
-        after = train_labels.sum(axis=0)
-        weights = balanced_class_weights(train_labels)
-        self.emit(
-            "data",
-            train_size_before=len(train), train_size_after=len(over.indices), dev_size=len(dev),
-            test_size=len(test), source=train.origin,
-            per_class=[{"label": n, "before": int(b), "after": int(a), "weight": float(w)}
-                       for n, b, a, w in zip(names, before, after, weights)],
-            oversampling={"rule": over.rule, "factor": over.factor, "classes": [names[i] for i in over.classes],
-                          "added_rows": {names[k]: v for k, v in over.added_per_class.items()}},
-        )
+        cfg = self.cfg
+        data = training_data(self.p.sources, cfg)
+        self.emit("data", **data.event)
         tok = self.p.tokenizer
+        train, rows = data.train, data.oversampling.indices
         # Tokenise the distinct rows once; oversampled duplicates reuse them.
-        train_ids = tokenize_texts(train.texts, tok, cfg.max_length)
-        self.train_ids = [train_ids[i] for i in over.indices]
-        self.train_labels = train_labels.astype(np.float32)
+        ids = tokenize_texts(train.texts, tok, cfg.max_length)
+        self.train_ids = [ids[i] for i in rows]
+        self.train_labels = train.labels[rows].astype(np.float32)
+        self.train_masks = None if train.mask is None else train.mask[rows].astype(np.float32)
         self.train_lengths = np.array([len(t) for t in self.train_ids])
         self.eval_sets = {
-            name: (tokenize_texts(s.texts, tok, cfg.max_length), s.labels.astype(np.float32))
-            for name, s in (("dev", dev), ("test", test))
+            name: (tokenize_texts(s.texts, tok, cfg.max_length), s.labels.astype(np.float32), None)
+            for name, s in (("dev", data.dev), ("test", data.test))
         }
+        # Each extra source's own dev split, scored over the labels it observes.
+        self.source_devs = {name: observed for name, (_, observed) in data.source_devs.items()}
+        for name, (split, observed) in data.source_devs.items():
+            self.eval_sets[name] = (tokenize_texts(split.texts, tok, cfg.max_length),
+                                    split.labels.astype(np.float32), split.mask.astype(np.float32))
+        weights = data.class_weights
         self.class_weights = torch.tensor(weights) if cfg.class_weights == "balanced" else None
         self.steps_per_epoch = steps_per_epoch(len(self.train_ids), cfg.batch_size, self.accelerator.num_processes,
                                                cfg.grad_accum)
@@ -362,10 +352,11 @@ class TrainingRun:
         for rows in micro_batches:
             input_ids, mask = self._to_device([self.train_ids[i] for i in rows])
             targets = torch.from_numpy(self.train_labels[rows]).to(acc.device)
+            observed = None if self.train_masks is None else torch.from_numpy(self.train_masks[rows]).to(acc.device)
             with acc.accumulate(self.model):
                 with acc.autocast():
                     logits = self.model(input_ids, mask)
-                loss = self.criterion(logits.float(), targets)
+                loss = self.criterion(logits.float(), targets, observed)
                 if self.faults.nan_at(step):
                     loss = loss * float("nan")
                 acc.backward(loss)
@@ -412,7 +403,7 @@ class TrainingRun:
     @torch.no_grad()
     def predict(self, split: str, model: torch.nn.Module | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """Sigmoid probabilities [n, 28] in split order, the labels, and the mean loss."""
-        ids, labels = self.eval_sets[split]
+        ids, labels, masks = self.eval_sets[split]
         model = model or self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
@@ -424,7 +415,8 @@ class TrainingRun:
             with self.accelerator.autocast():
                 logits = model(input_ids, mask).float()
             targets = torch.from_numpy(labels[rows]).to(logits.device)
-            loss_sum += float(self.criterion(logits, targets)) * len(rows)
+            observed = None if masks is None else torch.from_numpy(masks[rows]).to(logits.device)
+            loss_sum += float(self.criterion(logits, targets, observed)) * len(rows)
             probs[rows] = torch.sigmoid(logits).cpu().numpy()
         if was_training:
             model.train()
@@ -460,6 +452,7 @@ class TrainingRun:
         tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
         self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
                   tuned=tuned, **metrics)
+        self._evaluate_sources(step)
         value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
         if self.best["value"] is None or value > self.best["value"]:
             best = {"metric": self.best["metric"], "value": value, "step": step}
@@ -467,6 +460,18 @@ class TrainingRun:
             checkpoints.save_best(self.accelerator.get_state_dict(self.model), self.ckpt_root, dict(best))
             self.best = best  # only once best/ holds these weights
         return metrics
+
+    def _evaluate_sources(self, step: int) -> None:
+        """Each extra source on its own dev split, macro-F1 over the labels it observes: an eval event
+        with ``source`` set, for context only (selection stays on GoEmotions dev)."""
+        for name, observed in self.source_devs.items():
+            probs, labels, loss = self.predict(name)
+            probs, labels = probs[:, observed], labels[:, observed]
+            names = [self.p.names[i] for i in observed]
+            metrics = evaluate_probs(probs, labels, self.cfg.thresholds, names, self.cfg.primary_threshold)
+            tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
+            self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", source=name,
+                      observed_labels=names, loss=loss, tuned=tuned, **metrics)
 
     def save_latest(self, step: int) -> None:
         self._announce("checkpoint", self.ckpt_seconds, 60)

@@ -1,7 +1,9 @@
 """Multi-label losses for the 28 GoEmotions labels, and the registry the config names them by.
 
-Every loss takes logits and 0/1 targets, both float tensors of shape [batch, labels], and returns a
-scalar. Every class accepts ``class_weights`` (the trainer's 'balanced' weights N / (labels * count))
+Every loss takes logits and 0/1 targets, both float tensors of shape [batch, labels], and an optional
+0/1 ``mask`` of the same shape, and returns a scalar. With a mask, only observed entries (mask 1) count:
+a masked entry contributes exactly zero loss and zero gradient, and "mean" divides by the number of
+observed entries (a row from a source that cannot know a label teaches nothing about it). Every class accepts ``class_weights`` (the trainer's 'balanced' weights N / (labels * count))
 so that ``build_loss`` can pass it uniformly, whether or not the loss uses it.
 """
 
@@ -24,9 +26,14 @@ def _check_param(name: str, value: object) -> None:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Reduce an element-wise loss to a scalar."""
-    return loss.mean() if reduction == "mean" else loss.sum()
+def _reduce(loss: torch.Tensor, reduction: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Reduce an element-wise loss to a scalar, over the observed entries only when a mask is given."""
+    if mask is None:
+        return loss.mean() if reduction == "mean" else loss.sum()
+    observed = mask > 0
+    # where(), not loss * mask: a masked entry gets exactly zero gradient even if its loss is inf or NaN.
+    total = torch.where(observed, loss, torch.zeros_like(loss)).sum()
+    return total / observed.sum().clamp(min=1) if reduction == "mean" else total
 
 
 def _safe_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -65,12 +72,15 @@ class BCELoss(torch.nn.Module):
             persistent=False,
         )
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return the scalar loss for logits and 0/1 targets of shape [batch, labels]."""
         pos_weight = None
         if self.pos_weight_tensor is not None:
             pos_weight = self.pos_weight_tensor.to(dtype=logits.dtype)
-        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+        if mask is None:
+            return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+        return _reduce(loss, "mean", mask)
 
 
 class AsymmetricLoss(torch.nn.Module):
@@ -107,7 +117,7 @@ class AsymmetricLoss(torch.nn.Module):
         self.eps = float(eps)
         self.reduction = reduction
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return the scalar loss for logits and 0/1 targets of shape [batch, labels]."""
         # log(max(q, eps)) == max(log q, log eps); working in log space via logsigmoid keeps
         # both the value and the gradient finite for saturated logits (sigmoid(50) == 1 in fp32).
@@ -126,7 +136,7 @@ class AsymmetricLoss(torch.nn.Module):
             neg_weight = torch.exp(self.gamma_neg * F.logsigmoid(logits))  # p^gamma_neg
 
         loss = -(targets * pos_weight * log_p + (1 - targets) * neg_weight * log_one_minus_p_m)
-        return _reduce(loss, self.reduction)
+        return _reduce(loss, self.reduction, mask)
 
 
 class FocalLoss(torch.nn.Module):
@@ -154,14 +164,14 @@ class FocalLoss(torch.nn.Module):
         self.alpha = None if alpha is None else float(alpha)
         self.reduction = reduction
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return the scalar loss for logits and 0/1 targets of shape [batch, labels]."""
         bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         # 1 - exp(-bce) via expm1 keeps precision when the prediction is nearly right.
         loss = _safe_pow(-torch.expm1(-bce), self.gamma) * bce
         if self.alpha is not None:
             loss = (self.alpha * targets + (1 - self.alpha) * (1 - targets)) * loss
-        return _reduce(loss, self.reduction)
+        return _reduce(loss, self.reduction, mask)
 
 
 class CombinedLoss(torch.nn.Module):
@@ -195,12 +205,12 @@ class CombinedLoss(torch.nn.Module):
         self.focal = FocalLoss(gamma=gamma, alpha=alpha)
         self.bce = BCELoss()
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return the scalar loss for logits and 0/1 targets of shape [batch, labels]."""
         return (
-            self.ratio * self.asl(logits, targets)
-            + (1 - self.ratio) * self.focal_scale * self.focal(logits, targets)
-            + self.bce_weight * self.bce(logits, targets)
+            self.ratio * self.asl(logits, targets, mask)
+            + (1 - self.ratio) * self.focal_scale * self.focal(logits, targets, mask)
+            + self.bce_weight * self.bce(logits, targets, mask)
         )
 
 

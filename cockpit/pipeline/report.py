@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cockpit.views import SECONDARY_THRESHOLD, f1_at
+from cockpit.pipeline.results import dev_evals, final_evals
+from cockpit.state import PipelineState
+from cockpit.views import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, FINAL_DIR, FINAL_RUN, PLOT_FILES, PROBS_FILES,
                               THRESHOLDS_FILE, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key,
                               f1_micro_key, threshold_key)
@@ -65,9 +67,7 @@ def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     for run_dir in _run_dirs(pipeline_dir):
         events = read_events(RunPaths(run_dir).events)
         steps = [(e["step"], e["loss"]) for e in events if e["type"] == "step" and e.get("loss") is not None]
-        evals = [(e["step"], e["f1_macro"].get(key)) for e in events
-                 if e["type"] == "eval" and e.get("split") == "dev" and not e.get("final")
-                 and e["f1_macro"].get(key) is not None]
+        evals = [(e["step"], e["f1_macro"].get(key)) for e in dev_evals(events) if e["f1_macro"].get(key) is not None]
         if steps:
             ax_loss.plot(*zip(*steps), label=run_dir.name, linewidth=0.8)
         if evals:
@@ -88,14 +88,45 @@ def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
 def _final_per_class(pipeline_dir: Path) -> tuple[list[str], list[float], list[float]] | None:
     paths = PipelinePaths(pipeline_dir)
     final_events = read_events(paths.run(FINAL_RUN).events)
-    final = next((e for e in final_events if e["type"] == "eval" and e.get("final") and e["split"] == "test"), None)
-    base_events = read_events(paths.run(BASELINE_RUN).events)
-    base = [e for e in base_events if e["type"] == "eval" and e.get("split") == "dev" and not e.get("final")]
+    final = next(iter(final_evals(final_events, "test")), None)
+    base = dev_evals(read_events(paths.run(BASELINE_RUN).events))
     if final is None:
         return None
     labels = [p["label"] for p in final["per_class"]]
     base_f1 = [p["f1"] for p in base[-1]["per_class"]] if base else [float("nan")] * len(labels)
     return labels, [p["f1"] for p in final["per_class"]], base_f1
+
+
+def data_markdown(pipeline_dir: Path, primary: float) -> list[str]:
+    """The "Data sources" section: the sources of the pipeline's first data event with each one's latest dev
+    score, and train rows per label with the rows able to observe it; empty for trainers that list no sources.
+
+    Read through the views' state, so report and dashboard pick the same data event and the same scores.
+    """
+    state = PipelineState(primary)
+    for run_dir in _run_dirs(pipeline_dir):
+        state.apply_batch(run_dir.name, read_events(RunPaths(run_dir).events))
+    sources, labels = state.source_rows(), state.oversampling
+    observed = any(row.observed is not None for row in labels)
+    if not sources and not observed:
+        return []
+    taxonomy = f", taxonomy `{state.taxonomy}`" if state.taxonomy else ""
+    parts = ["## Data sources", "", f"From `{state.oversampling_run}`'s data event{taxonomy}. Dev "
+             f"{f1_at(primary, 'macro-F1')} is each source's latest score on its own dev split, over the labels it "
+             "observes; it never ranks runs.", ""]
+    if sources:
+        parts += [f"| source | kind | train rows (before→after) | dev | test | observed labels "
+                  f"| dev {f1_at(primary)} | scored by | dropped |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+        parts += [f"| {r.name} | {r.kind} | {train_rows_text(r.train_before, r.train_after)} | {_fmt(r.dev)} | "
+                  f"{_fmt(r.test)} | {r.observed_text} | {_fmt(r.dev_f1)} | {r.dev_f1_run or '–'} | "
+                  f"{dropped_text(r.dropped)} |" for r in sources]
+        parts.append("")
+    if observed:
+        parts += ["| label | train rows before | after | observed rows |", "| --- | ---: | ---: | ---: |"]
+        parts += [f"| {r.label} | {r.before} | {r.after} | {_fmt(r.observed)} |" for r in labels]
+        parts.append("")
+    return parts
 
 
 def write_report(pipeline_dir: Path) -> Path:
@@ -161,6 +192,7 @@ def write_report(pipeline_dir: Path) -> Path:
                          f"{_fmt(s.get(TUNED_KEY))} | {_fmt(s.get(micro))} |")
         arrays = ", ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
         parts += ["", f"Recompute: {arrays} with `{FINAL_DIR}/{THRESHOLDS_FILE}`.", ""]
+    parts += data_markdown(pipeline_dir, primary)
     parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     path = paths.report
     path.write_text("\n".join(parts))

@@ -13,9 +13,27 @@ from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, SECONDARY_THRESHOLD, TU
 from trainer.events import read_events
 
 
+def eval_source(event: dict[str, Any]) -> str | None:
+    """The extra data source an eval event scored on that source's own dev split, or None for the run's own
+    evaluation (events of older trainers carry no ``source``)."""
+    source = event.get("source")
+    return str(source) if source else None
+
+
+def is_run_eval(event: dict[str, Any]) -> bool:
+    """An eval of the run itself. A per-source eval scores only that source's observed labels, so it is never
+    a point on the run's curves, a candidate for its best score, nor a number of the leaderboard or report."""
+    return event.get("type") == "eval" and eval_source(event) is None
+
+
 def dev_evals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Periodic dev evaluations of a run (not the final export's)."""
-    return [e for e in events if e.get("type") == "eval" and e.get("split") == "dev" and not e.get("final")]
+    """Periodic dev evaluations of a run (not the final export's, not the per-source ones)."""
+    return [e for e in events if is_run_eval(e) and e.get("split") == "dev" and not e.get("final")]
+
+
+def final_evals(events: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+    """The final export's evaluations of the run on one split (dev or test)."""
+    return [e for e in events if is_run_eval(e) and e.get("final") and e.get("split") == split]
 
 
 def _score(block: Any, threshold: float) -> float | None:
@@ -44,7 +62,7 @@ def final_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_
     """dev and test numbers of the final export (eval events marked final)."""
     out = {}
     for e in events:
-        if e.get("type") == "eval" and e.get("final"):
+        if is_run_eval(e) and e.get("final"):
             tuned = e.get("tuned") if isinstance(e.get("tuned"), dict) else {}
             out[e["split"]] = {
                 f1_macro_key(primary): _score(e.get("f1_macro"), primary),

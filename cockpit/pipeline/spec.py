@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, validate_config
-from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, FINAL_RUN, PHASE_NAMES, run_id
+from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, set_dotted, validate_config
+from trainer.contract import DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, FINAL_RUN, PHASE_NAMES, run_id
 
 RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
 
@@ -53,6 +53,10 @@ class PipelineSettings(BaseModel):
     stall_factor: float = Field(10.0, gt=0)
     startup_grace_s: float = Field(180.0, gt=0, description="silence allowed before a run's first event")
     term_grace_s: float = Field(20.0, gt=0, description="SIGTERM to SIGKILL when ending a run")
+    notify: list[str] = Field(default_factory=list, description="apprise URLs (plus $GOEMO_NOTIFY), e.g. ntfy://topic")
+    notify_on: list[Literal["stall", "failed", "nonfinite_abort", "pipeline_end", "run_done", "phase_end", "alert"]] = (
+        Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON), description="which events send a notification"))
+    notify_timeout_s: float = Field(10.0, gt=0, description="a send that takes longer is given up (and alerted)")
 
     @field_validator("phases")
     @classmethod
@@ -172,16 +176,6 @@ def _line_of_key(text: str, key: str) -> int | None:
     return None
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise PresetError(f"--set {key}: '{part}' is not a table")
-    node[parts[-1]] = value
-
-
 def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, dict[str, Any]]:
     """Load, override and validate a preset; also check every run config it implies.
 
@@ -199,7 +193,7 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
         for item in overrides:
             key, value = parse_override(item)
             top = key.split(".", 1)[0]
-            _set_dotted(data, key if top in Preset.model_fields else f"defaults.{key}", value)
+            set_dotted(data, key if top in Preset.model_fields else f"defaults.{key}", value)
     except ConfigError as exc:
         raise PresetError(str(exc)) from None
     if overrides:
@@ -243,7 +237,18 @@ def _check_inputs(config: RunConfig, source: str) -> None:
         except DataError as exc:
             raise PresetError(f"{source}: {exc}") from None
         _checked_sources.add(config.source)
-    if config.source not in ("embedded", "hub") and config.source not in _checked_sources:
+    if config.sources is not None:
+        key = repr([s.model_dump() for s in config.sources])
+        if key not in _checked_sources:
+            from trainer.data import DataError
+            from trainer.sources import load_sources
+
+            try:
+                load_sources(config)  # reads every file and map: a bad row or key is named here, exit 2
+            except DataError as exc:
+                raise PresetError(f"{source}: {exc}") from None
+            _checked_sources.add(key)
+    elif config.source not in ("embedded", "hub") and config.source not in _checked_sources:
         from trainer.data import DataError, load_splits
 
         try:

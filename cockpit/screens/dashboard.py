@@ -1,8 +1,9 @@
-"""Dashboard: runs, loss and F1 curves, grad health, stalls, leaderboard, oversampling, GPUs.
+"""Dashboard: runs, loss and F1 curves, grad health, stalls, leaderboard, oversampling, data sources, GPUs.
 
 Below 140 columns the panels fold into tabs; at 140 and more they share one grid. The
 screen draws app snapshots (`CockpitApp.snapshot`, `telemetry`, `selected_run`) and never
-reads files itself.
+reads files itself. The data sources table shows only when the trainer lists its sources
+(older event files do not): in the oversampling tab, renamed "Data", or under the grid.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView, RunView, f1_at
 from cockpit.telemetry import TelemetrySnapshot
 from cockpit.widgets import (AlertsLog, GpuPanel, GradHealthPanel, LeaderboardTable, LineChart, OversamplingTable,
-                             RunsTable, StallBanner)
+                             RunsTable, SourcesTable, StallBanner)
 from cockpit.widgets.format import fmt_ago, fmt_float
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, PIPELINE_FILE
 
 WIDE_COLUMNS = 140
+DATA_TAB = "tab-oversampling"
+DATA_TAB_LABELS = ("Oversampling", "Data")  # without, with a sources table above the oversampling one
 
 
 def pipeline_line(snap: PipelineView) -> str:
@@ -91,6 +94,8 @@ class DashboardScreen(Screen[None]):
                     yield LeaderboardTable("leaderboard", id="leaderboard")
                     yield Static("", id="final-line")
                 yield OversamplingTable("oversampling", id="oversampling")
+            # Under the grid at full width: a grid cell is too narrow for seven columns.
+            yield SourcesTable("data sources", id="sources")
         else:
             with TabbedContent(id="dashboard-tabs"):
                 with TabPane("Runs", id="tab-runs"):
@@ -102,7 +107,8 @@ class DashboardScreen(Screen[None]):
                 with TabPane("Leaderboard", id="tab-leaderboard"):
                     yield LeaderboardTable("leaderboard", id="leaderboard")
                     yield Static("", id="final-line")
-                with TabPane("Oversampling", id="tab-oversampling"):
+                with TabPane(DATA_TAB_LABELS[0], id=DATA_TAB):
+                    yield SourcesTable("data sources", id="sources")
                     yield OversamplingTable("oversampling", id="oversampling")
                 with TabPane("System", id="tab-system"):
                     yield GpuPanel(id="gpu")
@@ -148,10 +154,28 @@ class DashboardScreen(Screen[None]):
         self._set_text("#final-line", final_line(snap))
         oversampling = self.query_one(OversamplingTable)
         oversampling.show(snap.oversampling)
+        self.set_class(any(row.observed is not None for row in snap.oversampling), "-observed-counts")
         if snap.oversampling_run:
             oversampling.border_title = f"oversampling (from {snap.oversampling_run})"
+        self._show_sources(snap)
         self.query_one(AlertsLog).show(snap.alerts, snap.now)
         self._show_curves(snap, self._selected(snap))
+
+    def _show_sources(self, snap: PipelineView) -> None:
+        sources = self.query_one(SourcesTable)
+        sources.display = bool(snap.sources)
+        if not self.wide:
+            tab = self.query_one("#dashboard-tabs", TabbedContent).get_tab(DATA_TAB)
+            label = DATA_TAB_LABELS[bool(snap.sources)]
+            if tab.label_text != label:
+                tab.label = label
+        if not snap.sources:
+            return
+        sources.show(snap.sources, snap.primary)
+        taxonomy = f", taxonomy {snap.taxonomy}" if snap.taxonomy else ""
+        sources.border_title = f"data sources (from {snap.oversampling_run}{taxonomy})"
+        scored_by = sorted({s.dev_f1_run for s in snap.sources if s.dev_f1_run})
+        sources.border_subtitle = f"dev {f1_at(snap.primary)} of {', '.join(scored_by)}" if scored_by else ""
 
     def _set_text(self, selector: str, text: str, layout: bool = True) -> None:
         """Update a Static only when its text changes (a layout pass repaints the whole screen)."""

@@ -4,9 +4,9 @@ from cockpit.widgets.alerts import AlertsLog, StallBanner
 from cockpit.widgets.charts import LineChart
 from cockpit.widgets.gpu_panel import GpuPanel
 from cockpit.widgets.grad_health import GradHealthPanel
-from cockpit.widgets.tables import LeaderboardTable, OversamplingTable, PerClassTable, RunsTable
+from cockpit.widgets.tables import LeaderboardTable, OversamplingTable, PerClassTable, RunsTable, SourcesTable
 
 __all__ = [
     "AlertsLog", "GpuPanel", "GradHealthPanel", "LeaderboardTable", "LineChart", "OversamplingTable",
-    "PerClassTable", "RunsTable", "StallBanner",
+    "PerClassTable", "RunsTable", "SourcesTable", "StallBanner",
 ]

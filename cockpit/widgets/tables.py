@@ -1,4 +1,4 @@
-"""DataTables fed from snapshots: runs, leaderboard, oversampling, per-label F1.
+"""DataTables fed from snapshots: runs, leaderboard, oversampling, data sources, per-label F1.
 
 `SnapshotTable.set_rows` takes (row key, raw values) pairs; it formats them, keeps the
 cursor on the same row key, updates cells in place when the rows are the same, and sorts
@@ -14,7 +14,8 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from cockpit.views import SECONDARY_THRESHOLD, LeaderRow, OversampleRow, RunView, f1_at
+from cockpit.views import (SECONDARY_THRESHOLD, LeaderRow, OversampleRow, RunView, SourceRow, dropped_text, f1_at,
+                           train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD
 from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
 
@@ -54,6 +55,9 @@ class SnapshotTable(DataTable):
     COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
     """(column key, header label) pairs; a label may hold ``{f1}`` / ``{micro}``, filled in by `set_primary`."""
 
+    OPTIONAL_COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Columns after COLUMNS that `set_columns` adds only when some row has a value for them."""
+
     def __init__(self, title: str = "", *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
@@ -62,8 +66,10 @@ class SnapshotTable(DataTable):
         self._shown: list[Row] = []
         self._widths: list[int] = []
         self._labels: tuple[str, ...] = ()
+        self.columns_shown: tuple[tuple[str, str], ...] = self.COLUMNS
         self.sort_column: int | None = None
         self.sort_reverse = False
+        self._primary = DEFAULT_PRIMARY_THRESHOLD
         self.set_primary(DEFAULT_PRIMARY_THRESHOLD)
 
     def on_mount(self) -> None:
@@ -71,12 +77,24 @@ class SnapshotTable(DataTable):
 
     def set_primary(self, primary: float) -> None:
         """Header labels at this primary threshold (``F1@0.3``); redraws the header when they change."""
-        labels = tuple(label.format(f1=f1_at(primary), micro=f1_at(primary, "µF1")) for _, label in self.COLUMNS)
+        self._primary = primary
+        labels = tuple(label.format(f1=f1_at(primary), micro=f1_at(primary, "µF1"))
+                       for _, label in self.columns_shown)
         if labels != self._labels:
             self._labels = labels
             self._widths = []
             if self.is_mounted:
                 self._render_rows()
+
+    def set_columns(self, optional: int) -> None:
+        """Show COLUMNS and the first `optional` of OPTIONAL_COLUMNS; rows then carry that many values."""
+        columns = self.COLUMNS + self.OPTIONAL_COLUMNS[:optional]
+        if columns != self.columns_shown:
+            self.columns_shown = columns
+            if self.sort_column is not None and self.sort_column >= len(columns):
+                self.sort_column, self.sort_reverse = None, False
+            self._rows = ()  # the rows set next have the new width
+            self.set_primary(self._primary)
 
     def set_rows(self, rows: Sequence[Row]) -> None:
         """Show these (row key, values) pairs; a key seen before in the same call is dropped."""
@@ -114,7 +132,7 @@ class SnapshotTable(DataTable):
         if keys == [key for key, _ in self._shown] and widths == self._widths:
             for (key, values), new, (_, old) in zip(rows, cells, self._shown):
                 if values != old:
-                    for (col_key, _), cell, old_cell in zip(self.COLUMNS, new, self.format_row(old)):
+                    for (col_key, _), cell, old_cell in zip(self.columns_shown, new, self.format_row(old)):
                         if cell != old_cell:
                             self.update_cell(key, col_key, cell)
         else:
@@ -122,7 +140,7 @@ class SnapshotTable(DataTable):
             # drawn before that keeps truncated cells in its line cache.
             current = self.cursor_key
             self.clear(columns=True)
-            for (col_key, _), label, width in zip(self.COLUMNS, labels, widths):
+            for (col_key, _), label, width in zip(self.columns_shown, labels, widths):
                 self.add_column(label, key=col_key, width=width)
             for key, row in zip(keys, cells):
                 self.add_row(*row, key=key)
@@ -153,7 +171,7 @@ class SnapshotTable(DataTable):
         elif not self.sort_reverse:
             self.sort_reverse = True
         else:
-            self.sort_column, self.sort_reverse = (self.sort_column + 1) % len(self.COLUMNS), False
+            self.sort_column, self.sort_reverse = (self.sort_column + 1) % len(self.columns_shown), False
         self._widths = []
         self._render_rows()
 
@@ -193,14 +211,38 @@ class LeaderboardTable(SnapshotTable):
 class OversamplingTable(SnapshotTable):
     COLUMNS = (("label", "label"), ("before", "before"), ("after", "after"), ("factor", "factor"),
                ("weight", "weight"))
+    # Train rows able to show the label (multi-source trainers); a short header, as the wide grid cell is narrow.
+    OPTIONAL_COLUMNS = (("observed", "obs."),)
 
     def show(self, rows: Sequence[OversampleRow]) -> None:
-        self.set_rows([(r.label, (r.label, r.before, r.after, r.factor, r.weight)) for r in rows])
+        self.set_columns(len(self.OPTIONAL_COLUMNS) if any(r.observed is not None for r in rows) else 0)
+        width = len(self.columns_shown)
+        self.set_rows([(r.label, (r.label, r.before, r.after, r.factor, r.weight, r.observed)[:width]) for r in rows])
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        label, before, after, factor, weight = values
+        label, before, after, factor, weight, *observed = values
         return (label, _right(str(before)), _right(str(after)), _right(DASH if factor is None else f"×{factor:.2f}"),
-                _right(fmt_float(weight, 3)))
+                _right(fmt_float(weight, 3))) + tuple(_right(DASH if n is None else str(n)) for n in observed)
+
+
+class SourcesTable(SnapshotTable):
+    """The training data sources: rows per split, labels observed, rows dropped, score on each one's dev split."""
+
+    # The dev score sits before `dropped`, the one free-text column, so it stays in view at 80 columns.
+    COLUMNS = (("source", "source"), ("kind", "kind"), ("train", "train rows"), ("dev", "dev"),
+               ("observed", "observed"), ("f1", "dev {f1}"), ("dropped", "dropped"))
+
+    def show(self, rows: Sequence[SourceRow], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+        self.set_primary(primary)
+        # Sort values: train rows by rows after oversampling, observed by label count.
+        self.set_rows([(r.name, (r.name, r.kind, (r.train_after, r.train_before), r.dev,
+                                 (len(r.observed), r.observed_text), r.dev_f1, dropped_text(r.dropped)))
+                       for r in rows])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        name, kind, (after, before), dev, (_, observed), f1, dropped = values
+        return (name, kind, _right(train_rows_text(before, after)), _right(DASH if dev is None else str(dev)),
+                _right(observed), _right(fmt_float(f1)), dropped)
 
 
 class PerClassTable(SnapshotTable):

@@ -3,8 +3,11 @@
 `write_fake_pipeline(root)` writes `root/<PIPELINE_ID>/` with pipeline.jsonl, five runs
 (one stalled and restarted with a stall-1.txt dump, one failed with non-finite losses),
 summary.json and stderr logs; every timestamp is fixed (T0 + offsets), so two calls give
-byte-identical folders. `finished=False` stops in phase 3 with p3-asl running.
-`write_bulk_run` writes N step/eval events for the benchmarks; `append` adds one event.
+byte-identical folders. `finished=False` stops in phase 3 with p3-asl running. `sources=three_sources()`
+adds a multi-source trainer's keys (taxonomy, sources, per-label observed counts, a dev eval of each extra
+source after each run eval); without it the events are those of a single-source trainer, as before.
+`write_bulk_run` writes N step/eval events for the benchmarks; `append` adds one event and
+`append_source_eval` one per-source eval.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, EVENTS_FILE, FINAL_DIR, FINAL_RUN,
                               GRAD_VANISHING_BELOW, GRAD_VANISHING_STEPS, PIPELINE_FILE, PRESET_FILE, STDERR_FILE,
@@ -79,6 +82,29 @@ def per_class_data(rng: random.Random) -> list[dict[str, Any]]:
     return rows
 
 
+def three_sources() -> list[dict[str, Any]]:
+    """The `sources` of a multi-source trainer's data event: GoEmotions, ISEAR and SemEval-2018 E-c, whose
+    train rows add up to the data event's (1100 before oversampling, 1280 after) and dev rows to its 200."""
+    return [
+        {"name": "goemotions", "kind": "goemotions", "path": "embedded", "weight": 1.0,
+         "rows": {"train_before": 800, "train_after": 940, "dev": 120, "test": 120}, "observed_labels": list(LABELS),
+         "dropped": {"placeholder": 0, "duplicate": 4, "empty": 0, "unmapped_only": 0}},
+        {"name": "isear", "kind": "isear", "path": "data/isear.csv", "weight": 1.0,
+         "rows": {"train_before": 200, "train_after": 220, "dev": 50, "test": 50},
+         "observed_labels": ["anger", "disgust", "embarrassment", "fear", "joy", "remorse", "sadness"],
+         "dropped": {"placeholder": 52, "duplicate": 3, "empty": 1, "unmapped_only": 0}},
+        {"name": "semeval2018-ec", "kind": "semeval2018-ec", "path": "data/2018-E-c-En-train.txt", "weight": 0.5,
+         "rows": {"train_before": 100, "train_after": 120, "dev": 30, "test": 30},
+         "observed_labels": ["anger", "disgust", "fear", "joy", "love", "optimism", "sadness", "surprise"],
+         "dropped": {"placeholder": 0, "duplicate": 0, "empty": 0, "unmapped_only": 9}},
+    ]
+
+
+def observed_rows(label: str, sources: Sequence[dict[str, Any]]) -> int:
+    """Train rows (after oversampling) whose source can produce the label."""
+    return sum(s["rows"]["train_after"] for s in sources if label in s["observed_labels"])
+
+
 def config(name: str, loss: str) -> dict[str, Any]:
     return {"name": name, "loss": loss, "model": "tiny-deberta", "epochs": EPOCHS, "max_steps": 0,
             "batch_size": BATCH, "grad_accum": 1, "lr": 5e-4, "seed": 7}
@@ -105,12 +131,31 @@ def eval_event(rng: random.Random, step: int, epoch: float, quality: float, spli
     return event
 
 
+def source_eval_event(step: int, epoch: float, f1: float, source: dict[str, Any], *,
+                      primary: float = DEFAULT_PRIMARY_THRESHOLD) -> dict[str, Any]:
+    """A per-source eval's fields: the usual eval keys over the source's observed labels, plus its name."""
+    observed = list(source["observed_labels"])
+    per_class = [{"label": label, "precision": f1, "recall": f1, "f1": f1, "support": 10} for label in observed]
+    at, half = threshold_key(primary), threshold_key(SECONDARY)
+    return {"step": step, "epoch": epoch, "split": "dev", "loss": 0.2, "f1_macro": {at: f1, half: round(f1 - 0.05, 4)},
+            "f1_micro": {at: round(f1 + 0.05, 4), half: f1}, "per_class": per_class, "tuned": None,
+            "source": source["name"], "observed_labels": observed}
+
+
+def append_source_eval(file: Path, t: float, source: dict[str, Any], step: int, f1: float, *,
+                       epoch: float | None = None, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+    """Append the trainer's dev eval of one extra source (macro-F1 `f1` at the primary threshold)."""
+    append(file, "eval", t, **source_eval_event(step, round(step / STEPS, 4) if epoch is None else epoch, f1, source,
+                                                primary=primary))
+
+
 def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, quality: float, *,
               steps: int = STEPS, first_step: int = 1, resumed_from: int | None = None,
               attempt_end: str | None = "completed", nonfinite_at: tuple[int, ...] = (), test: bool = False,
-              vanishing: bool = False, primary: float = DEFAULT_PRIMARY_THRESHOLD
-              ) -> tuple[float, list[dict[str, Any]]]:
-    """Append one attempt of a run to <folder>/<run>/events.jsonl; returns (end time, dev evals)."""
+              vanishing: bool = False, primary: float = DEFAULT_PRIMARY_THRESHOLD,
+              sources: Sequence[dict[str, Any]] | None = None) -> tuple[float, list[dict[str, Any]]]:
+    """Append one attempt of a run to <folder>/<run>/events.jsonl; returns (end time, dev evals).
+    With `sources`, the data event lists them and every dev eval is followed by one per extra source."""
     path = folder / run / EVENTS_FILE
     at = threshold_key(primary)
     rng_data = random.Random(11)  # every run sees the same data
@@ -118,10 +163,15 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
            n_params=1_234_567, device="cpu", world_size=1, pid=40000 + len(run) + first_step,
            resumed_from_step=resumed_from, steps_per_epoch=STEPS, total_steps=STEPS * EPOCHS)
     per_class = per_class_data(rng_data)
+    multi_source: dict[str, Any] = {}
+    if sources is not None:
+        per_class = [row | {"observed": observed_rows(row["label"], sources)} for row in per_class]
+        multi_source = {"taxonomy": "goemotions", "sources": list(sources)}
     append(path, "data", t + 1, train_size_before=TRAIN_BEFORE, train_size_after=1280, dev_size=200, test_size=200,
            per_class=per_class,
            oversampling={"rule": "min_count", "factor": 4, "classes": [r["label"] for r in per_class
-                                                                       if r["after"] > r["before"]]})
+                                                                       if r["after"] > r["before"]]},
+           **multi_source)
     evals, skipped, t = [], 0, t + 2
     for step in range(first_step, steps + 1):
         t += 0.5
@@ -140,6 +190,11 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
             ev = eval_event(rng, step, round(step / STEPS, 4), quality * (0.6 + 0.4 * step / steps), primary=primary)
             evals.append(ev)
             append(path, "eval", t, **ev)
+            for i, source in enumerate(sources[1:] if sources else ()):
+                # Scores apart from the run's (higher, on fewer labels); no rng draw, so the run's own numbers
+                # are those of a single-source folder.
+                f1 = round(min(1.0, ev["f1_macro"][at] + 0.1 + 0.05 * i), 4)
+                append_source_eval(path, t, source, step, f1, epoch=ev["epoch"], primary=primary)
             append(path, "checkpoint", t, step=step, path=f"{run}/checkpoints/latest")
     if vanishing:
         append(path, "alert", t, level="warn", code="grad_vanishing",
@@ -160,9 +215,11 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
 
 
 def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int = 7,
-                        finished: bool = True, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> Path:
+                        finished: bool = True, primary: float = DEFAULT_PRIMARY_THRESHOLD,
+                        sources: Sequence[dict[str, Any]] | None = None) -> Path:
     """Write the fake pipeline folder under root; returns its path. `primary` is the preset's threshold:
-    the key of every F1 in the events and in summary.json."""
+    the key of every F1 in the events and in summary.json. `sources` (e.g. `three_sources()`): a multi-source
+    trainer's data events and per-source evals in every run."""
     folder = Path(root) / pipeline_id
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -184,25 +241,27 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
         append(pl, "run_done", t, run=run, status=status, attempts=attempts)
 
     launch(BASELINE_RUN, t + 1)
-    t, evals = write_run(folder, BASELINE_RUN, "bce", t + 1, rng, 0.40, primary=primary)
+    t, evals = write_run(folder, BASELINE_RUN, "bce", t + 1, rng, 0.40, primary=primary, sources=sources)
     best[BASELINE_RUN] = max(evals, key=lambda e: e["f1_macro"][at])
     done(BASELINE_RUN, t, "completed")
 
     launch("p1-asl", t)
-    t1, _ = write_run(folder, "p1-asl", "asl", t, rng, 0.47, steps=25, attempt_end=None, primary=primary)
+    t1, _ = write_run(folder, "p1-asl", "asl", t, rng, 0.47, steps=25, attempt_end=None, primary=primary,
+                      sources=sources)
     append(pl, "stall", t1 + 45, run="p1-asl", attempt=1, silent_s=45.0, dump=f"p1-asl/{stall_file(1)}",
            allowed_s=30.0, action="restart")
     (folder / "p1-asl" / stall_file(1)).write_text(DUMP)
     append(pl, "run_exit", t1 + 46, run="p1-asl", code=-9, attempt=1, reason="stalled")
     append(pl, "restart", t1 + 46, run="p1-asl", attempt=2, from_step=20, reason="stall")
     launch("p1-asl", t1 + 47, attempt=2)
-    t, evals = write_run(folder, "p1-asl", "asl", t1 + 47, rng, 0.47, first_step=21, resumed_from=20, primary=primary)
+    t, evals = write_run(folder, "p1-asl", "asl", t1 + 47, rng, 0.47, first_step=21, resumed_from=20,
+                         primary=primary, sources=sources)
     best["p1-asl"] = max(evals, key=lambda e: e["f1_macro"][at])
     done("p1-asl", t, "completed", attempts=2)
 
     launch("p1-combined_07", t)
     t, _ = write_run(folder, "p1-combined_07", "combined", t, rng, 0.30, steps=34, attempt_end="failed",
-                     nonfinite_at=(31, 32, 33, 34), primary=primary)
+                     nonfinite_at=(31, 32, 33, 34), primary=primary, sources=sources)
     append(pl, "alert", t, level="error", code="run_failed", message="p1-combined_07 failed: non-finite loss",
            run="p1-combined_07")
     done("p1-combined_07", t, "failed", code=1)
@@ -232,17 +291,17 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
     append(pl, "phase_start", t, phase=3, name="extend", runs=["p3-asl"])
     launch("p3-asl", t)
     if not finished:
-        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None, primary=primary)
+        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None, primary=primary, sources=sources)
         (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
         return folder
-    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True, primary=primary)
+    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True, primary=primary, sources=sources)
     best["p3-asl"] = max(evals, key=lambda e: e["f1_macro"][at])
     done("p3-asl", t, "completed")
     append(pl, "phase_end", t, phase=3)
 
     append(pl, "phase_start", t, phase=4, name="final", runs=[FINAL_RUN])
     launch(FINAL_RUN, t)
-    t, evals = write_run(folder, FINAL_RUN, "asl", t, rng, 0.53, test=True, primary=primary)
+    t, evals = write_run(folder, FINAL_RUN, "asl", t, rng, 0.53, test=True, primary=primary, sources=sources)
     test = evals.pop()
     done(FINAL_RUN, t, "completed")
     append(pl, "phase_end", t, phase=4)

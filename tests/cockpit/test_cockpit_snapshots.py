@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fake_pipeline as fp
 from pilot_helpers import wait_loaded
 
 
@@ -26,3 +27,18 @@ def test_dashboard_curves_tab_80x24(snap_compare, finished_pipeline: Path, make_
         await pilot.pause()
 
     assert snap_compare(make_test_app(finished_pipeline), terminal_size=(80, 24), run_before=open_curves)
+
+
+def test_dashboard_with_three_sources_160x48(snap_compare, runs_dir: Path, make_test_app) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, sources=fp.three_sources())
+    assert snap_compare(make_test_app(folder), terminal_size=(160, 48), run_before=wait_loaded)
+
+
+def test_dashboard_data_tab_with_three_sources_80x24(snap_compare, runs_dir: Path, make_test_app) -> None:
+    async def open_data(pilot) -> None:
+        await wait_loaded(pilot)
+        pilot.app.screen.query_one("#dashboard-tabs").active = "tab-oversampling"
+        await wait_loaded(pilot)  # the tables of the tab now shown lay out their rows
+
+    folder = fp.write_fake_pipeline(runs_dir, sources=fp.three_sources())
+    assert snap_compare(make_test_app(folder), terminal_size=(80, 24), run_before=open_data)

@@ -361,3 +361,77 @@ def test_duplicate_labels_in_per_class_lists_keep_the_first() -> None:
     run = state.snapshot(0).run("p1-x")
     assert [(c.label, c.f1, c.support) for c in run.per_class] == [("joy", 0.5, 3)]
     assert run.best_dev.f1_primary == 0.5 and run.best_dev.micro_primary is None
+
+
+def test_sources_taxonomy_and_observed_counts_from_the_first_data_event(runs_dir: Path) -> None:
+    snap = load(fp.write_fake_pipeline(runs_dir, sources=fp.three_sources())).snapshot(0)
+    assert snap.taxonomy == "goemotions"
+    assert [s.name for s in snap.sources] == ["goemotions", "isear", "semeval2018-ec"]
+    goemotions, isear, semeval = snap.sources
+    assert (isear.kind, isear.path, isear.train_before, isear.train_after, isear.dev, isear.test) == (
+        "isear", "data/isear.csv", 200, 220, 50, 50)
+    assert isear.observed_text == "7/28" and goemotions.observed_text == "28/28" and "remorse" in isear.observed
+    assert dict(isear.dropped) == {"placeholder": 52, "duplicate": 3, "empty": 1, "unmapped_only": 0}
+    # Every extra source is scored on its own dev split; the latest eval by time is p4-final's.
+    assert goemotions.dev_f1 is None and isear.dev_f1 is not None and semeval.dev_f1 > isear.dev_f1
+    assert isear.dev_f1_run == semeval.dev_f1_run == "p4-final"
+    observed = {row.label: row.observed for row in snap.oversampling}
+    assert observed == {label: fp.observed_rows(label, fp.three_sources()) for label in fp.LABELS}
+    assert observed["anger"] == 1280 and observed["admiration"] == 940
+
+
+def test_older_data_events_list_no_sources(finished_pipeline: Path) -> None:
+    snap = load(finished_pipeline).snapshot(0)
+    assert snap.sources == () and snap.taxonomy == ""
+    assert all(row.observed is None for row in snap.oversampling)
+
+
+def test_source_evals_change_no_curve_best_score_or_leaderboard(runs_dir: Path) -> None:
+    plain = load(fp.write_fake_pipeline(runs_dir / "plain")).snapshot(0)
+    multi = load(fp.write_fake_pipeline(runs_dir / "multi", sources=fp.three_sources())).snapshot(0)
+    # The fake writes the same run evals either way, so every run-level number must match.
+    assert multi.leaderboard == plain.leaderboard and multi.final == plain.final
+    for run in plain.runs:
+        other = multi.run(run.run)
+        assert (other.dev_f1, other.best_dev, other.last_eval, other.per_class, other.test) == (
+            run.dev_f1, run.best_dev, run.last_eval, run.per_class, run.test)
+
+
+def test_a_higher_source_score_is_not_the_runs_best() -> None:
+    state = PipelineState()
+    isear = fp.three_sources()[1]
+    state.apply("p1-x", ev("data", train_size_before=10, train_size_after=10, dev_size=1, test_size=1,
+                           per_class=[], oversampling={}, sources=[isear]))
+    state.apply("p1-x", ev("eval", fp.T0 + 1, **fp.eval_event(fp.random.Random(0), 10, 0.1, 0.3)))
+    before = state.snapshot(0)
+    state.apply("p1-x", ev("eval", fp.T0 + 1, **fp.source_eval_event(10, 0.1, 0.99, isear)))
+    after = state.snapshot(0)
+    assert after.run("p1-x").best_dev == before.run("p1-x").best_dev and after.leaderboard == before.leaderboard
+    assert after.run("p1-x").dev_f1 == before.run("p1-x").dev_f1 and after.run("p1-x").last_eval.split == "dev"
+    assert after.run("p1-x").per_class == before.run("p1-x").per_class
+    assert after.sources[0].dev_f1 == 0.99 and after.sources[0].dev_f1_run == "p1-x"
+    assert after.sources[0].labels is None and after.sources[0].observed_text == "7"  # no per_class to count
+    # An older eval of another run (earlier t) leaves the newest score; a newer one replaces it.
+    state.apply("p1-y", ev("eval", fp.T0, **fp.source_eval_event(5, 0.05, 0.11, isear)))
+    assert state.snapshot(0).sources[0].dev_f1 == 0.99
+    state.apply("p1-y", ev("eval", fp.T0 + 2, **fp.source_eval_event(20, 0.2, 0.42, isear)))
+    assert (state.snapshot(0).sources[0].dev_f1, state.snapshot(0).sources[0].dev_f1_run) == (0.42, "p1-y")
+    assert state.snapshot(0).run("p1-y").best_dev is None and not state.snapshot(0).run("p1-y").dev_f1.ys
+
+
+def test_source_scores_follow_the_primary_threshold(runs_dir: Path) -> None:
+    snap = load(fp.write_fake_pipeline(runs_dir, primary=0.3, sources=fp.three_sources())).snapshot(0)
+    assert snap.primary == 0.3 and all(s.dev_f1 is not None for s in snap.sources[1:])
+
+
+def test_odd_sources_show_what_they_can() -> None:
+    state = PipelineState()
+    sources = ["junk", {"kind": "isear"}, {"name": "a", "rows": [1], "observed_labels": "joy",
+                                           "dropped": {"duplicate": "2", "empty": 1}},
+               {"name": "a", "kind": "twice"}]
+    state.apply("p1-x", ev("data", train_size_before=10, train_size_after=10, dev_size=1, test_size=1,
+                           per_class=[], oversampling={}, sources=sources, taxonomy=3))
+    snap = state.snapshot(0)
+    assert state.skipped_events == 0 and snap.taxonomy == ""
+    (row,) = snap.sources
+    assert (row.name, row.kind, row.train_before, row.observed, row.dropped) == ("a", "", None, (), (("empty", 1),))

@@ -127,3 +127,38 @@ def test_bad_events_and_a_wrong_typed_summary_never_raise(tmp_path: Path) -> Non
                     {"final": {"test": {"f1_macro@0.2": "high"}, "config": 3}}):
         con.final(summary, tmp_path)  # type: ignore[arg-type]
     assert out.getvalue().count("p1-a ") == 1 and "summary:" in out.getvalue()
+
+
+def test_several_sources_get_one_block_and_source_evals_their_own_lines(runs_dir: Path) -> None:
+    plain_con, plain_out, _ = console()
+    replay(plain_con, fp.write_fake_pipeline(runs_dir / "plain"))
+    con, out, _ = console()
+    replay(con, fp.write_fake_pipeline(runs_dir / "multi", sources=fp.three_sources()))
+    text = out.getvalue()
+    assert text.count("data: taxonomy goemotions, 3 sources") == 1  # the first data event only
+    assert ("[p1-bce]   isear (isear, data/isear.csv): train 200→220, dev 50, test 50, 7/28 labels, "
+            "dropped 52 placeholder, 3 dup, 1 empty") in text
+    assert "[p1-bce]   goemotions (goemotions, embedded): train 800→940, dev 120, test 120, 28/28 labels, " \
+           "dropped 4 dup" in text
+    assert "[p1-bce]   semeval2018-ec (semeval2018-ec, data/2018-E-c-En-train.txt): train 100→120" in text
+    source_lines = [line for line in text.splitlines() if " source " in line]
+    assert source_lines and all("(own dev split, " in line and " dev F1@" not in line for line in source_lines)
+    assert any("[p1-bce] step 20 source isear (own dev split, 7 labels): F1@0.2 0." in line for line in source_lines)
+    # Without its source lines and the data block, the output is the single-source one, line for line.
+    stamp = len("00:00:00 ")
+    rest = [line[stamp:] for line in text.splitlines()
+            if " source " not in line and "data: taxonomy" not in line and "]   " not in line]
+    assert rest == [line[stamp:] for line in plain_out.getvalue().splitlines()]
+
+
+def test_one_source_with_nothing_dropped_gets_no_block(tmp_path: Path) -> None:
+    only = fp.three_sources()[0] | {"dropped": {"placeholder": 0, "duplicate": 0}}
+    con, out, _ = console()
+    con.on_event("p1-x", {"v": 1, "t": 1.0, "type": "data", "train_size_before": 1, "train_size_after": 1,
+                          "dev_size": 1, "test_size": 1, "per_class": [], "oversampling": {}, "sources": [only]})
+    assert out.getvalue() == ""
+    dropped = fp.three_sources()[0]
+    con, out, _ = console()
+    con.on_event("p1-x", {"v": 1, "t": 1.0, "type": "data", "train_size_before": 1, "train_size_after": 1,
+                          "dev_size": 1, "test_size": 1, "per_class": [], "oversampling": {}, "sources": [dropped]})
+    assert "[p1-x] data: 1 source\n" in out.getvalue() and "dropped 4 dup" in out.getvalue()

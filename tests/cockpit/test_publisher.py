@@ -9,7 +9,7 @@ import pytest
 from cockpit.pipeline.publisher import ResultsPublisher
 from cockpit.pipeline.spec import load_preset
 from trainer.contract import FINAL_DIR, FINAL_RUN, MODEL_CARD_FILE, OLD_SUFFIX, PipelinePaths
-from trainer.events import EventWriter
+from trainer.events import EventWriter, read_events
 
 
 @pytest.fixture
@@ -58,3 +58,33 @@ def test_a_kill_between_the_two_renames_is_repaired(publisher: ResultsPublisher)
     (old / "weights.bin").write_bytes(b"old")
     publisher.restore_interrupted_final()
     assert (publisher.paths.final / "weights.bin").read_bytes() == b"old" and not old.exists()
+
+
+def test_a_higher_source_score_changes_no_ranking_summary_or_final(tmp_path: Path) -> None:
+    import fake_pipeline as fp
+    from cockpit.pipeline.results import dev_evals, final_scores, run_scores
+    from cockpit.pipeline.scheduler import RunRecord
+
+    preset, _ = load_preset("smoke")
+    paths = PipelinePaths(tmp_path / "p")
+    isear = fp.three_sources()[1]
+    rng = fp.random.Random(0)
+    for run, quality in (("p1-bce", 0.30), ("p1-asl", 0.40)):
+        events = paths.run(run).events
+        fp.append(events, "eval", fp.T0, **fp.eval_event(rng, 20, 0.25, quality))
+    bce_events = paths.run("p1-bce").events
+    fp.append_source_eval(bce_events, fp.T0 + 1, isear, 40, 0.99)  # later and far higher: still not the run's
+    final = fp.source_eval_event(40, 0.5, 0.98, isear) | {"final": True}
+    fp.append(bce_events, "eval", fp.T0 + 2, **final)
+    publisher = ResultsPublisher(paths, preset)
+    records = [RunRecord("p1-bce", 1, "bce", "completed", 1), RunRecord("p1-asl", 1, "asl", "completed", 1)]
+    board = publisher.leaderboard(records)
+    assert [row["run"] for row in board] == ["p1-asl", "p1-bce"]
+    bce = next(row for row in board if row["run"] == "p1-bce")
+    assert bce["f1_macro@0.2"] < 0.9 and bce["best_step"] == 20
+    assert publisher.ranked_configs(records, 1) == ["asl", "bce"]
+    summary = publisher.summary(records, "running", 1)
+    assert summary["baseline"]["f1_macro@0.2"] == bce["f1_macro@0.2"]
+    bce_read = read_events(bce_events)
+    assert len(dev_evals(bce_read)) == 1 and final_scores(bce_read) == {}
+    assert run_scores(bce_read)["f1_macro@0.2"] == bce["f1_macro@0.2"]

@@ -49,3 +49,21 @@ def test_model_card_uses_the_presets_primary_threshold(runs_dir: Path) -> None:
     test = summary["final"]["test"]
     assert f"{test[f1_macro_key(0.3)]:.4f} at 0.3" in card and "micro-F1@0.3" in card
     assert "@0.2" not in card and "at 0.2" not in card
+
+
+def test_report_lists_the_data_sources_and_observed_rows_per_label(runs_dir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    plain = write_report(fp.write_fake_pipeline(runs_dir / "plain")).read_text()
+    text = write_report(fp.write_fake_pipeline(runs_dir / "multi", sources=fp.three_sources())).read_text()
+    assert "## Data sources" not in plain and "observed rows" not in plain
+    assert "## Data sources" in text and "taxonomy `goemotions`" in text and "From `p1-bce`'s data event" in text
+    isear = next(line for line in text.splitlines() if line.startswith("| isear |"))
+    cells = [cell.strip() for cell in isear.strip("|").split("|")]
+    assert cells[:6] == ["isear", "isear", "200→220", "50", "50", "7/28"]
+    assert float(cells[6]) > 0 and cells[7] == "p4-final" and cells[8] == "52 placeholder, 3 dup, 1 empty"
+    assert "| goemotions | goemotions | 800→940 | 120 | 120 | 28/28 | – | – | 4 dup |" in text
+    assert "| label | train rows before | after | observed rows |" in text and "| anger | " in text
+    anger = next(line for line in text.splitlines() if line.startswith("| anger |"))
+    assert anger.endswith("| 1280 |")
+    # Source evals are no dev numbers of the report: everything above the new section is unchanged.
+    assert text.split("## Data sources")[0] == plain.split("## Plots")[0]

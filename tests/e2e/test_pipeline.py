@@ -297,9 +297,13 @@ def test_every_shipped_preset_loads():
     from cockpit.pipeline.spec import list_presets, load_preset
 
     names = [n for n, _ in list_presets()]
-    assert {"smoke", "quick", "cpu-full", "deberta-v3-large", "deberta-v3-large-ddp"} <= set(names)
+    assert {"smoke", "quick", "cpu-full", "deberta-v3-large", "deberta-v3-large-ddp", "multi-source"} <= set(names)
+    fixtures = REPO / "tests" / "fixtures" / "sources"
+    # The multi-source template takes its paths by --set (the datasets' licences forbid shipping them).
+    paths = {"multi-source": [f"sources.1.path={fixtures / 'semeval'}", f"sources.2.path={fixtures / 'isear' / 'isear.csv'}",
+                              f"sources.3.path={fixtures / 'meld'}"]}
     for name in names:
-        preset, _ = load_preset(name)
+        preset, _ = load_preset(name, paths.get(name, []))
         assert len(preset.configs) == 5
 
 

@@ -310,3 +310,64 @@ def test_torch_free_loss_table_matches_the_loss_classes():
     for name, cls in LOSSES.items():
         params = [p for p in inspect.signature(cls).parameters if p != "class_weights"]
         assert tuple(params) == LOSS_PARAMS[name], name
+
+
+# -- label masks: a source that cannot know a label teaches nothing about it ---------------------------
+def _masked_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(11)
+    logits = (torch.randn(5, 6, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    targets = (torch.rand(5, 6, generator=gen) < 0.4).double()
+    mask = torch.ones(5, 6, dtype=torch.float64)
+    mask[1:4, 2:5] = 0  # three rows from a source that observes labels 0, 1 and 5 only
+    return logits, targets, mask
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_masked_entries_contribute_zero_loss_and_zero_gradient(index: int) -> None:
+    weights = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    loss_fn = _all_losses(weights)[index]
+    logits, targets, mask = _masked_case()
+    loss_fn(logits, targets, mask).backward()
+    grad = logits.grad.clone()
+    assert torch.all(grad[mask == 0] == 0)
+    assert grad[mask == 1].abs().sum() > 0  # (ASL's clip may zero an easy negative's gradient itself)
+    # Whatever a masked entry's target or logit, the loss is the same: it is not counted at all.
+    flipped = torch.where(mask == 0, 1 - targets, targets)
+    wild = torch.where(mask == 0, torch.full_like(logits, 40.0), logits.detach())
+    base = loss_fn(logits.detach(), targets, mask)
+    assert torch.allclose(loss_fn(logits.detach(), flipped, mask), base)
+    assert torch.allclose(loss_fn(wild, targets, mask), base)
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_masked_mean_divides_by_observed_entries(index: int) -> None:
+    """With a mask, "mean" averages over observed entries: the mean of the per-element losses kept."""
+    weights = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    loss_fn = _all_losses(weights)[index]
+    logits, targets, mask = _masked_case()
+    logits = logits.detach()
+    ones = torch.ones_like(mask)
+    assert torch.allclose(loss_fn(logits, targets, ones), loss_fn(logits, targets))
+    kept = mask.bool()
+    # Rows 0 and 4 observe everything: on them alone, masked and unmasked losses agree.
+    full_rows = torch.tensor([0, 4])
+    assert torch.allclose(loss_fn(logits[full_rows], targets[full_rows], mask[full_rows]),
+                          loss_fn(logits[full_rows], targets[full_rows]))
+    if getattr(loss_fn, "reduction", "mean") == "sum":
+        return
+    if isinstance(loss_fn, BCELoss) and loss_fn.pos_weight_tensor is not None:
+        return  # pos_weight is per column; single elements lose their column (checked by the zero-gradient test)
+    if isinstance(loss_fn, CombinedLoss):
+        return  # its focal scale is a property of the whole class-weight vector; parts are checked above
+    # Element-wise losses from a batch of single elements; their observed mean is the masked loss.
+    per_element = torch.stack([loss_fn(logits[i, j].view(1, 1), targets[i, j].view(1, 1))
+                               for i in range(5) for j in range(6) if kept[i, j]])
+    assert torch.allclose(loss_fn(logits, targets, mask), per_element.mean())
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_masked_gradcheck(index: int) -> None:
+    weights = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    loss_fn = _all_losses(weights)[index]
+    logits, targets, mask = _masked_case()
+    assert torch.autograd.gradcheck(lambda x: loss_fn(x, targets, mask), (logits.detach().requires_grad_(),))

@@ -1,0 +1,116 @@
+"""Label masks against unobserved-as-negative, measured on GoEmotions itself (issue 8).
+
+We have no licensed copies of ISEAR and friends here, so a pseudo-source is cut out of GoEmotions:
+a seeded 30 % of train becomes a `table` source that observes only the seven labels ISEAR maps onto
+(joy, fear, anger, sadness, disgust, embarrassment, remorse), keeping its labels for those and hiding
+the other 21. The remaining 70 % stays a full goemotions source. Two MiniLM runs, identical but for
+`label_masks`, are scored on the full GoEmotions dev split: macro-F1 at 0.2 and with per-label tuned
+thresholds, overall and on the 21 labels the pseudo-source hides.
+
+    python bench/mask_ablation.py --out /tmp/mask-ablation [--seed 42] [--max-train 0]
+
+Prints one markdown table (paste into docs/results.md) and writes it to <out>/result.md.
+Takes about 2 x 10 minutes on 2 cores (one epoch over all 43k rows each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data import load_splits
+from trainer.metrics import f1_summary, tune_thresholds
+from trainer.taxonomy import goemotions_labels
+
+ISEAR_LABELS = ("joy", "fear", "anger", "sadness", "disgust", "embarrassment", "remorse")
+SHARE = 0.30
+
+
+def write_sources(folder: Path, seed: int) -> None:
+    """goemotions/ (70 % of train, full dev and test) and pseudo/ (30 % of train, seven labels shown)."""
+    names = goemotions_labels()
+    keep = [names.index(n) for n in ISEAR_LABELS]
+    splits = load_splits("embedded")
+    train = splits["train"]
+    rng = np.random.default_rng(seed)
+    pseudo = np.zeros(len(train), dtype=bool)
+    pseudo[rng.choice(len(train), size=int(SHARE * len(train)), replace=False)] = True
+    ge = folder / "goemotions"
+    ge.mkdir(parents=True, exist_ok=True)
+    for name, split, rows in (("train", train, np.flatnonzero(~pseudo)), ("dev", splits["dev"], None),
+                              ("test", splits["test"], None)):
+        rows = np.arange(len(split)) if rows is None else rows
+        with open(ge / f"{name}.jsonl", "w", encoding="utf-8") as fh:
+            for i in rows:
+                fh.write(json.dumps({"text": split.texts[i], "labels": np.flatnonzero(split.labels[i]).tolist()}) + "\n")
+    ps = folder / "pseudo"
+    ps.mkdir(parents=True, exist_ok=True)
+    # Its dev: GoEmotions dev seen through the same seven labels (scored as the source's own dev eval).
+    for name, split, rows in (("train", train, np.flatnonzero(pseudo)), ("dev", splits["dev"], None)):
+        rows = np.arange(len(split)) if rows is None else rows
+        with open(ps / f"{name}.jsonl", "w", encoding="utf-8") as fh:
+            for i in rows:
+                shown = [names[j] for j in keep if split.labels[i, j]]
+                fh.write(json.dumps({"text": split.texts[i], "labels": shown}) + "\n")
+    (folder / "pseudo-map.toml").write_text("[labels]\n" + "".join(f'{n} = ["{n}"]\n' for n in ISEAR_LABELS))
+
+
+def run(folder: Path, masks: bool, seed: int, max_train: int) -> tuple[Path, float]:
+    out = folder / ("masks" if masks else "negatives")
+    sources = (f'[{{kind="goemotions", path="{folder / "goemotions"}"}}, '
+               f'{{kind="table", name="pseudo", path="{folder / "pseudo"}", label_map="{folder / "pseudo-map.toml"}"}}]')
+    cmd = [sys.executable, "-m", "trainer.cli", "--out", str(out), "--set", f"sources={sources}",
+           "--set", f"label_masks={'true' if masks else 'false'}", "--set", "model=\"minilm\"",
+           "--set", "device=\"cpu\"", "--set", "lr=1e-4", "--set", "head_lr=3e-2", "--set", "batch_size=32",
+           "--set", "warmup_ratio=0.06", "--set", "epochs=1", "--set", f"seed={seed}",
+           "--set", "checkpoint_every_steps=0", "--set", "loss=\"bce\"", "--set", "export=true",
+           "--set", f"max_train_samples={max_train}"]
+    t = time.time()
+    subprocess.run(cmd, check=True)
+    return out, time.time() - t
+
+
+def scores(run_dir: Path) -> dict[str, float]:
+    names = goemotions_labels()
+    hidden = [i for i, n in enumerate(names) if n not in ISEAR_LABELS]
+    probs = np.load(run_dir / "export" / "dev_probs.npy")
+    labels = np.load(run_dir / "export" / "dev_labels.npy").astype(bool)
+    tuned = np.asarray(tune_thresholds(probs, labels, default=0.2))
+    out = {}
+    for part, cols in (("all 28", list(range(28))), ("21 hidden", hidden)):
+        out[f"{part} @0.2"] = f1_summary(labels[:, cols], probs[:, cols] >= 0.2)["f1_macro"]
+        out[f"{part} tuned"] = f1_summary(labels[:, cols], probs[:, cols] >= tuned[cols])["f1_macro"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-train", type=int, default=0, help="seeded subset of the combined train (0: all)")
+    args = parser.parse_args()
+    write_sources(args.out, args.seed)
+    results = {}
+    for masks in (True, False):
+        run_dir, wall = run(args.out, masks, args.seed, args.max_train)
+        results["masks" if masks else "unobserved = negative"] = (scores(run_dir), wall)
+    keys = list(next(iter(results.values()))[0])
+    lines = ["| GoEmotions dev macro-F1 | " + " | ".join(keys) + " | wall |",
+             "|---|" + "---|" * (len(keys) + 1)]
+    for name, (s, wall) in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{s[k]:.4f}" for k in keys) + f" | {wall / 60:.1f} min |")
+    (a, _), (b, _) = results.values()
+    lines.append("| difference | " + " | ".join(f"{a[k] - b[k]:+.4f}" for k in keys) + " | |")
+    table = "\n".join(lines)
+    (args.out / "result.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
