@@ -62,7 +62,12 @@ def write_sources(folder: Path, seed: int) -> None:
 
 
 def run(folder: Path, masks: bool, seed: int, max_train: int) -> tuple[Path, float]:
+    """Train one arm; an arm whose export is already there is reused (the bench can be rerun after a kill)."""
     out = folder / ("masks" if masks else "negatives")
+    done = out / "export" / "dev_probs.npy"
+    if done.exists():
+        end = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines() if '"run_end"' in line]
+        return out, float(end[-1]["wall_s"]) if end else float("nan")
     sources = (f'[{{kind="goemotions", path="{folder / "goemotions"}"}}, '
                f'{{kind="table", name="pseudo", path="{folder / "pseudo"}", label_map="{folder / "pseudo-map.toml"}"}}]')
     cmd = [sys.executable, "-m", "trainer.cli", "--out", str(out), "--set", f"sources={sources}",
@@ -95,7 +100,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-train", type=int, default=0, help="seeded subset of the combined train (0: all)")
     args = parser.parse_args()
-    write_sources(args.out, args.seed)
+    if not (args.out / "pseudo-map.toml").exists():
+        write_sources(args.out, args.seed)
     results = {}
     for masks in (True, False):
         run_dir, wall = run(args.out, masks, args.seed, args.max_train)

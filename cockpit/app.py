@@ -310,6 +310,7 @@ class CockpitApp(App[None]):
         self.push_screen(AttachScreen(self.runs_dir), chosen)
 
     def action_help(self) -> None:
+        from cockpit.screens.compare import CompareScreen
         from cockpit.screens.help import HelpScreen
         from cockpit.screens.modals import AttachScreen, ConfirmScreen, DumpScreen
         from cockpit.screens.run_detail import RunDetailScreen
@@ -319,7 +320,8 @@ class CockpitApp(App[None]):
 
         self.push_screen(HelpScreen([("app", CockpitApp), ("textual", App), ("picker", PhasePickerScreen),
                                      ("dashboard", DashboardScreen),
-                                     ("run detail", RunDetailScreen), ("tables", SnapshotTable),
+                                     ("run detail", RunDetailScreen), ("compare", CompareScreen),
+                                     ("tables", SnapshotTable),
                                      ("confirm", ConfirmScreen), ("stack dump", DumpScreen),
                                      ("attach", AttachScreen), ("help", HelpScreen)]))
 

@@ -1,4 +1,5 @@
-"""goemo-cockpit: the TUI (default), --headless pipeline runs, --attach, --resume, and `presets`."""
+"""goemo-cockpit: the TUI (default), --headless pipeline runs, --attach, --resume, --web (the TUI in a
+browser), and the commands `presets`, `export` and `compare`."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from typing import Sequence
 from cockpit.pipeline.spec import PresetError, list_presets, load_preset
 from cockpit.pipeline.start import (BAD_INPUT_ERRORS, PipelineRequest, materialise, parse_configs, parse_phases,
                                     prepare_pipeline, start_detached)
+from cockpit.web import add_web_arguments, web_problem
 from trainer.contract import EXIT_BAD_INPUT, EXIT_FAILED, PipelinePaths, is_pipeline_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="goemo-cockpit", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=["presets"], help="'presets' lists the shipped presets")
+    parser.add_argument("command", nargs="?", choices=["presets", "export", "compare"],
+                        help="'presets' lists the shipped presets; 'export DIR --to csv|parquet|tensorboard|mlflow|"
+                             "trackio|wandb' writes a pipeline's tables or replays it into a tracker; "
+                             "'compare DIR DIR ...' puts pipelines side by side (see `goemo-cockpit export -h`)")
     parser.add_argument("--preset", default="quick", help="a preset name (see `goemo-cockpit presets`) or a TOML path")
     parser.add_argument("--headless", action="store_true", help="run the pipeline in the foreground, console output")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where pipeline folders go (./runs)")
@@ -27,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attach", type=Path, metavar="DIR", help="open the TUI on a pipeline folder")
     parser.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted pipeline")
     parser.add_argument("--pipeline-dir", type=Path, help=argparse.SUPPRESS)  # set by the TUI's launcher
+    add_web_arguments(parser)
     return parser
 
 
@@ -88,7 +94,27 @@ def run_tui(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+def _web_argv(args: argparse.Namespace) -> list[str]:
+    """The goemo-cockpit arguments each browser session runs: the same TUI, without --web."""
+    if args.attach is not None:
+        return ["--attach", str(args.attach.resolve())]
+    argv = ["--preset", args.preset, "--runs-dir", str(args.runs_dir.resolve())]
+    for item in args.overrides:
+        argv += ["--set", item]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The commands with arguments of their own parse them themselves.
+    if argv and argv[0] == "export":
+        from cockpit.export import main_export
+
+        return main_export(argv[1:])
+    if argv and argv[0] == "compare":
+        from cockpit.compare import main_compare
+
+        return main_compare(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "presets":
         for name, description in list_presets():
@@ -100,6 +126,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bad_input(exc)
     if args.headless:
         return run_headless(args)
+    if args.web:
+        from cockpit.web import run_web
+
+        problem = web_problem(args)
+        if problem:
+            return _bad_input(PresetError(problem))
+        if args.resume is not None:  # resumed once, here: every browser tab then attaches to it
+            try:
+                args.attach = start_detached(_request(args))
+            except BAD_INPUT_ERRORS as exc:
+                return _bad_input(exc)
+        if args.attach is not None and not is_pipeline_dir(args.attach):
+            return _bad_input(PresetError(f"{args.attach}: not a pipeline folder "
+                                          f"(expected {PipelinePaths(args.attach).events.name})"))
+        if args.attach is None:
+            try:
+                load_preset(args.preset, args.overrides)
+            except BAD_INPUT_ERRORS as exc:
+                return _bad_input(exc)
+        return run_web(args, _web_argv(args))
     return run_tui(args)
 
 

@@ -105,6 +105,7 @@ LOCK_FILE = "supervisor.lock"
 CONTROL_DIR = "control"
 FINAL_DIR = "final"
 EXPORT_DIR = "export"
+TABLES_DIR = "tables"  # runs/<id>/tables: what `goemo-cockpit export --to csv|parquet` writes by default
 CHECKPOINTS_DIR = "checkpoints"
 LATEST = "latest"
 BEST = "best"

@@ -3,6 +3,7 @@ and the RunConfig of every planned run. Bad input becomes one line naming the fi
 
 from __future__ import annotations
 
+import os
 import re
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, set_dotted, validate_config
-from trainer.contract import DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, FINAL_RUN, PHASE_NAMES, run_id
+from trainer.contract import DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENV_NOTIFY, FINAL_RUN, PHASE_NAMES, run_id
 
 RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
 
@@ -202,6 +203,7 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
         preset = Preset.model_validate(data)
     except ValidationError as exc:
         raise PresetError(_pydantic_line(source, exc, text)) from None
+    _check_outlets(preset, source)
     try:
         for config in preset.configs:
             for phase in RUN_PHASES:
@@ -218,6 +220,16 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
     return preset, data
 
 
+def _check_outlets(preset: Preset, source: str) -> None:
+    """Notification URLs and trackers are checked before anything starts, not at the first stall."""
+    if preset.pipeline.notify or os.environ.get(ENV_NOTIFY):
+        from cockpit.pipeline.notify import check_notify_urls, notify_urls
+
+        problem = check_notify_urls(notify_urls(list(preset.pipeline.notify)))
+        if problem:
+            raise PresetError(f"{source}: key 'pipeline.notify': {problem}")
+
+
 _checked_sources: set[str] = set()
 
 
@@ -229,6 +241,13 @@ def _check_inputs(config: RunConfig, source: str) -> None:
         resolve_model(config.model, config.pooling)
     except ModelError as exc:
         raise PresetError(f"{source}: {exc}") from None
+    if config.report_to != "none":
+        from cockpit.trackers import resolve_report_to
+
+        try:
+            resolve_report_to(config.report_to)  # a listed tracker whose library is missing names its extra
+        except ValueError as exc:
+            raise PresetError(f"{source}: {exc}") from None
     if config.source == "hub" and config.source not in _checked_sources:
         from trainer.data import DataError, check_hub_source
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from cockpit.pipeline import control
 from cockpit.pipeline.launcher import RunProcess, process_start_time, start_local
 from cockpit.pipeline.lock import PipelineLock
+from cockpit.pipeline.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
 from cockpit.pipeline.restarts import Outcome, RestartPolicy
 from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, Scheduler
@@ -52,14 +53,17 @@ class Supervisor:
 
     def __init__(self, pipeline_dir: Path, preset: Preset, phases: list[int], configs: list[str],
                  on_event: EventSink | None = None, on_tick: Callable[["Supervisor"], None] | None = None,
-                 poll_s: float = 0.25, slots: list[Slot] | None = None) -> None:
+                 poll_s: float = 0.25, slots: list[Slot] | None = None,
+                 outlets: list[Outlet] | None = None) -> None:
         self.dir = pipeline_dir
         self.paths = PipelinePaths(pipeline_dir)
         self.preset = preset
         self.settings = preset.pipeline
         self.phases = phases
         self.configs = list(dict.fromkeys(configs))  # --configs bce,bce runs bce once
-        self.on_event = on_event or (lambda source, event: None)
+        self.view_sink = on_event or (lambda source, event: None)
+        # Trackers and notifications see every event the view sees (run events and pipeline events).
+        self.outlets = outlets if outlets is not None else build_outlets(pipeline_dir, self.settings)
         self.on_tick = on_tick or (lambda sup: None)
         self.poll_s = poll_s
         self.records: dict[str, RunRecord] = {}
@@ -86,6 +90,15 @@ class Supervisor:
         return self.scheduler.slots
 
     # -- events -------------------------------------------------------------------------------
+    def on_event(self, source: str, event: dict[str, Any]) -> None:
+        self.view_sink(source, event)
+        fan_out(self.outlets, source, event)
+
+    def _outlet_alerts(self) -> None:
+        """Write the outlets' failures (a tracker dropped, a notification not sent) into pipeline.jsonl."""
+        for a in drain(self.outlets):
+            self.alert(a.get("level", "warn"), a.get("code", "outlet"), a.get("message", ""), a.get("run"))
+
     def emit(self, type_: str, **fields: Any) -> None:
         event = self.log.emit(type_, **fields) if self.log else {"type": type_, **fields}
         self.on_event(PIPELINE_SOURCE, event)
@@ -108,6 +121,7 @@ class Supervisor:
             except OSError as exc:
                 raise self._io_failure(exc) from None
             finally:
+                close_all(self.outlets, self.settings.notify_timeout_s)
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
                 if self.log:
@@ -136,6 +150,9 @@ class Supervisor:
         if problem:
             self.alert("warn", "report", f"report not written: {problem}")
         self.emit("pipeline_end", status=status, exit_code=code)
+        # The end is what users wait for: let the notification (and the trackers' last writes) go out.
+        close_all(self.outlets, self.settings.notify_timeout_s)
+        self._outlet_alerts()
         return code
 
     def _io_failure(self, exc: OSError) -> PipelineIOError:
@@ -297,6 +314,7 @@ class Supervisor:
             for active in stalled:
                 exited.append(self._handle_stall(active))
             self._apply_all(exited)
+            self._outlet_alerts()
             self.on_tick(self)
             time.sleep(self.poll_s)
         self.scheduler.queue.clear()  # an abort leaves the rest unlaunched

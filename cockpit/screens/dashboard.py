@@ -67,6 +67,9 @@ class DashboardScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_run_detail", "Run detail", id="dashboard.run_detail",
                 tooltip="Per-label F1, learning rate, stderr and stall dumps of the selected run"),
+        Binding("c", "compare", "Compare", id="dashboard.compare", show=False,
+                tooltip="This pipeline beside the others in the runs folder: dev F1 per config, final test, "
+                        "per-label deltas, mean ± std over seeds"),
     ]
 
     wide: reactive[bool] = reactive(False, init=False)
@@ -209,3 +212,10 @@ class DashboardScreen(Screen[None]):
 
     def action_open_run_detail(self) -> None:
         self.app.open_run_detail(getattr(self.app, "selected_run", None))  # type: ignore[attr-defined]
+
+    def action_compare(self) -> None:
+        from cockpit.screens.compare import CompareScreen
+
+        followed = getattr(self.app, "pipeline_dir", None)
+        self.app.push_screen(CompareScreen(dirs=[followed] if followed is not None else [],
+                                           runs_dir=getattr(self.app, "runs_dir", None)))

@@ -153,9 +153,11 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
               steps: int = STEPS, first_step: int = 1, resumed_from: int | None = None,
               attempt_end: str | None = "completed", nonfinite_at: tuple[int, ...] = (), test: bool = False,
               vanishing: bool = False, primary: float = DEFAULT_PRIMARY_THRESHOLD,
-              sources: Sequence[dict[str, Any]] | None = None) -> tuple[float, list[dict[str, Any]]]:
+              sources: Sequence[dict[str, Any]] | None = None,
+              dev_tuned: bool = False) -> tuple[float, list[dict[str, Any]]]:
     """Append one attempt of a run to <folder>/<run>/events.jsonl; returns (end time, dev evals).
-    With `sources`, the data event lists them and every dev eval is followed by one per extra source."""
+    With `sources`, the data event lists them and every dev eval is followed by one per extra source;
+    with `dev_tuned`, dev evals carry tuned thresholds and their macro-F1."""
     path = folder / run / EVENTS_FILE
     at = threshold_key(primary)
     rng_data = random.Random(11)  # every run sees the same data
@@ -187,7 +189,8 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
         if step % EVAL_EVERY == 0:
             append(path, "activity", t, what="eval", expect_s=30)
             t += 1
-            ev = eval_event(rng, step, round(step / STEPS, 4), quality * (0.6 + 0.4 * step / steps), primary=primary)
+            ev = eval_event(rng, step, round(step / STEPS, 4), quality * (0.6 + 0.4 * step / steps),
+                            tuned=dev_tuned, primary=primary)
             evals.append(ev)
             append(path, "eval", t, **ev)
             for i, source in enumerate(sources[1:] if sources else ()):
@@ -216,17 +219,22 @@ def write_run(folder: Path, run: str, loss: str, t: float, rng: random.Random, q
 
 def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int = 7,
                         finished: bool = True, primary: float = DEFAULT_PRIMARY_THRESHOLD,
-                        sources: Sequence[dict[str, Any]] | None = None) -> Path:
+                        sources: Sequence[dict[str, Any]] | None = None, preset_seed: int | None = None,
+                        preset_extra: str = "", dev_tuned: bool = False) -> Path:
     """Write the fake pipeline folder under root; returns its path. `primary` is the preset's threshold:
     the key of every F1 in the events and in summary.json. `sources` (e.g. `three_sources()`): a multi-source
-    trainer's data events and per-source evals in every run."""
+    trainer's data events and per-source evals in every run. `seed` draws the scores; `preset_seed` (when set)
+    is saved in preset.toml as `[defaults] seed`, and `preset_extra` is TOML appended to preset.toml (another
+    preset); without them preset.toml is as before. `dev_tuned`: dev evals and leaderboard rows carry a tuned
+    macro-F1 (the other numbers stay those of the same seed without it)."""
     folder = Path(root) / pipeline_id
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     pl = folder / PIPELINE_FILE
     t = T0
     at, key, micro = threshold_key(primary), f1_macro_key(primary), f1_micro_key(primary)
-    (folder / PRESET_FILE).write_text(preset_toml(primary))
+    preset = preset_toml(primary) + ("" if preset_seed is None else f"\n[defaults]\nseed = {preset_seed}\n")
+    (folder / PRESET_FILE).write_text(preset + preset_extra)
     append(pl, "pipeline_start", t, pipeline=pipeline_id, preset="quick", phases=[1, 2, 3, 4], devices=["cpu"],
            configs=["bce", "asl", "combined_07"], resumed=False, pid=4000, primary_threshold=primary)
     phase1 = [BASELINE_RUN, "p1-asl", "p1-combined_07"]
@@ -241,13 +249,14 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
         append(pl, "run_done", t, run=run, status=status, attempts=attempts)
 
     launch(BASELINE_RUN, t + 1)
-    t, evals = write_run(folder, BASELINE_RUN, "bce", t + 1, rng, 0.40, primary=primary, sources=sources)
+    t, evals = write_run(folder, BASELINE_RUN, "bce", t + 1, rng, 0.40, primary=primary, sources=sources,
+                         dev_tuned=dev_tuned)
     best[BASELINE_RUN] = max(evals, key=lambda e: e["f1_macro"][at])
     done(BASELINE_RUN, t, "completed")
 
     launch("p1-asl", t)
     t1, _ = write_run(folder, "p1-asl", "asl", t, rng, 0.47, steps=25, attempt_end=None, primary=primary,
-                      sources=sources)
+                      sources=sources, dev_tuned=dev_tuned)
     append(pl, "stall", t1 + 45, run="p1-asl", attempt=1, silent_s=45.0, dump=f"p1-asl/{stall_file(1)}",
            allowed_s=30.0, action="restart")
     (folder / "p1-asl" / stall_file(1)).write_text(DUMP)
@@ -255,13 +264,13 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
     append(pl, "restart", t1 + 46, run="p1-asl", attempt=2, from_step=20, reason="stall")
     launch("p1-asl", t1 + 47, attempt=2)
     t, evals = write_run(folder, "p1-asl", "asl", t1 + 47, rng, 0.47, first_step=21, resumed_from=20,
-                         primary=primary, sources=sources)
+                         primary=primary, sources=sources, dev_tuned=dev_tuned)
     best["p1-asl"] = max(evals, key=lambda e: e["f1_macro"][at])
     done("p1-asl", t, "completed", attempts=2)
 
     launch("p1-combined_07", t)
     t, _ = write_run(folder, "p1-combined_07", "combined", t, rng, 0.30, steps=34, attempt_end="failed",
-                     nonfinite_at=(31, 32, 33, 34), primary=primary, sources=sources)
+                     nonfinite_at=(31, 32, 33, 34), primary=primary, sources=sources, dev_tuned=dev_tuned)
     append(pl, "alert", t, level="error", code="run_failed", message="p1-combined_07 failed: non-finite loss",
            run="p1-combined_07")
     done("p1-combined_07", t, "failed", code=1)
@@ -278,7 +287,8 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
         f1 = ev["f1_macro"][at] if ev else None
         return {"run": run, "phase": int(run[1]), "config": run.split("-", 1)[1], "status": status,
                 key: f1, f1_macro_key(SECONDARY): ev["f1_macro"][half] if ev else None,
-                micro: ev["f1_micro"][at] if ev else None, TUNED_DEV_KEY: None,
+                micro: ev["f1_micro"][at] if ev else None,
+                TUNED_DEV_KEY: ev["tuned"]["f1_macro"] if ev and ev["tuned"] else None,
                 "delta_vs_baseline": round(f1 - baseline, 4) if f1 is not None else None,
                 "meets_target": (f1 >= 0.5) if f1 is not None else False}
 
@@ -291,17 +301,20 @@ def write_fake_pipeline(root: Path, *, pipeline_id: str = PIPELINE_ID, seed: int
     append(pl, "phase_start", t, phase=3, name="extend", runs=["p3-asl"])
     launch("p3-asl", t)
     if not finished:
-        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None, primary=primary, sources=sources)
+        write_run(folder, "p3-asl", "asl", t, rng, 0.52, steps=30, attempt_end=None, primary=primary, sources=sources,
+                  dev_tuned=dev_tuned)
         (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
         return folder
-    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True, primary=primary, sources=sources)
+    t, evals = write_run(folder, "p3-asl", "asl", t, rng, 0.52, vanishing=True, primary=primary, sources=sources,
+                         dev_tuned=dev_tuned)
     best["p3-asl"] = max(evals, key=lambda e: e["f1_macro"][at])
     done("p3-asl", t, "completed")
     append(pl, "phase_end", t, phase=3)
 
     append(pl, "phase_start", t, phase=4, name="final", runs=[FINAL_RUN])
     launch(FINAL_RUN, t)
-    t, evals = write_run(folder, FINAL_RUN, "asl", t, rng, 0.53, test=True, primary=primary, sources=sources)
+    t, evals = write_run(folder, FINAL_RUN, "asl", t, rng, 0.53, test=True, primary=primary, sources=sources,
+                         dev_tuned=dev_tuned)
     test = evals.pop()
     done(FINAL_RUN, t, "completed")
     append(pl, "phase_end", t, phase=4)

@@ -1,0 +1,395 @@
+"""`goemo-cockpit compare`: pipelines side by side, and mean ± std over pipelines that differ only in seed.
+
+`compare_pipelines(dirs)` is the model both views render: dev macro-F1 (at the primary threshold, and
+tuned) per config, matched across pipelines by phase and config name; each pipeline's final test numbers;
+per-label test F1 with deltas against the first pipeline; and, for every group of two or more pipelines
+whose saved preset.toml files are equal once each `seed` key is removed and whose seeds differ, the
+mean ± sample standard deviation of those numbers over the group. `comparison_tables` turns the model
+into plain text tables; `--headless` prints them with rich, the TUI shows them in DataTables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from cockpit.export import PipelineFolderError, PipelineRecord, label_evals, read_pipeline
+from cockpit.views import f1_at
+from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, split_run_id
+
+PROG = "goemo-cockpit compare"
+SEED_KEY = "seed"  # removed at any depth of preset.toml before presets are compared
+DASH = "–"
+UNBOUNDED_WIDTH = 10_000  # how wide a table printed to a file or a pipe may be
+
+
+def fmt_float(value: float | None) -> str:
+    return DASH if value is None else f"{value:.4f}"
+
+
+def fmt_delta(value: float | None) -> str:
+    return DASH if value is None else f"{value:+.4f}"
+
+
+class CompareError(ValueError):
+    """Bad input to a comparison (a folder that is not a pipeline folder, one given twice): one line."""
+
+
+@dataclass(frozen=True)
+class ComparedPipeline:
+    """One pipeline of a comparison, with its final test numbers."""
+
+    label: str  # "#1", "#2", ...: what column headers call it
+    name: str  # the folder name (the pipeline id)
+    path: Path
+    preset: str
+    seed: str | None  # the seed(s) its preset.toml names, as text; None when it names none
+    status: str
+    primary: float
+    final_run: str | None
+    test_f1: float | None  # macro-F1 at its primary threshold
+    test_tuned: float | None
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    """One (phase, config) across pipelines: best dev macro-F1 at the primary threshold and tuned, per pipeline."""
+
+    phase: int | None
+    config: str
+    dev_f1: tuple[float | None, ...]
+    dev_tuned: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One label's test F1 in each pipeline's final run, and its change against the first pipeline."""
+
+    label: str
+    test_f1: tuple[float | None, ...]
+
+    @property
+    def deltas(self) -> tuple[float | None, ...]:
+        """Against the first pipeline; None for the first itself and where either value is unknown."""
+        first = self.test_f1[0] if self.test_f1 else None
+        return tuple(None if i == 0 or f1 is None or first is None else f1 - first for i, f1 in enumerate(self.test_f1))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean and sample standard deviation of the values known (std needs two)."""
+
+    n: int
+    mean: float | None
+    std: float | None
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Spread:
+        known = [v for v in values if v is not None]
+        return cls(len(known), statistics.fmean(known) if known else None,
+                   statistics.stdev(known) if len(known) > 1 else None)
+
+    def text(self) -> str:
+        """``0.4312 ± 0.0040``; the mean alone from one value; a dash from none."""
+        if self.mean is None:
+            return DASH
+        return fmt_float(self.mean) if self.std is None else f"{self.mean:.4f} ± {self.std:.4f}"
+
+
+@dataclass(frozen=True)
+class SeedRow:
+    """A seed group's spread of one config's dev numbers (split "dev") or of the final test numbers ("test")."""
+
+    group: str  # "#1 #2": the pipelines of the group
+    seeds: str
+    split: str
+    phase: int | None
+    config: str
+    f1: Spread
+    tuned: Spread
+
+
+@dataclass(frozen=True)
+class Comparison:
+    pipelines: tuple[ComparedPipeline, ...]
+    configs: tuple[ConfigRow, ...]
+    labels: tuple[LabelRow, ...]
+    seed_rows: tuple[SeedRow, ...]
+    notes: tuple[str, ...]  # caveats a reader should see (thresholds that differ, pipelines still running)
+
+    @property
+    def primary(self) -> float | None:
+        """The primary threshold every pipeline shares, or None when they differ."""
+        thresholds = {p.primary for p in self.pipelines}
+        return thresholds.pop() if len(thresholds) == 1 else None
+
+
+def without_seeds(value: Any) -> Any:
+    """A preset (parsed TOML) with every `seed` key removed, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_seeds(v) for k, v in value.items() if k != SEED_KEY}
+    if isinstance(value, list):
+        return [without_seeds(v) for v in value]
+    return value
+
+
+def seeds_in(value: Any) -> tuple[str, ...]:
+    """Every `seed` value of a preset, in order of appearance, each once (as text)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if key == SEED_KEY and not isinstance(child, (dict, list)):
+                    found.append(str(child))
+                else:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(value)
+    return tuple(dict.fromkeys(found))
+
+
+def _compared(label: str, record: PipelineRecord) -> ComparedPipeline:
+    view, final = record.view, record.view.final
+    seeds = seeds_in(record.preset) if record.preset is not None else ()
+    return ComparedPipeline(label, record.path.name, record.path, view.preset or DASH, ", ".join(seeds) or None,
+                            view.status, view.primary, final.run if final else None,
+                            final.test_f1_primary if final else None, final.test_tuned if final else None)
+
+
+def _config_scores(record: PipelineRecord) -> dict[tuple[int | None, str], tuple[float | None, float | None]]:
+    """(phase, config) -> (dev F1 at the primary threshold, tuned) from the leaderboard (first row of a config)."""
+    scores: dict[tuple[int | None, str], tuple[float | None, float | None]] = {}
+    for row in record.view.leaderboard:
+        scores.setdefault((row.phase, row.config), (row.f1_primary, row.tuned))
+    return scores
+
+
+def _test_labels(record: PipelineRecord) -> dict[str, float | None]:
+    """label -> test F1 of the final run's final test eval (the pipeline's published number)."""
+    final = record.view.final
+    if final is None:
+        return {}
+    test = [e for e in label_evals(record.run_events.get(final.run, ())) if e.get("split") == "test"]
+    scores = test[-1].get("per_class") if test else None
+    out: dict[str, float | None] = {}
+    for score in scores if isinstance(scores, list) else ():
+        if isinstance(score, dict) and score.get("label") is not None:
+            f1 = score.get("f1")
+            out.setdefault(str(score["label"]), float(f1) if isinstance(f1, (int, float)) and
+                           not isinstance(f1, bool) else None)
+    return out
+
+
+def _seed_groups(records: Sequence[PipelineRecord]) -> list[list[int]]:
+    """Indexes of pipelines whose presets are equal without their seeds, two or more with different seeds."""
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        if record.preset is not None and seeds_in(record.preset):
+            key = json.dumps(without_seeds(record.preset), sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+    return [members for members in groups.values()
+            if len(members) > 1 and len({seeds_in(records[i].preset) for i in members}) > 1]
+
+
+def _seed_rows(records: Sequence[PipelineRecord], pipelines: Sequence[ComparedPipeline],
+               configs: Sequence[ConfigRow]) -> tuple[SeedRow, ...]:
+    """Per seed group: the spread of each config's dev numbers, then of the final test numbers."""
+    seed_rows = []
+    for members in _seed_groups(records):
+        group = " ".join(pipelines[i].label for i in members)
+        seeds = ", ".join(pipelines[i].seed or DASH for i in members)
+        for row in configs:
+            if any(row.dev_f1[i] is not None or row.dev_tuned[i] is not None for i in members):
+                seed_rows.append(SeedRow(group, seeds, "dev", row.phase, row.config,
+                                         Spread.of(row.dev_f1[i] for i in members),
+                                         Spread.of(row.dev_tuned[i] for i in members)))
+        finals = [pipelines[i] for i in members]
+        if any(p.test_f1 is not None or p.test_tuned is not None for p in finals):
+            runs = [split_run_id(run) for run in sorted({p.final_run for p in finals if p.final_run})]
+            phases = {phase for phase, _ in runs}
+            seed_rows.append(SeedRow(group, seeds, "test", phases.pop() if len(phases) == 1 else None,
+                                     ", ".join(config for _, config in runs), Spread.of(p.test_f1 for p in finals),
+                                     Spread.of(p.test_tuned for p in finals)))
+    return tuple(seed_rows)
+
+
+def compare_pipelines(dirs: Sequence[str | Path]) -> Comparison:
+    """Read each pipeline folder once and put them side by side; the first is the reference for deltas.
+
+    CompareError when no folder is given, a folder is not a pipeline folder, or one is given twice.
+    """
+    if not dirs:
+        raise CompareError("no pipeline folders to compare (expected one or more, e.g. runs/<id>)")
+    seen: dict[Path, str] = {}
+    for folder in dirs:
+        resolved = Path(folder).resolve()
+        if resolved in seen:
+            raise CompareError(f"{folder}: given twice (as {seen[resolved]} too); expected different pipeline folders")
+        seen[resolved] = str(folder)
+    try:
+        records = [read_pipeline(folder) for folder in dirs]
+    except PipelineFolderError as exc:
+        raise CompareError(str(exc)) from None
+    pipelines = tuple(_compared(f"#{i}", record) for i, record in enumerate(records, 1))
+
+    scores = [_config_scores(record) for record in records]
+    keys = sorted({key for s in scores for key in s}, key=lambda k: (k[0] if k[0] is not None else 99, k[1]))
+    configs = tuple(ConfigRow(phase, config, tuple(s.get((phase, config), (None, None))[0] for s in scores),
+                              tuple(s.get((phase, config), (None, None))[1] for s in scores))
+                    for phase, config in keys)
+
+    tests = [_test_labels(record) for record in records]
+    order = list(dict.fromkeys(label for t in tests for label in t))  # the first pipeline's order, then the rest
+    labels = tuple(LabelRow(label, tuple(t.get(label) for t in tests)) for label in order)
+
+    seed_rows = _seed_rows(records, pipelines, configs)
+
+    notes = []
+    thresholds = {p.primary for p in pipelines}
+    if len(thresholds) > 1:
+        notes.append("primary thresholds differ (" + ", ".join(f"{p.label} {p.primary:g}" for p in pipelines)
+                     + "): each F1 is at its own pipeline's threshold")
+    live = [p.label for p in pipelines if p.status in ("running", "waiting")]
+    if live:
+        notes.append(f"{', '.join(live)} still running: numbers may change")
+    return Comparison(pipelines, configs, labels, seed_rows, tuple(notes))
+
+
+def pipelines_to_compare(first: Sequence[Path], runs_dir: Path | None) -> list[Path]:
+    """`first`, then every other pipeline folder under runs_dir (newest first), each folder once."""
+    from cockpit.tail import find_pipelines
+
+    chosen: dict[Path, Path] = {}
+    for folder in [*first, *(find_pipelines(runs_dir) if runs_dir is not None else ())]:
+        chosen.setdefault(Path(folder).resolve(), Path(folder))
+    return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A table as both views show it: a title, headers, which columns are numbers (right-aligned), text rows,
+    and what to say instead when there are no rows."""
+
+    title: str
+    columns: tuple[str, ...]
+    numeric: tuple[bool, ...]
+    rows: tuple[tuple[str, ...], ...]
+    empty: str = "none"
+
+
+def _phase(phase: int | None) -> str:
+    return DASH if phase is None else str(phase)
+
+
+def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
+    """Pipelines (with final test numbers), dev by config, per-label test F1 and mean ± std over seeds, in that
+    order; headers name pipelines by their `#n` label."""
+    f1 = f1_at(c.primary) if c.primary is not None else "F1@primary"
+    tables = [TextTable(
+        "pipelines and final test", ("#", "pipeline", "preset", "seed", "status", "final run", f"test {f1}",
+                                     "test tuned"),
+        (False, False, False, True, False, False, True, True),
+        tuple((p.label, p.name, p.preset, p.seed or DASH, p.status, p.final_run or DASH, fmt_float(p.test_f1),
+               fmt_float(p.test_tuned)) for p in c.pipelines))]
+    per_pipeline = [(f"{p.label} {f1}", f"{p.label} tuned") for p in c.pipelines]
+    tables.append(TextTable(
+        f"dev {f1} by config (best dev eval of each run)",
+        ("phase", "config") + tuple(h for pair in per_pipeline for h in pair),
+        (True, False) + (True,) * (2 * len(c.pipelines)),
+        tuple((_phase(r.phase), r.config) + tuple(fmt_float(v) for pair in zip(r.dev_f1, r.dev_tuned) for v in pair)
+              for r in c.configs),
+        "no dev evals yet"))
+    first, others = (c.pipelines[0], c.pipelines[1:]) if c.pipelines else (None, ())
+    tables.append(TextTable(
+        f"per-label test F1, Δ against {first.label if first else DASH}",
+        ("label", f"{first.label if first else DASH} F1") + tuple(h for p in others for h in (f"{p.label} F1",
+                                                                                            f"Δ {p.label}")),
+        (False, True) + (True,) * (2 * len(others)),
+        tuple((r.label, fmt_float(r.test_f1[0])) + tuple(text for f1_value, delta in zip(r.test_f1[1:], r.deltas[1:])
+                                                        for text in (fmt_float(f1_value), fmt_delta(delta)))
+              for r in c.labels),
+        "no final test scores yet"))
+    tables.append(TextTable(
+        "mean ± std over seeds (pipelines whose presets differ only in seed)",
+        ("pipelines", "seeds", "split", "phase", "config", "n", f1, "tuned"),
+        (False, False, False, True, False, True, True, True),
+        tuple((r.group, r.seeds, r.split, _phase(r.phase), r.config, str(max(r.f1.n, r.tuned.n)), r.f1.text(),
+               r.tuned.text()) for r in c.seed_rows),
+        "no two pipelines share a preset that differs only in seed"))
+    return tuple(tables)
+
+
+def print_comparison(c: Comparison, file: Any = None) -> None:
+    """The comparison as rich tables on stdout (or `file`), notes last."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout)
+    for spec in comparison_tables(c):
+        if not spec.rows:
+            console.print(f"{spec.title}: {spec.empty}", highlight=False, soft_wrap=True)
+            continue
+        table = Table(title=spec.title, title_justify="left")
+        for i, (header, numeric) in enumerate(zip(spec.columns, spec.numeric)):
+            # Numbers never wrap or lose digits: on a narrow terminal the text columns give way.
+            widest = max([len(row[i]) for row in spec.rows] + [0])
+            table.add_column(header, justify="right" if numeric else "left", no_wrap=numeric,
+                             min_width=widest if numeric else None)
+        for row in spec.rows:
+            table.add_row(*row)
+        if not console.is_terminal:  # a terminal keeps its width; a file or a pipe gets each table whole
+            console.width = Measurement.get(console, console.options.update(max_width=UNBOUNDED_WIDTH),
+                                            table).maximum
+        console.print(table)
+    for note in c.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+
+
+class _BadInput(Exception):
+    """A command-line error, said in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _BadInput(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Put pipeline folders side by side: dev F1 per config, final test "
+                     "numbers, per-label test F1 against the first, and mean ± std over pipelines that differ only "
+                     "in seed.")
+    parser.add_argument("pipeline_dirs", nargs="+", type=Path, metavar="PIPELINE_DIR",
+                        help="pipeline folders, e.g. runs/A runs/B; the first is the reference for deltas")
+    parser.add_argument("--headless", action="store_true", help="print tables instead of opening the TUI")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main_compare(argv: list[str]) -> int:
+    """`goemo-cockpit compare DIR [DIR ...] [--headless]`: 0 when shown, 2 on bad input (one line)."""
+    try:
+        args = build_parser().parse_args(argv)
+        comparison = compare_pipelines(args.pipeline_dirs)
+    except (_BadInput, CompareError) as exc:
+        return _fail(str(exc))
+    if args.headless:
+        print_comparison(comparison)
+        return EXIT_OK
+    from cockpit.screens.compare import CompareApp
+
+    CompareApp(comparison).run()
+    return EXIT_OK

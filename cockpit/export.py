@@ -1,0 +1,321 @@
+"""`goemo-cockpit export`: a pipeline folder as four tables (CSV or Parquet), or replayed into a tracker.
+
+The tables are the leaderboard, every run's per-step curves, per-label dev/test scores and the
+oversampling table. They are read from the folder's files only, through the same `PipelineState` the
+TUI and the headless console fold events into, so a live pipeline exports too: a torn last line is
+left for later, and runs still going show their status and the steps so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import io
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from cockpit.pipeline.results import dev_evals, final_evals
+from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
+from cockpit.tail import replay
+from cockpit.views import SECONDARY_THRESHOLD, PipelineView
+from trainer.contract import (EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_DEV_KEY, TUNED_KEY,
+                              PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir, threshold_key,
+                              write_atomic)
+
+PROG = "goemo-cockpit export"
+TABLE_FORMATS = ("csv", "parquet")
+FORMATS = TABLE_FORMATS + TRACKERS
+
+
+class PipelineFolderError(ValueError):
+    """A folder that is not a pipeline folder: one line naming it and what was expected."""
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    """A pipeline folder read once: the views' snapshot, each run's events in file order, the saved preset."""
+
+    path: Path
+    view: PipelineView
+    run_events: Mapping[str, tuple[dict[str, Any], ...]]
+    preset: Mapping[str, Any] | None
+    bad_lines: int
+
+
+@dataclass(frozen=True)
+class Table:
+    """One exported table: column names, their types ("string", "int64" or "float64": Parquet's column types)
+    and raw values (None when unknown)."""
+
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def column(self, name: str) -> tuple[Any, ...]:
+        i = self.columns.index(name)
+        return tuple(row[i] for row in self.rows)
+
+
+def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
+    """Read every file of a pipeline folder once (live or finished); PipelineFolderError when it is not one."""
+    path = Path(pipeline_dir)
+    if not is_pipeline_dir(path):
+        raise PipelineFolderError(f"{path}: not a pipeline folder (expected {PipelinePaths(path).events.name})")
+    state = PipelineState()
+    events: dict[str, list[dict[str, Any]]] = {}
+    preset: list[Mapping[str, Any]] = []
+
+    def fold(source: str, batch: list[dict[str, Any]]) -> None:
+        state.apply_batch(source, batch)
+        if source == PRESET_SOURCE:
+            preset[:] = [batch[-1]["data"]]
+        elif source not in (PIPELINE_SOURCE, SUMMARY_SOURCE):
+            events.setdefault(source, []).extend(batch)
+
+    tail = replay(path, fold)
+    return PipelineRecord(path, state.snapshot(time.time()), {run: tuple(e) for run, e in events.items()},
+                          preset[0] if preset else None, tail.bad_lines)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _num(value)
+    return int(number) if number is not None and number == int(number) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _run_config(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The resolved config of a run's latest attempt."""
+    starts = [e for e in events if e.get("type") == "run_start" and isinstance(e.get("config"), dict)]
+    return starts[-1]["config"] if starts else {}
+
+
+def leaderboard_table(record: PipelineRecord) -> Table:
+    """The dashboard's leaderboard (summary.json first, live dev evals for the rest), best first, with the
+    loss each run trained with and the final run's test numbers."""
+    view, primary = record.view, record.view.primary
+    final = view.final
+    columns = ("run", "phase", "config", "loss", f1_macro_key(primary), f1_macro_key(SECONDARY_THRESHOLD),
+               f1_micro_key(primary), TUNED_DEV_KEY, "status", "test_" + f1_macro_key(primary),
+               "test_" + f1_macro_key(SECONDARY_THRESHOLD), "test_" + TUNED_KEY, "test_" + f1_micro_key(primary))
+    types = ("string", "int64", "string", "string", "float64", "float64", "float64", "float64", "string",
+             "float64", "float64", "float64", "float64")
+    rows = []
+    for row in view.leaderboard:
+        loss = _str(_run_config(record.run_events.get(row.run, ())).get("loss"))
+        if final is not None and final.run == row.run:
+            test = (final.test_f1_primary, final.test_f1_05, final.test_tuned, final.test_micro_primary)
+        else:
+            test = (None, None, None, None)
+        rows.append((row.run, row.phase, row.config, loss, row.f1_primary, row.f1_05, row.micro_primary, row.tuned,
+                     row.status) + test)
+    return Table("leaderboard", columns, types, tuple(rows))
+
+
+def _run_order(record: PipelineRecord) -> list[str]:
+    """Runs as the dashboard lists them (by phase, in launch order), then runs only their folders know."""
+    shown = [run.run for run in record.view.runs]
+    return shown + sorted(run for run in record.run_events if run not in shown)
+
+
+def run_curve_rows(run: str, events: Sequence[dict[str, Any]], primary: float) -> list[tuple[Any, ...]]:
+    """One row per optimizer step of a run's history; a resumed attempt replaces the steps after its checkpoint,
+    and a dev eval's macro-F1 at the primary threshold lands on the row of its step."""
+    rows: dict[int, list[Any]] = {}
+    dev = {id(e) for e in dev_evals(list(events))}
+    for event in events:
+        kind = event.get("type")
+        if kind == "run_start" and _int(event.get("resumed_from_step")) is not None:
+            resumed = _int(event["resumed_from_step"])
+            rows = {step: row for step, row in rows.items() if step <= resumed}
+        elif kind == "step" and _int(event.get("step")) is not None:
+            step = _int(event["step"])
+            f1 = rows[step][-1] if step in rows else None
+            rows[step] = [run, step, _num(event.get("epoch")), _num(event.get("loss")), _num(event.get("lr")),
+                          _num(event.get("grad_norm")), _num(event.get("samples_per_s")), f1]
+        elif id(event) in dev and _int(event.get("step")) is not None:
+            step = _int(event["step"])
+            scores = event.get("f1_macro")
+            f1 = _num(scores.get(threshold_key(primary))) if isinstance(scores, dict) else None
+            row = rows.setdefault(step, [run, step, _num(event.get("epoch")), None, None, None, None, None])
+            row[-1] = f1
+    return [tuple(rows[step]) for step in sorted(rows)]
+
+
+def curves_table(record: PipelineRecord) -> Table:
+    """Per-step curves of every run: loss, lr, grad norm, throughput, and dev F1 at eval steps."""
+    primary = record.view.primary
+    columns = ("run", "step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "dev_" + f1_macro_key(primary))
+    types = ("string", "int64", "float64", "float64", "float64", "float64", "float64", "float64")
+    rows = [row for run in _run_order(record) for row in run_curve_rows(run, record.run_events.get(run, ()), primary)]
+    return Table("curves", columns, types, tuple(rows))
+
+
+def _label_rows(run: str, event: dict[str, Any]) -> list[tuple[Any, ...]]:
+    out, seen = [], set()
+    for score in event.get("per_class") if isinstance(event.get("per_class"), list) else ():
+        if not isinstance(score, dict) or score.get("label") is None or str(score["label"]) in seen:
+            continue
+        seen.add(str(score["label"]))
+        out.append((run, str(event.get("split")), _int(event.get("step")), str(score["label"]),
+                    _num(score.get("precision")), _num(score.get("recall")), _num(score.get("f1")),
+                    _int(score.get("support"))))
+    return out
+
+
+def label_evals(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evals whose per-label scores a run is known by: on dev the final export's (else its last periodic
+    one), on test the final export's; per-source evals never count."""
+    chosen = []
+    for split in ("dev", "test"):
+        finals = final_evals(list(events), split)
+        periodic = dev_evals(list(events)) if split == "dev" else []
+        if finals or periodic:
+            chosen.append((finals or periodic)[-1])
+    return chosen
+
+
+def per_label_table(record: PipelineRecord) -> Table:
+    """Per-label precision, recall, F1 (at the primary threshold) and support of every run's `label_evals`."""
+    columns = ("run", "split", "step", "label", "precision", "recall", "f1", "support")
+    types = ("string", "string", "int64", "string", "float64", "float64", "float64", "int64")
+    rows = [row for run in _run_order(record) for event in label_evals(record.run_events.get(run, ()))
+            for row in _label_rows(run, event)]
+    return Table("per_label", columns, types, tuple(rows))
+
+
+def oversampling_table(record: PipelineRecord) -> Table:
+    """Train rows per label before and after oversampling, the loss weight, and the rows able to observe the
+    label (multi-source trainers only: the column is left out when no label has it)."""
+    labels = record.view.oversampling
+    columns: tuple[str, ...] = ("label", "before", "after", "weight")
+    types: tuple[str, ...] = ("string", "int64", "int64", "float64")
+    observed = any(row.observed is not None for row in labels)
+    if observed:
+        columns, types = columns + ("observed",), types + ("int64",)
+    rows = tuple((r.label, r.before, r.after, r.weight) + ((r.observed,) if observed else ()) for r in labels)
+    return Table("oversampling", columns, types, rows)
+
+
+def pipeline_tables(record: PipelineRecord) -> tuple[Table, ...]:
+    """The four tables of `goemo-cockpit export`, in the order they are written."""
+    return leaderboard_table(record), curves_table(record), per_label_table(record), oversampling_table(record)
+
+
+def csv_bytes(table: Table) -> bytes:
+    """A header line, then one line per row; None is an empty cell."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(["" if value is None else value for value in row] for row in table.rows)
+    return text.getvalue().encode("utf-8")
+
+
+def parquet_bytes(table: Table) -> bytes:
+    """The table as one Parquet file, typed column by column (nulls where a value is unknown)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+    arrays = [pa.array(list(values), type=types[kind])
+              for values, kind in zip(zip(*table.rows) if table.rows else [()] * len(table.columns), table.types)]
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays(arrays, names=list(table.columns)), buffer)
+    return buffer.getvalue()
+
+
+def write_tables(tables: Sequence[Table], out: Path, fmt: str) -> list[Path]:
+    """Write each table to `out/<name>.<fmt>` (atomically, so a reader never sees half a file)."""
+    encode = csv_bytes if fmt == "csv" else parquet_bytes
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables:
+        path = out / f"{table.name}.{fmt}"
+        write_atomic(path, encode(table))
+        written.append(path)
+    return written
+
+
+class _BadInput(Exception):
+    """A command-line error, said in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _BadInput(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Write a pipeline folder's leaderboard, curves, per-label scores and "
+                     "oversampling table as CSV or Parquet files, or replay its runs into a tracker.")
+    parser.add_argument("pipeline_dir", type=Path, help="a pipeline folder, e.g. runs/20261126-221500-quick")
+    parser.add_argument("--to", required=True, metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
+    parser.add_argument("--out", type=Path, help=f"where the table files go (default: PIPELINE_DIR/{TABLES_DIR})")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _replay_to_tracker(pipeline_dir: Path, tracker: str) -> int:
+    try:
+        from cockpit.trackers import TrackerError, replay as replay_to_tracker
+    except ImportError as exc:
+        return _fail(f"--to {tracker}: tracker replay unavailable ({exc})")
+    try:
+        count = replay_to_tracker(pipeline_dir, tracker)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except TrackerError as exc:  # the tracker itself failed part-way: not the user's input, exit 1
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{pipeline_dir}: {count} runs replayed to {tracker}")
+    return EXIT_OK
+
+
+def main_export(argv: list[str]) -> int:
+    """`goemo-cockpit export PIPELINE_DIR --to FORMAT [--out DIR]`: 0 when written, 2 on bad input (one line)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except _BadInput as exc:
+        return _fail(str(exc))
+    fmt = args.to.lower()
+    if fmt not in FORMATS:
+        return _fail(f"--to: unknown format '{args.to}' (expected one of {', '.join(FORMATS)})")
+    pipeline_dir: Path = args.pipeline_dir
+    if not is_pipeline_dir(pipeline_dir):
+        return _fail(f"{pipeline_dir}: not a pipeline folder (expected {PipelinePaths(pipeline_dir).events.name})")
+    if fmt in TRACKERS:
+        if args.out is not None:
+            return _fail(f"--out applies to {' and '.join(TABLE_FORMATS)} only; {fmt} writes to its own store")
+        return _replay_to_tracker(pipeline_dir, fmt)
+    if fmt == "parquet":
+        try:
+            importlib.import_module("pyarrow.parquet")
+        except ImportError:
+            return _fail("--to parquet needs pyarrow (pip install pyarrow), or use --to csv")
+    out: Path = args.out if args.out is not None else pipeline_dir / TABLES_DIR
+    tables = pipeline_tables(read_pipeline(pipeline_dir))
+    try:
+        written = write_tables(tables, out, fmt)
+    except OSError as exc:
+        return _fail(f"{exc.filename or out}: cannot write there ({exc.strerror or exc}); expected a writable folder")
+    counts = ", ".join(f"{path.name} ({len(table.rows)} rows)" for path, table in zip(written, tables))
+    print(f"{out}: {counts}")
+    return EXIT_OK

@@ -1,0 +1,68 @@
+"""Outlets: where the supervisor's events go besides pipeline.jsonl and the view — trackers (report_to)
+and notifications (notify). Each outlet queues work for its own thread: ``on_event`` returns at once,
+so a slow or dead tracker or phone service never holds up the supervisor, and through it, training.
+
+An outlet's failures come back as alerts that the supervisor writes into pipeline.jsonl from its own
+thread (the event writer is not shared between threads).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Outlet(Protocol):
+    def on_event(self, source: str, event: dict[str, Any]) -> None: ...
+
+    def drain_alerts(self) -> list[dict[str, Any]]: ...
+
+    def close(self, timeout_s: float) -> None: ...
+
+
+def build_outlets(pipeline_dir: Path, settings: Any) -> list[Outlet]:
+    """The tracker fan-out (it forwards only runs whose config asks for trackers) and, when any URL is
+    configured (``notify`` or $GOEMO_NOTIFY), the notifier."""
+    from cockpit.pipeline.notify import Notifier, notify_urls
+    from cockpit.trackers import TrackerFanout
+
+    outlets: list[Outlet] = [TrackerFanout(pipeline_dir, pipeline_dir.name)]
+    urls = notify_urls(list(settings.notify))
+    if urls:
+        outlets.append(Notifier(urls, list(settings.notify_on), pipeline_dir, settings.primary_threshold,
+                                timeout_s=settings.notify_timeout_s))
+    return outlets
+
+
+def fan_out(outlets: list[Outlet], source: str, event: dict[str, Any]) -> None:
+    """Hand one event to every outlet; an outlet's own bug must not reach the supervisor."""
+    for outlet in outlets:
+        try:
+            outlet.on_event(source, event)
+        except Exception:  # noqa: BLE001 - outlets promise not to raise; this keeps a broken one harmless
+            log.exception("outlet %s failed on an event", type(outlet).__name__)
+
+
+def drain(outlets: list[Outlet]) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = []
+    for outlet in outlets:
+        try:
+            alerts.extend(outlet.drain_alerts())
+        except Exception:  # noqa: BLE001 - see fan_out
+            log.exception("outlet %s failed to report alerts", type(outlet).__name__)
+    return alerts
+
+
+def close_all(outlets: list[Outlet], timeout_s: float) -> None:
+    """Give the outlets ``timeout_s`` in all to flush (trackers finish their runs, notifications go out)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    for outlet in outlets:
+        try:
+            outlet.close(max(0.0, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001 - see fan_out
+            log.exception("outlet %s failed to close", type(outlet).__name__)

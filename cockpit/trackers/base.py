@@ -1,0 +1,81 @@
+"""The adapter interface: one training run's run in one tracker, fed neutral calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cockpit.trackers.events_to_calls import Call, Params, Resume, Scalar, Summary, Table, Text
+from trainer.contract import PipelinePaths
+
+
+def tracker_run_name(pipeline_id: str, run: str) -> str:
+    """``<pipeline-id>/<run-id>``: the name of a training run in every tracker."""
+    return f"{pipeline_id}/{run}"
+
+
+def markdown_table(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class TrackerRun:
+    """A training run's run in one tracker. It is opened before its first call (``continue_existing``: carry on
+    a run of the same name where the tracker allows), fed calls, flushed now and then, and finished with the
+    run's status (``completed``, ``failed`` or ``stopped``). Methods may raise; the caller drops the tracker."""
+
+    tracker = ""
+    replaying = False  # set by replay: a post-hoc export (adapters send no notifications then)
+
+    def __init__(self, *, pipeline_dir: Path, pipeline_id: str, run: str) -> None:
+        self.paths = PipelinePaths(Path(pipeline_dir))
+        self.pipeline_id = pipeline_id
+        self.run = run
+        self.name = tracker_run_name(pipeline_id, run)
+
+    @property
+    def store(self) -> Path:
+        """This tracker's local folder in the pipeline folder (``tb/``, ``mlruns/``, ``trackio/``, ``wandb/``)."""
+        return self.paths.tracker_dir(self.tracker)
+
+    def apply(self, call: Call) -> None:
+        if isinstance(call, Scalar):
+            self.scalar(call)
+        elif isinstance(call, Text):
+            self.text(call)
+        elif isinstance(call, Params):
+            self.params(call)
+        elif isinstance(call, Table):
+            self.table(call)
+        elif isinstance(call, Summary):
+            self.summary(call)
+        elif isinstance(call, Resume):
+            self.resume(call)
+
+    def open(self, *, continue_existing: bool, wall_time: float | None) -> None:
+        raise NotImplementedError
+
+    def params(self, call: Params) -> None:
+        raise NotImplementedError
+
+    def scalar(self, call: Scalar) -> None:
+        raise NotImplementedError
+
+    def text(self, call: Text) -> None:
+        raise NotImplementedError
+
+    def table(self, call: Table) -> None:
+        self.text(Text(call.tag, markdown_table(call.columns, call.rows), call.step))
+
+    def summary(self, call: Summary) -> None:
+        """Trackers without a run summary have every number already as a scalar."""
+
+    def resume(self, call: Resume) -> None:
+        """Most trackers keep both attempts' points past the checkpoint; TensorBoard can void the older ones."""
+
+    def flush(self) -> None:
+        """Write what is buffered (called when the run's queue runs dry, and before finishing)."""
+
+    def finish(self, status: str, wall_time: float | None) -> None:
+        raise NotImplementedError

@@ -1,0 +1,359 @@
+"""Notifications through apprise: a local webhook (apprise's json:// plugin) receives what a user's phone
+would, from a fake pipeline's events; failing, closed and hung endpoints never hold up the supervisor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+import fake_pipeline as fp
+import pytest
+
+from cockpit.pipeline import notify
+from cockpit.pipeline.notify import APPRISE_MISSING, Notifier, check_notify_urls, notify_urls
+from cockpit.pipeline.notify_messages import main_thread_frames
+from cockpit.pipeline.watchdog import write_stall_forensics
+from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_SOURCE, SUMMARY_FILE, TUNED_KEY,
+                              PipelinePaths, f1_macro_key, stall_file)
+from trainer.events import read_events
+
+HOST = "gpu-node-7"
+MAIN_FRAMES = ["injected_hang (faults.py:85)", "before_step (faults.py:67)", "train_step (loop.py:377)",
+               "train (loop.py:420)", "run_training (loop.py:610)"]
+# write_stall_forensics' layout with faulthandler's all-threads dump: the newest thread first, the main thread
+# last (marked "Current thread": SIGUSR1 landed on it); the stderr tail holds an older, unrelated dump.
+DUMP = """stall 1 of run p1-asl at 2026-11-26 22:17:40
+silent for 45.0 s (allowed 30.0 s)
+
+== stacks (SIGUSR1, all threads) ==
+Thread 0x00007f0112e406c0 (most recent call first):
+  File "/usr/lib/python3.11/threading.py", line 331 in wait
+  File "/usr/lib/python3.11/queue.py", line 180 in get
+  File "/venv/lib/python3.11/site-packages/torch/utils/data/_utils/pin_memory.py", line 51 in _pin_memory_loop
+  File "/usr/lib/python3.11/threading.py", line 982 in run
+  File "/usr/lib/python3.11/threading.py", line 1045 in _bootstrap_inner
+  File "/usr/lib/python3.11/threading.py", line 1002 in _bootstrap
+
+Current thread 0x00007f0113c87b80 (most recent call first):
+  File "/work/main/trainer/faults.py", line 85 in injected_hang
+  File "/work/main/trainer/faults.py", line 67 in before_step
+  File "/work/main/trainer/loop.py", line 377 in train_step
+  File "/work/main/trainer/loop.py", line 420 in train
+  File "/work/main/trainer/loop.py", line 610 in run_training
+  File "/work/main/trainer/cli.py", line 88 in main
+  File "<frozen runpy>", line 88 in _run_code
+
+
+== process ==
+pid 40001 status sleeping cpu 0% of one core: blocked or sleeping; threads 2 rss 412 MiB
+
+== GPU ==
+no GPU
+
+== last 50 lines of stderr.log ==
+Current thread 0x00007f0113c87b80 (most recent call first):
+  File "/old/attempt.py", line 1 in stale_frame
+"""
+
+
+class WebHook:
+    """A local HTTP endpoint: records the JSON body of each accepted POST. ``mode``: ok (200), fail (500),
+    hang (answers only when released)."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.requests = 0
+        self.mode = "ok"
+        self.release = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook.requests += 1
+                if hook.mode == "hang":
+                    hook.release.wait(30)
+                    return
+                if hook.mode == "fail":
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                hook.posts.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"json://127.0.0.1:{self.port}/hook"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def titles(self) -> list[str]:
+        return [p["title"] for p in self.posts]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook():
+    server = WebHook()
+    yield server
+    server.close()
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def replay(notifier: Notifier, folder: Path) -> None:
+    """Every event of a pipeline folder, pipeline and runs merged in time order, as the supervisor sees them."""
+    events = [(e["t"], PIPELINE_SOURCE, e) for e in read_events(folder / PIPELINE_FILE)]
+    for path in PipelinePaths(folder).run_event_files():
+        events += [(e["t"], path.parent.name, e) for e in read_events(path)]
+    for _, source, event in sorted(events, key=lambda item: item[0]):
+        notifier.on_event(source, event)
+
+
+def event(type_: str, **fields: Any) -> dict[str, Any]:
+    return {"v": 1, "t": fp.T0, "type": type_, **fields}
+
+
+def stall(run: str = "p1-x") -> dict[str, Any]:
+    return event("stall", run=run, attempt=1, silent_s=12.0, dump=f"{run}/{stall_file(1)}", allowed_s=8.0,
+                 action="restart")
+
+
+@pytest.fixture
+def pipeline(finished_pipeline: Path) -> Path:
+    (finished_pipeline / "p1-asl" / stall_file(1)).write_text(DUMP)
+    return finished_pipeline
+
+
+def test_a_stall_message_names_run_host_pipeline_and_the_main_threads_top_frames(hook, pipeline):
+    notifier = Notifier([hook.url], ["stall"], pipeline, 0.2, host=HOST)
+    replay(notifier, pipeline)
+    notifier.close(10)
+    assert hook.titles() == ["goemo p1-asl stalled"]
+    post = hook.posts[0]
+    message = post["message"]
+    print(f"--- {post['title']} ---\n{message}")
+    assert post["type"] == "warning"
+    assert fp.PIPELINE_ID in message and HOST in message and "p1-asl attempt 1" in message
+    assert "silent 45 s (allowed 30 s); restart 1 of 2" in message  # max_restarts from preset.toml
+    assert [line.strip() for line in message.splitlines() if "(" in line and ".py:" in line] == MAIN_FRAMES
+    assert "_pin_memory_loop" not in message and "stale_frame" not in message and "main (cli.py" not in message
+    assert f"p1-asl/{stall_file(1)}" in message
+    assert notifier.drain_alerts() == []
+
+
+def test_the_main_thread_is_found_in_a_real_faulthandler_dump(tmp_path):
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import faulthandler, signal, sys, threading, time\n"
+        "faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)\n"
+        "def worker_loop():\n"
+        "    while True:\n"
+        "        time.sleep(1)\n"
+        "def hang_here():\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(600)\n"
+        "def train_step():\n"
+        "    hang_here()\n"
+        "threading.Thread(target=worker_loop, daemon=True).start()\n"
+        "train_step()\n")
+    run_dir = tmp_path / "p1-bce"
+    run_dir.mkdir()
+    with open(run_dir / "stderr.log", "wb") as err:
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # let the child reach its sleep (a signal between print and sleep names line 7)
+        dump = write_stall_forensics(run_dir, 1, proc.pid, 12.0, 8.0, dump_wait_s=5.0)
+    finally:
+        proc.kill()
+        proc.wait()
+    frames = main_thread_frames(dump.read_text())
+    assert [f.split(" (")[0] for f in frames[:3]] == ["hang_here", "train_step", "<module>"], frames
+    assert frames[1:3] == ["train_step (hang.py:10)", "<module> (hang.py:12)"], frames
+
+
+def test_a_pipeline_end_message_has_the_final_test_f1_and_the_top_three(hook, pipeline):
+    notifier = Notifier([hook.url], ["pipeline_end"], pipeline, 0.2, host=HOST)
+    replay(notifier, pipeline)
+    notifier.close(10)
+    assert hook.titles() == ["goemo pipeline completed"]  # nothing else of the whole pipeline was asked for
+    post = hook.posts[0]
+    message = post["message"]
+    print(f"--- {post['title']} ---\n{message}")
+    summary = json.loads((pipeline / SUMMARY_FILE).read_text())
+    key = f1_macro_key(0.2)
+    test = summary["final"]["test"]
+    assert post["type"] == "success" and "completed (exit 0)" in message and fp.PIPELINE_ID in message
+    assert f"final test macro-F1 {test[key]:.4f} @0.2, {test[TUNED_KEY]:.4f} tuned" in message
+    board = summary["leaderboard"]
+    for i, row in enumerate(board[:3], start=1):
+        assert f"{i}. {row['run']} {row[key]:.4f}" in message
+    assert f"4. {board[3]['run']}" not in message
+    assert "failed: p1-combined_07" in message
+
+
+def test_the_default_events_are_a_stall_a_failed_run_and_the_end(hook, pipeline):
+    notifier = Notifier([hook.url], list(DEFAULT_NOTIFY_ON), pipeline, 0.2, host=HOST)
+    replay(notifier, pipeline)
+    notifier.close(10)
+    assert hook.titles() == ["goemo p1-asl stalled", "goemo p1-combined_07 failed", "goemo pipeline completed"]
+    failed = hook.posts[1]
+    assert failed["type"] == "failure"
+    assert "p1-combined_07 failed for good after 1 attempt(s): exit" in failed["message"]
+
+
+def test_nonfinite_aborts_and_alerts_but_never_alerts_about_notifications(hook, tmp_path):
+    notifier = Notifier([hook.url], ["nonfinite_abort", "alert"], tmp_path, 0.2, host=HOST)
+    notifier.on_event("p1-nan", event("alert", level="warn", code="nonfinite", message="step 3: non-finite loss"))
+    notifier.on_event("p1-nan", event("alert", level="error", code="nonfinite",
+                                      message="3 non-finite steps in a row (limit 3)"))
+    notifier.on_event(PIPELINE_SOURCE, event("alert", level="warn", code="notify", message="not sent"))
+    notifier.on_event(PIPELINE_SOURCE, event("alert", level="warn", code="tracker", message="dropped"))
+    notifier.on_event(PIPELINE_SOURCE, event("alert", level="info", code="control", message="received stop"))
+    notifier.on_event("p3-asl", event("alert", level="warn", code="grad_vanishing", message="grad norm below 1e-04"))
+    notifier.on_event(PIPELINE_SOURCE, stall())  # not asked for
+    notifier.close(10)
+    assert hook.titles() == ["goemo p1-nan warn: nonfinite", "goemo p1-nan aborted: non-finite loss",
+                             "goemo p3-asl warn: grad_vanishing"]
+    assert "3 non-finite steps in a row (limit 3)" in hook.posts[1]["message"]
+
+
+def test_a_failing_endpoint_gives_one_alert_per_failure_and_the_backlog_goes_out_with_the_next(hook, tmp_path):
+    hook.mode = "fail"
+    notifier = Notifier([hook.url], ["stall"], tmp_path, 0.2, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-a"))
+    alerts = wait_for(notifier.drain_alerts, "the first alert")
+    assert len(alerts) == 1 and alerts[0]["code"] == "notify" and alerts[0]["level"] == "warn"
+    assert "'goemo p1-a stalled'" in alerts[0]["message"] and "500" in alerts[0]["message"]
+    assert "1 kept for the next try" in alerts[0]["message"]
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-b"))  # the backlog's head is tried first, and fails again
+    alerts = wait_for(notifier.drain_alerts, "the second alert")
+    assert len(alerts) == 1 and "2 kept for the next try" in alerts[0]["message"]
+    assert hook.requests == 2
+    hook.mode = "ok"
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-c"))
+    notifier.close(10)
+    assert hook.titles() == ["goemo p1-a stalled", "goemo p1-b stalled", "goemo p1-c stalled"]
+    assert [p["message"].startswith("(delayed: from") for p in hook.posts] == [True, True, False]
+    assert notifier.drain_alerts() == []
+
+
+def test_a_closed_port_gives_one_alert_without_the_urls_secrets(tmp_path):
+    server = WebHook()
+    port = server.port
+    server.close()  # nothing listens there any more
+    url = f"json://alice:s3cretpassw0rd@127.0.0.1:{port}/hooks/T0KEN-abcdef123456"
+    notifier = Notifier([url], ["stall"], tmp_path, 0.2, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall())
+    notifier.close(10)
+    alerts = notifier.drain_alerts()
+    assert len(alerts) == 2, alerts  # the failure, then the message still unsent when the notifier closed
+    print(alerts[0]["message"])
+    assert f"json://alice:****@127.0.0.1:{port}/" in alerts[0]["message"]
+    assert "never sent" in alerts[1]["message"]
+    for alert in alerts:
+        assert "s3cretpassw0rd" not in alert["message"] and "abcdef123456" not in alert["message"]
+
+
+def test_a_hung_endpoint_never_blocks_on_event_and_close_returns_in_time(hook, tmp_path):
+    hook.mode = "hang"
+    notifier = Notifier([hook.url], ["stall", "pipeline_end"], tmp_path, 0.2, timeout_s=10, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-a"))
+    wait_for(lambda: hook.requests, "the send to reach the hung endpoint")
+    took = []
+    for run in ("p1-b", "p1-c"):  # while a send hangs
+        started = time.perf_counter()
+        notifier.on_event(PIPELINE_SOURCE, stall(run))
+        took.append(time.perf_counter() - started)
+    assert max(took) < 0.005, took
+    started = time.monotonic()
+    notifier.close(1.0)
+    assert time.monotonic() - started < 1.5
+    assert any("given up" in a["message"] for a in notifier.drain_alerts())
+
+
+class StuckService:
+    """An apprise service whose send never returns until released (a DNS lookup that hangs, say)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.sent: list[str] = []
+
+    def notify(self, body: str, title: str, notify_type: Any) -> bool:
+        self.release.wait(30)
+        self.sent.append(title)
+        return True
+
+
+def test_the_watchdog_gives_up_on_a_send_that_never_returns_and_the_backlog_follows_later(monkeypatch, tmp_path):
+    service = StuckService()
+    monkeypatch.setattr(notify, "_instantiate", lambda apprise, url: service)
+    notifier = Notifier(["json://127.0.0.1:9/hook"], ["stall"], tmp_path, 0.2, timeout_s=0.2, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-a"))
+    alerts = wait_for(notifier.drain_alerts, "the watchdog's alert", timeout=5)
+    assert len(alerts) == 1 and "no answer within 0.2 s" in alerts[0]["message"]
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-b"))  # the stuck send is still out: no second thread piles up
+    alerts = wait_for(notifier.drain_alerts, "the still-stuck alert", timeout=5)
+    assert len(alerts) == 1 and "has not returned; 2 kept" in alerts[0]["message"]
+    service.release.set()
+    wait_for(lambda: service.sent == ["goemo p1-a stalled"], "the stuck send to finish")
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-c"))
+    notifier.close(5)
+    # p1-a went out twice: once late from the abandoned send, once with the backlog (at least once, never lost)
+    assert service.sent == ["goemo p1-a stalled", "goemo p1-a stalled", "goemo p1-b stalled", "goemo p1-c stalled"]
+    assert notifier.drain_alerts() == []
+
+
+def test_a_bad_url_is_one_alert_and_the_good_ones_still_get_the_messages(hook, tmp_path):
+    notifier = Notifier(["slack://s3cretT0kenvalue", hook.url], ["stall"], tmp_path, 0.2, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall())
+    notifier.close(10)
+    assert hook.titles() == ["goemo p1-x stalled"]
+    alerts = notifier.drain_alerts()
+    assert len(alerts) == 1 and "slack://" in alerts[0]["message"] and "s3cret" not in alerts[0]["message"]
+
+
+def test_notify_urls_adds_goemo_notify_once_each_in_order():
+    configured = ["ntfy://goemo-alerts", "json://hooks.example.com/goemo"]
+    env = {ENV_NOTIFY: "json://hooks.example.com/goemo, slack://TA/TB/TC,ntfys://ntfy.sh/t2 "
+                       "mailto://me:pw@gmail.com?to=a@x.com,b@y.com"}
+    assert notify_urls(configured, env) == [
+        "ntfy://goemo-alerts", "json://hooks.example.com/goemo", "slack://TA/TB/TC", "ntfys://ntfy.sh/t2",
+        "mailto://me:pw@gmail.com?to=a@x.com,b@y.com"]
+    assert notify_urls(configured, {}) == configured
+    assert notify_urls([], {ENV_NOTIFY: "  "}) == []
+
+
+def test_check_notify_urls_says_one_line_naming_the_bad_url_without_its_secret(monkeypatch):
+    good = ["ntfy://goemo-alerts", "json://127.0.0.1:8080/hook", "mailto://me:pw@gmail.com",
+            "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#general"]
+    assert check_notify_urls(good) is None
+    for bad, needle in (("slack://s3cretT0kenvalue", "slack://"), ("foo://bar", "unknown service 'foo://'"),
+                        ("hooks.example.com/goemo", "expected an apprise URL SCHEME://")):
+        line = check_notify_urls([*good, bad])
+        assert line is not None and "\n" not in line and needle in line, line
+    assert "s3cret" not in check_notify_urls(["slack://s3cretT0kenvalue"])
+    monkeypatch.setitem(sys.modules, "apprise", None)  # as if not installed
+    assert check_notify_urls(good) == APPRISE_MISSING
