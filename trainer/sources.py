@@ -186,6 +186,24 @@ def _concat(parts: list[Split], name: str) -> Split:
                  "+".join(p.origin for p in parts), np.concatenate([p.mask for p in parts]), source)
 
 
+def _proportional_subsets(trains: list[Split], n: int, seed: int) -> list[Split]:
+    """A seeded subset of ``n`` train rows over all sources, each source keeping its share of the rows
+    (at least one row each), so a small source is not lost in a screening subset of a large one."""
+    sizes = np.array([len(t) for t in trains], dtype=np.float64)
+    if n >= sizes.sum():
+        return trains
+    if len(trains) == 1:
+        return [trains[0].take(seeded_subset(trains[0].labels, n, seed))]
+    share = np.maximum(1, np.floor(n * sizes / sizes.sum())).astype(np.int64)
+    share = np.minimum(share, sizes.astype(np.int64))
+    for i in np.argsort(-(n * sizes / sizes.sum() - share), kind="stable"):  # largest remainders first
+        if share.sum() >= n:
+            break
+        if share[i] < sizes[i]:
+            share[i] += 1
+    return [t.take(seeded_subset(t.labels, int(k), seed)) for t, k in zip(trains, share)]
+
+
 def _weighted_rows(source: np.ndarray, weights: list[float], seed: int) -> np.ndarray:
     """Row indices after source weights: weight w keeps round(w * n) rows of a source (a seeded subset
     below 1, added draws with replacement above 1), so a source is seen w times as often per epoch."""
@@ -226,9 +244,9 @@ def training_data(loaded: LoadedSources, cfg: RunConfig) -> TrainingData:
         if src.spec.max_train_samples:
             train = train.take(seeded_subset(train.labels, src.spec.max_train_samples, cfg.seed))
         trains.append(fold(train, cfg.taxonomy))
-    train = _concat(trains, "train")
     if cfg.max_train_samples:
-        train = train.take(seeded_subset(train.labels, cfg.max_train_samples, cfg.seed))
+        trains = _proportional_subsets(trains, cfg.max_train_samples, cfg.seed)
+    train = _concat(trains, "train")
     weights = [s.spec.weight for s in loaded.sources]
     if any(w != 1.0 for w in weights):
         train = train.take(_weighted_rows(train.source, weights, cfg.seed))

@@ -38,12 +38,15 @@ def build_outlets(pipeline_dir: Path, settings: Any) -> list[Outlet]:
 
 
 def fan_out(outlets: list[Outlet], source: str, event: dict[str, Any]) -> None:
-    """Hand one event to every outlet; an outlet's own bug must not reach the supervisor."""
-    for outlet in outlets:
+    """Hand one event to every outlet; an outlet's own bug must not reach the supervisor: the outlet is
+    taken out of the list, with one line in the supervisor's log."""
+    for outlet in list(outlets):
         try:
             outlet.on_event(source, event)
-        except Exception:  # noqa: BLE001 - outlets promise not to raise; this keeps a broken one harmless
-            log.exception("outlet %s failed on an event", type(outlet).__name__)
+        except Exception as exc:  # noqa: BLE001 - outlets promise not to raise; this keeps a broken one harmless
+            outlets.remove(outlet)
+            log.warning("outlet %s failed (%s: %s) and was switched off", type(outlet).__name__,
+                        type(exc).__name__, " ".join(str(exc).split())[:200])
 
 
 def drain(outlets: list[Outlet]) -> list[dict[str, Any]]:
@@ -51,8 +54,8 @@ def drain(outlets: list[Outlet]) -> list[dict[str, Any]]:
     for outlet in outlets:
         try:
             alerts.extend(outlet.drain_alerts())
-        except Exception:  # noqa: BLE001 - see fan_out
-            log.exception("outlet %s failed to report alerts", type(outlet).__name__)
+        except Exception as exc:  # noqa: BLE001 - see fan_out
+            log.warning("outlet %s failed to report alerts (%s)", type(outlet).__name__, exc)
     return alerts
 
 
@@ -64,5 +67,5 @@ def close_all(outlets: list[Outlet], timeout_s: float) -> None:
     for outlet in outlets:
         try:
             outlet.close(max(0.0, deadline - time.monotonic()))
-        except Exception:  # noqa: BLE001 - see fan_out
-            log.exception("outlet %s failed to close", type(outlet).__name__)
+        except Exception as exc:  # noqa: BLE001 - see fan_out
+            log.warning("outlet %s failed to close (%s)", type(outlet).__name__, exc)

@@ -190,3 +190,46 @@ def _fail_after_launch(apply_all, failing):
         apply_all(exits)
         failing()
     return wrapped
+
+
+class RecordingOutlet:
+    """An outlet that keeps what it is handed and reports one failure, as a dead tracker would."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.closed: list[float] = []
+        self.failed = False
+
+    def on_event(self, source: str, event: dict) -> None:
+        self.seen.append((source, event["type"]))
+
+    def drain_alerts(self) -> list[dict]:
+        if self.failed or not any(t == "run_start" for _, t in self.seen):
+            return []
+        self.failed = True
+        return [{"level": "warn", "code": "tracker", "message": "mlflow: dropped for p1-bce", "run": "p1-bce"}]
+
+    def close(self, timeout_s: float) -> None:
+        self.closed.append(timeout_s)
+
+
+class BrokenOutlet(RecordingOutlet):
+    def on_event(self, source: str, event: dict) -> None:
+        raise RuntimeError("a bug in an outlet")
+
+
+def test_outlets_see_every_event_and_their_failures_land_in_pipeline_jsonl(tmp_path: Path) -> None:
+    sup = make(tmp_path, {"bce": "ok"}, configs=["bce"])
+    outlet, broken = RecordingOutlet(), BrokenOutlet()
+    sup.outlets = [broken, outlet]  # a broken outlet harms neither the pipeline nor the others
+    assert sup.run() == EXIT_OK
+    events = pipeline_events(sup)
+    pipeline_types = [t for s, t in outlet.seen if s == "pipeline"]
+    run_types = [t for s, t in outlet.seen if s == "p1-bce"]
+    assert pipeline_types[0] == "pipeline_start" and "pipeline_end" in pipeline_types
+    assert run_types == [e["type"] for e in read_events(PipelinePaths(sup.dir).run("p1-bce").events)]
+    alert = next(e for e in events if e["type"] == "alert" and e["code"] == "tracker")
+    assert alert["run"] == "p1-bce" and alert["message"] == "mlflow: dropped for p1-bce"
+    assert outlet.closed  # flushed at the end, with the preset's notify_timeout_s
+    assert 9 < outlet.closed[0] <= sup.settings.notify_timeout_s
+    assert broken not in sup.outlets  # switched off at its first failure

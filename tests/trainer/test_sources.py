@@ -196,3 +196,14 @@ def test_set_reaches_into_the_sources_list():
     assert data["sources"][1] == {"kind": "isear"}  # a copy, not the caller's dict
     with pytest.raises(ConfigError, match="'7' is not an index of 'sources'"):
         apply_overrides(data, [("sources.7.path", "x")])
+
+
+def test_a_screening_subset_keeps_every_source_in_proportion(tmp_path, table):
+    """max_train_samples over several sources: each keeps its share (at least its labels' rows), so a
+    small source is not lost in a 160-row screen of 43k GoEmotions rows."""
+    cfg = config(tmp_path, table, max_train_samples=160, oversampling="none")
+    rows = [s["rows"]["train_before"] for s in training_data(load_sources(cfg), cfg).event["sources"]]
+    assert rows[1] == 2  # its share rounds to one row, and seeded_subset keeps each of its labels (2 rows carry all 3)
+    assert 155 <= rows[0] <= 160
+    single = RunConfig(max_train_samples=160, oversampling="none")
+    assert len(training_data(load_sources(single), single).train) == 160
