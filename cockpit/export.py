@@ -12,7 +12,6 @@ import argparse
 import csv
 import importlib
 import io
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cockpit.pipeline.results import dev_evals, final_evals
-from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
+from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState, _int, _num  # one rule for numbers in events
 from cockpit.tail import replay
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
 from trainer.contract import (EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_DEV_KEY, TUNED_KEY,
@@ -83,15 +82,6 @@ def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
                           preset[0] if preset else None, tail.bad_lines)
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _int(value: Any) -> int | None:
-    number = _num(value)
-    return int(number) if number is not None and number == int(number) else None
 
 
 def _str(value: Any) -> str | None:

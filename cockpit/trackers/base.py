@@ -79,3 +79,26 @@ class TrackerRun:
 
     def finish(self, status: str, wall_time: float | None) -> None:
         raise NotImplementedError
+
+
+class StepRows:
+    """Scalars of one step gathered into one row, as trackio's and wandb's charts expect: a value for a new
+    step writes the row of the previous one; ``flush`` writes what is pending."""
+
+    def __init__(self) -> None:
+        self.row: dict[str, Any] = {}
+        self.step: int | None = None
+
+    def add(self, key: str, value: Any, step: int) -> tuple[dict[str, Any], int] | None:
+        """Add a value; returns the finished row of an earlier step, to be written, or None."""
+        done = self.take() if self.step is not None and step != self.step else None
+        self.step = step
+        self.row[key] = value
+        return done
+
+    def take(self) -> tuple[dict[str, Any], int] | None:
+        """The pending row and its step (emptied), or None."""
+        if not self.row or self.step is None:
+            return None
+        done, self.row, self.step = (self.row, self.step), {}, None
+        return done

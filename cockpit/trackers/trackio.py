@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.trackers.base import TrackerRun
+from cockpit.trackers.base import StepRows, TrackerRun
 from cockpit.trackers.events_to_calls import Params, Scalar, Table, Text
 from trainer.contract import PHASE_NAMES, split_run_id
 
@@ -76,21 +76,18 @@ class TrackioRun(TrackerRun):
         self._folder = folder
         if self.replaying and hasattr(self.trackio_run, "_webhook_url"):
             self.trackio_run._webhook_url = None
-        self._row: dict[str, Any] = {}
-        self._row_step: int | None = None
+        self._rows = StepRows()
 
-    def _log_row(self) -> None:
-        if self._row:
-            row, step = self._row, self._row_step
-            self._row, self._row_step = {}, None
+    def _write(self, done: tuple[dict[str, Any], int] | None) -> None:
+        if done is not None:
+            row, step = done
             self.trackio_run.log(row, step=step)
 
+    def _log_row(self) -> None:
+        self._write(self._rows.take())
+
     def _add(self, key: str, value: Any, step: int) -> None:
-        """One row per step, as trackio's charts expect: a new step writes the row of the previous one."""
-        if self._row_step is not None and step != self._row_step:
-            self._log_row()
-        self._row_step = step
-        self._row[key] = value
+        self._write(self._rows.add(key, value, step))
 
     def params(self, call: Params) -> None:
         # the run's config, written with its first log row

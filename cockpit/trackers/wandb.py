@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from cockpit.trackers.base import TrackerRun
+from cockpit.trackers.base import StepRows, TrackerRun
 from cockpit.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
 from trainer.contract import PHASE_NAMES, split_run_id
 
@@ -77,21 +77,18 @@ class WandbRun(TrackerRun):
         self.wandb_run = wandb.init(**kwargs)
         self.wandb_run.define_metric(STEP_KEY)
         self.wandb_run.define_metric("*", step_metric=STEP_KEY)
-        self._row: dict[str, Any] = {}
-        self._row_step: int | None = None
+        self._rows = StepRows()
+
+    def _write(self, done: tuple[dict[str, Any], int] | None) -> None:
+        if done is not None:
+            row, step = done
+            self.wandb_run.log({STEP_KEY: step, **row})
 
     def _log_row(self) -> None:
-        if self._row:
-            row = {STEP_KEY: self._row_step, **self._row}
-            self._row, self._row_step = {}, None
-            self.wandb_run.log(row)
+        self._write(self._rows.take())
 
     def _add(self, key: str, value: Any, step: int) -> None:
-        """One history row per step: a new step writes the row of the previous one."""
-        if self._row_step is not None and step != self._row_step:
-            self._log_row()
-        self._row_step = step
-        self._row[key] = value
+        self._write(self._rows.add(key, value, step))
 
     def params(self, call: Params) -> None:
         self.wandb_run.config.update(call.nested, allow_val_change=True)
