@@ -94,6 +94,26 @@ def scores(run_dir: Path) -> dict[str, float]:
     return out
 
 
+def paired_bootstrap(a: Path, b: Path, n: int = 1000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95 % interval of the macro-F1@0.2 difference a - b over resampled dev rows (same rows for both):
+    how much of the difference dev sampling alone could explain (training noise is not in it)."""
+    names = goemotions_labels()
+    hidden = [i for i, n_ in enumerate(names) if n_ not in ISEAR_LABELS]
+    labels = np.load(a / "export" / "dev_labels.npy").astype(bool)
+    pa = np.load(a / "export" / "dev_probs.npy") >= 0.2
+    pb = np.load(b / "export" / "dev_probs.npy") >= 0.2
+    rng = np.random.default_rng(seed)
+    out = {}
+    for part, cols in (("all 28 @0.2", list(range(28))), ("21 hidden @0.2", hidden)):
+        diffs = []
+        for _ in range(n):
+            rows = rng.integers(0, len(labels), len(labels))
+            y = labels[rows][:, cols]
+            diffs.append(f1_summary(y, pa[rows][:, cols])["f1_macro"] - f1_summary(y, pb[rows][:, cols])["f1_macro"])
+        out[part] = (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -113,6 +133,9 @@ def main() -> None:
         lines.append(f"| {name} | " + " | ".join(f"{s[k]:.4f}" for k in keys) + f" | {wall / 60:.1f} min |")
     (a, _), (b, _) = results.values()
     lines.append("| difference | " + " | ".join(f"{a[k] - b[k]:+.4f}" for k in keys) + " | |")
+    ci = paired_bootstrap(args.out / "masks", args.out / "negatives")
+    lines.append("| 95 % interval of the difference (paired bootstrap over dev rows) | "
+                 + " | ".join(f"[{ci[k][0]:+.4f}, {ci[k][1]:+.4f}]" if k in ci else "" for k in keys) + " | |")
     table = "\n".join(lines)
     (args.out / "result.md").write_text(table + "\n")
     print(table)

@@ -26,7 +26,10 @@ from trainer.contract import PIPELINE_SOURCE
 log = logging.getLogger(__name__)
 
 _CLOSE = object()
-FLUSH_EVERY = 200  # events between flushes while a lane has a backlog (it also flushes whenever it runs dry)
+FLUSH_EVERY = 200  # events between flushes while a lane has a backlog
+# A lane that runs dry flushes what it holds at most this often: a tracker write per event (an SQLite
+# commit for MLflow) cost the supervisor 15 % of a core at 10 events/s (bench/outlets_overhead.py).
+FLUSH_INTERVAL_S = 5.0
 
 
 class _Abandoned(Exception):
@@ -73,21 +76,29 @@ class _Lane:
     def _serve(self) -> None:
         session: TrackerSession | None = None
         since_flush = 0
+        last_flush = time.monotonic()
         try:
             fanout = self.fanout
             session = TrackerSession(make_tracker_run(self.tracker, fanout.pipeline_dir, fanout.pipeline_id, self.run),
                                      continue_existing=True)  # a resumed supervisor carries on the same runs
             while True:
-                item = self.queue.get()
+                wait = max(0.0, last_flush + FLUSH_INTERVAL_S - time.monotonic()) if since_flush else None
+                try:
+                    item = self.queue.get(timeout=wait)
+                except queue.Empty:  # quiet for a while: write out what is held
+                    self._timed("flush", session.flush)
+                    since_flush, last_flush = 0, time.monotonic()
+                    continue
                 if item is _CLOSE:
                     self._timed("finish", session.finish, "stopped")
                     return
                 from_pipeline, event = item
                 self._timed(f"{event.get('type')} event", session.feed, event, from_pipeline=from_pipeline)
                 since_flush += 1
-                if since_flush >= FLUSH_EVERY or self.queue.empty():
+                if since_flush >= FLUSH_EVERY or (self.queue.empty()
+                                                  and time.monotonic() - last_flush >= FLUSH_INTERVAL_S):
                     self._timed("flush", session.flush)
-                    since_flush = 0
+                    since_flush, last_flush = 0, time.monotonic()
         except _Abandoned:
             return
         except Exception as exc:  # noqa: BLE001 - any tracker failure drops the tracker, never the supervisor
