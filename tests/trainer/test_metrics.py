@@ -221,3 +221,45 @@ def test_metrics_imports_neither_torch_nor_sklearn() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=__file__.rsplit("/tests/", 1)[0])
+
+
+# -- the cross-fitted tuned score (issue 10, part 1) -----------------------------------------------
+from trainer.metrics import stratified_halves, tuned_cv  # noqa: E402
+
+
+def test_stratified_halves_put_every_label_with_two_rows_in_both_halves():
+    rng = np.random.default_rng(3)
+    labels = (rng.random((400, 28)) < np.linspace(0.005, 0.3, 28)).astype(np.uint8)
+    labels[[5, 77], 0] = 1  # a label with exactly two rows
+    labels[:, 1] = 0
+    labels[9, 1] = 1  # a label with one row can only be in one half
+    first = stratified_halves(labels, seed=7)
+    assert abs(int(first.sum()) - 200) <= 2
+    for label in range(28):
+        n = int(labels[:, label].sum())
+        if n >= 2:
+            assert labels[first, label].any() and labels[~first, label].any(), label
+    assert np.array_equal(first, stratified_halves(labels, seed=7))  # seeded
+    assert not np.array_equal(first, stratified_halves(labels, seed=8))
+
+
+def test_tuned_cv_ranks_a_better_model_calibrated_high_above_one_calibrated_at_0_2():
+    """The issue's test: config A is calibrated for the fixed 0.2 threshold, B separates better but its
+    scores sit high. F1@0.2 prefers A; the cross-fitted tuned score prefers B."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random((2000, 10)) < 0.1).astype(np.uint8)
+    a = np.clip(np.where(labels == 1, 0.35, 0.08) + rng.normal(0, 0.12, labels.shape), 0, 1)
+    b = np.clip(np.where(labels == 1, 0.9, 0.45) + rng.normal(0, 0.08, labels.shape), 0, 1)
+    at_02 = {name: f1_summary(labels, p >= 0.2)["f1_macro"] for name, p in (("a", a), ("b", b))}
+    cv = {name: tuned_cv(p, labels, seed=1) for name, p in (("a", a), ("b", b))}
+    assert at_02["a"] > at_02["b"]
+    assert cv["b"] > cv["a"]
+
+
+def test_tuned_cv_does_not_reward_thresholds_fitted_to_noise():
+    """On pure noise, tuning and scoring on the same rows looks good; cross-fitting does not."""
+    rng = np.random.default_rng(4)
+    labels = (rng.random((300, 28)) < 0.05).astype(np.uint8)
+    probs = rng.random((300, 28))
+    same_rows = f1_summary(labels, probs >= tune_thresholds(probs, labels))["f1_macro"]
+    assert tuned_cv(probs, labels, seed=0) < same_rows - 0.02
