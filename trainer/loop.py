@@ -33,7 +33,7 @@ from trainer.events import EventWriter
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.losses import build_loss
-from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_summary
+from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.model_source import ModelError, ModelSource, resolve_model
 from trainer.sources import LoadedSources, load_sources, training_data
 from trainer.taxonomy import taxonomy_labels
@@ -450,8 +450,11 @@ class TrainingRun:
         # Per-label thresholds tuned on dev and scored on dev: optimistic, shown as "tuned" for ranking
         # context only; the final phase tunes on dev and reports the held-out test split.
         tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
+        # Cross-fitted on two stratified halves of dev: a tuned score that does not reward thresholds
+        # fitted to dev's own noise (issue 10; not yet used for selection).
+        cross_fitted = tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
         self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
-                  tuned=tuned, **metrics)
+                  tuned=tuned, tuned_cv=cross_fitted, **metrics)
         self._evaluate_sources(step)
         value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
         if self.best["value"] is None or value > self.best["value"]:

@@ -47,6 +47,8 @@ def test_learning_run_follows_the_contract_and_exports(tmp_path):
     dev_evals = [e for e in events if e["type"] == "eval" and e["split"] == "dev" and not e.get("final")]
     assert len(dev_evals) == 3  # one per epoch
     assert set(dev_evals[-1]["f1_macro"]) == {"0.2", "0.5"} and len(dev_evals[-1]["per_class"]) == 28
+    # The cross-fitted tuned score (two stratified halves of dev) is on every dev eval.
+    assert all(0 <= e["tuned_cv"] <= 1 for e in dev_evals)
     end = events[-1]
     assert end["status"] == "completed" and end["best"]["value"] == max(e["f1_macro"]["0.2"] for e in dev_evals)
 
