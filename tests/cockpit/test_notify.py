@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +21,7 @@ from cockpit.pipeline.watchdog import write_stall_forensics
 from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_SOURCE, SUMMARY_FILE, TUNED_KEY,
                               PipelinePaths, f1_macro_key, stall_file)
 from trainer.events import read_events
+from tests.webhook import WebHook
 
 HOST = "gpu-node-7"
 MAIN_FRAMES = ["injected_hang (faults.py:85)", "before_step (faults.py:67)", "train_step (loop.py:377)",
@@ -60,49 +60,6 @@ no GPU
 Current thread 0x00007f0113c87b80 (most recent call first):
   File "/old/attempt.py", line 1 in stale_frame
 """
-
-
-class WebHook:
-    """A local HTTP endpoint: records the JSON body of each accepted POST. ``mode``: ok (200), fail (500),
-    hang (answers only when released)."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.requests = 0
-        self.mode = "ok"
-        self.release = threading.Event()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hook.requests += 1
-                if hook.mode == "hang":
-                    hook.release.wait(30)
-                    return
-                if hook.mode == "fail":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                hook.posts.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"json://127.0.0.1:{self.port}/hook"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def titles(self) -> list[str]:
-        return [p["title"] for p in self.posts]
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

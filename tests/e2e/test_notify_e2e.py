@@ -3,48 +3,20 @@ frames) and its end to a local webhook through apprise's json:// plugin."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 import tomllib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tomli_w
 
 from tests.conftest import REPO, train_env
+from tests.webhook import WebHook
 from trainer.contract import ENV_NOTIFY, PIPELINE_FILE
 from trainer.events import read_events
 
 pytestmark = pytest.mark.e2e
-
-
-class WebHook:
-    """Records the JSON body of every POST to http://127.0.0.1:<port>/."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                posts.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def hanging_smoke_preset(tmp_path: Path) -> Path:
@@ -69,7 +41,7 @@ def test_a_hung_run_and_the_pipelines_end_reach_the_webhook(tmp_path):
         res = subprocess.run(
             [sys.executable, "-m", "cockpit.cli", "--headless", "--preset", str(hanging_smoke_preset(tmp_path)),
              "--runs-dir", str(runs), "--phases", "1,2", "--configs", "bce",
-             "--set", f'pipeline.notify=["json://127.0.0.1:{hook.port}/hook"]'],
+             "--set", f'pipeline.notify=["{hook.url}"]'],
             capture_output=True, text=True, timeout=400, cwd=REPO, env=env)
     finally:
         hook.close()
