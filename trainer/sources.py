@@ -152,10 +152,10 @@ def load_sources(config: RunConfig) -> LoadedSources:
     ge_splits = load_splits(goemotions.path or "embedded") if goemotions else load_splits("embedded")
     sources = [_goemotions_source(s, ge_splits) if s.kind == "goemotions" else _read_mapped_source(s)
                for s in specs]
-    eval_source = next((s for s in sources if s.spec.kind == "goemotions"), None)
-    eval_splits = {n: eval_source.splits[n] for n in EVAL_SPLITS} if eval_source else \
-        _goemotions_source(SourceSpec(kind="goemotions"), ge_splits).splits
-    eval_splits = {n: eval_splits[n] for n in EVAL_SPLITS}
+    # Dev and test of the goemotions source, or of the embedded copy when none trains.
+    eval_source = next((s for s in sources if s.spec.kind == "goemotions"), None) \
+        or _goemotions_source(SourceSpec(kind="goemotions"), ge_splits)
+    eval_splits = {n: eval_source.splits[n] for n in EVAL_SPLITS}
     _drop_leaks(sources, eval_splits)
     return LoadedSources(sources, eval_splits)
 
@@ -266,7 +266,8 @@ def training_data(loaded: LoadedSources, cfg: RunConfig) -> TrainingData:
         sdev = fold(src.splits["dev"], cfg.taxonomy)
         if cfg.max_eval_samples:
             sdev = sdev.take(seeded_subset(sdev.labels, cfg.max_eval_samples, cfg.seed + 3 + i))
-        observed = [j for j, n in enumerate(names) if n in set(_observed_names(src.observed, cfg.taxonomy))]
+        seen = set(_observed_names(src.observed, cfg.taxonomy))
+        observed = [j for j, n in enumerate(names) if n in seen]
         source_devs[src.name] = (sdev, observed)
     event = _data_event(loaded, cfg, names, train, after, dev, test, over, class_weights)
     if train.mask.all() or not cfg.label_masks:
