@@ -1,8 +1,10 @@
 """DataTables fed from snapshots: runs, leaderboard, oversampling, data sources, per-label F1.
 
 `SnapshotTable.set_rows` takes (row key, raw values) pairs; it formats them, keeps the
-cursor on the same row key, updates cells in place when the rows are the same, and sorts
-by any column (header click or `o`) on the raw values rather than on the formatted text.
+cursor on the same row key once the user has put it somewhere (until then it stays on the
+top row, so a live ranking shows its leader whatever order the rows arrived in), updates
+cells in place when the rows are the same, and sorts by any column (header click or `o`)
+on the raw values rather than on the formatted text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, ClassVar, Sequence
 from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from cockpit.views import (SECONDARY_THRESHOLD, LeaderRow, OversampleRow, RunView, SourceRow, dropped_text, f1_at,
@@ -70,6 +73,8 @@ class SnapshotTable(DataTable):
         self.sort_column: int | None = None
         self.sort_reverse = False
         self._primary = DEFAULT_PRIMARY_THRESHOLD
+        self._follow_cursor = False  # set once the cursor is moved by anything but a redraw
+        self._redrawing = False
         self.set_primary(DEFAULT_PRIMARY_THRESHOLD)
 
     def on_mount(self) -> None:
@@ -138,16 +143,28 @@ class SnapshotTable(DataTable):
         else:
             # Explicit column widths: DataTable's auto widths settle only on idle, and a frame
             # drawn before that keeps truncated cells in its line cache.
-            current = self.cursor_key
-            self.clear(columns=True)
-            for (col_key, _), label, width in zip(self.columns_shown, labels, widths):
-                self.add_column(label, key=col_key, width=width)
-            for key, row in zip(keys, cells):
-                self.add_row(*row, key=key)
+            current = self.cursor_key if self._follow_cursor else None
+            self._redrawing = True
+            try:
+                self.clear(columns=True)
+                for (col_key, _), label, width in zip(self.columns_shown, labels, widths):
+                    self.add_column(label, key=col_key, width=width)
+                for key, row in zip(keys, cells):
+                    self.add_row(*row, key=key)
+                if current in keys:
+                    self.move_cursor(row=keys.index(current), animate=False)
+            finally:
+                self._redrawing = False
             self._widths = widths
-            if current in keys:
-                self.move_cursor(row=keys.index(current), animate=False)
         self._shown = rows
+
+    def watch_cursor_coordinate(self, old_coordinate: Coordinate, new_coordinate: Coordinate) -> None:
+        # A move by a key, a click or select_key pins the cursor to its row from then on; the
+        # clear-and-refill of a redraw does not (otherwise whichever row happened to be on top
+        # of an early, partial ranking would keep the cursor after the leader arrives).
+        super().watch_cursor_coordinate(old_coordinate, new_coordinate)
+        if not self._redrawing and old_coordinate != new_coordinate:
+            self._follow_cursor = True
 
     @property
     def cursor_key(self) -> str | None:
@@ -159,6 +176,7 @@ class SnapshotTable(DataTable):
     def select_key(self, key: str | None) -> None:
         keys = [k for k, _ in self._shown]
         if key in keys:
+            self._follow_cursor = True
             self.move_cursor(row=keys.index(key), animate=False)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:

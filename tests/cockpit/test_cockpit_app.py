@@ -361,3 +361,39 @@ def test_attach_works_while_a_supervisor_holds_the_folder_lock(finished_pipeline
                 assert app.screen.query_one(LeaderboardTable).row_count > 0
 
     asyncio.run(scenario())
+
+
+def test_a_ranking_keeps_its_cursor_on_top_until_the_user_moves_it() -> None:
+    """Rows arriving in another order (a partial ranking first) must not drag the cursor off the leader."""
+    from textual.app import App, ComposeResult
+
+    from cockpit.widgets.tables import SnapshotTable
+
+    class Ranking(SnapshotTable):
+        COLUMNS = (("run", "run"), ("f1", "f1"))
+
+        def format_row(self, values):
+            return values
+
+    class Host(App):
+        def compose(self) -> ComposeResult:
+            yield Ranking("ranking")
+
+    async def scenario() -> None:
+        app = Host()
+        async with app.run_test(size=(60, 12)) as pilot:
+            table = app.query_one(Ranking)
+            table.set_rows([("p3-asl", ("p3-asl", 0.49)), ("p1-asl", ("p1-asl", 0.44))])
+            await pilot.pause()
+            table.set_rows([("p4-final", ("p4-final", 0.50)), ("p3-asl", ("p3-asl", 0.49)),
+                            ("p1-asl", ("p1-asl", 0.44))])
+            await pilot.pause()
+            assert table.cursor_key == "p4-final"
+            table.focus()
+            await pilot.press("down")  # the user picks p3-asl: from now on the cursor follows it
+            assert table.cursor_key == "p3-asl"
+            table.set_rows([("p5", ("p5", 0.6)), ("p4-final", ("p4-final", 0.50)), ("p3-asl", ("p3-asl", 0.49))])
+            await pilot.pause()
+            assert table.cursor_key == "p3-asl"
+
+    asyncio.run(scenario())
