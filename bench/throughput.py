@@ -1,6 +1,7 @@
 """Training throughput of goemo-train against the reference recipe, on this CPU, same model and data.
 
     python bench/throughput.py [--samples 512] [--threads 2]
+    python bench/throughput.py --precision [--samples 512] [--repeats 2]   # goemo-train fp32 vs bf16 autocast
 
 Three trainers see the same seeded GoEmotions subset with the MiniLM encoder:
   (a) reference: transformers Trainer, padding="max_length" 256, per-device batch 4, grad accumulation 4
@@ -9,6 +10,10 @@ Three trainers see the same seeded GoEmotions subset with the MiniLM encoder:
 Each runs its optimizer steps over the subset once; samples/s counts training rows, tokens/s real
 (non-padding) tokens, and the padding share is the fraction of computed positions that are padding.
 Model loading and evaluation are outside the timed window in all three.
+
+--precision times goemo-train alone on the same rows in fp32 and with bf16 autocast (precision = "no"
+and "bf16"), alternating the two `--repeats` times so that a busy machine slows both alike, and says
+whether the CPU computes bf16 natively (oneDNN's check: AVX512-BF16 or AMX) or emulates it.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def hf_trainer(texts: list[str], labels: np.ndarray, max_length_padding: bool, t
             "padding_share": 1 - real / computed[0], "seconds": seconds}
 
 
-def goemo_train(n: int, threads: int) -> dict:
+def goemo_train(n: int, threads: int, precision: str = "auto") -> dict:
     from trainer.data import length_grouped_batches
 
     out = Path(tempfile.mkdtemp()) / "run"
@@ -82,7 +87,7 @@ def goemo_train(n: int, threads: int) -> dict:
     cmd = [sys.executable, "-m", "trainer.cli", "--model", "minilm", "--loss", "bce", "--max-train-samples", str(n),
            "--batch-size", "16", "--epochs", "1", "--lr", "1e-4", "--max-eval-samples", "100",
            "--set", "oversampling='none'", "--set", f"torch_threads={threads}", "--set", "seed=0",
-           "--set", "checkpoint_every_steps=0", "--out", str(out)]
+           "--set", "checkpoint_every_steps=0", "--set", f"precision='{precision}'", "--out", str(out)]
     subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     events = [json.loads(line) for line in open(out / "events.jsonl")]
     steps = [e for e in events if e["type"] == "step"]
@@ -103,13 +108,40 @@ def goemo_train(n: int, threads: int) -> dict:
             "padding_share": 1 - lengths.sum() / computed, "seconds": seconds}
 
 
+def compare_precision(n: int, threads: int, repeats: int) -> dict:
+    """goemo-train in fp32 and in bf16 autocast, alternating, on the same rows; the median of each."""
+    import torch
+
+    from trainer.loop import cpu_native_bf16
+
+    runs: dict[str, list[float]] = {"no": [], "bf16": []}
+    for _ in range(repeats):
+        for precision in runs:
+            runs[precision].append(goemo_train(n, threads, precision)["samples_per_s"])
+    fp32, bf16 = float(np.median(runs["no"])), float(np.median(runs["bf16"]))
+    native = cpu_native_bf16()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"threads {threads}; native bf16: {'yes' if native else 'no (emulated)'}; {n} rows, MiniLM, batch 16")
+    print(f"fp32 samples/s {', '.join(f'{v:.1f}' for v in runs['no'])} (median {fp32:.1f})")
+    print(f"bf16 samples/s {', '.join(f'{v:.1f}' for v in runs['bf16'])} (median {bf16:.1f})")
+    print(f"bf16 / fp32 = {bf16 / fp32:.2f}x")
+    return {"native_bf16": native, "fp32": runs["no"], "bf16": runs["bf16"], "speedup": bf16 / fp32}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--precision", action="store_true", help="goemo-train in fp32 against bf16 autocast only")
+    parser.add_argument("--repeats", type=int, default=2, help="with --precision: runs of each precision")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.precision:
+        results = compare_precision(args.samples, args.threads, args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
     import transformers
 
     transformers.utils.logging.set_verbosity_error()

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--export-from", type=Path, metavar="RUN_DIR",
                         help="no training: export RUN_DIR's best weights (dev/test probabilities, tuned thresholds)")
+    parser.add_argument("--ensemble-from", type=Path, metavar="RUN_DIR", action="append", default=[],
+                        help="no training: average the best weights of these runs (repeat the flag per run), tune "
+                             "thresholds on dev for the average and evaluate test once")
     for key, kind in FLAG_KEYS.items():
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -93,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_resumable(args.out, config)
         if args.export_from and find_best(args.export_from / CHECKPOINTS_DIR) is None:
             raise ConfigError(f"{args.export_from}: no {CHECKPOINTS_DIR}/{BEST}/{WEIGHTS_FILE} to export")
+        if args.ensemble_from:
+            from trainer.ensemble import check_members
+
+            if args.export_from:
+                raise ConfigError("--export-from and --ensemble-from: choose one (a single run, or several averaged)")
+            check_members(config, args.ensemble_from)
         _quiet_libraries()
         from trainer.loop import prepare, run_training
 
@@ -104,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # run.toml is written by the run itself once that is safe (after the checkpoint loaded, on resume).
     own_file = args.config is not None and run_toml.exists() and args.config.resolve() == run_toml.resolve()
     return run_training(prepared, args.out, resume=args.resume, export_from=args.export_from,
-                        config_text=None if own_file else config_to_toml(config))
+                        config_text=None if own_file else config_to_toml(config),
+                        ensemble_from=args.ensemble_from or None)
 
 
 if __name__ == "__main__":

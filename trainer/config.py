@@ -103,6 +103,9 @@ class RunConfig(BaseModel):
     eval_batch_size: int = Field(128, ge=1)
     thresholds: list[float] = Field(default_factory=lambda: [0.2, 0.5])
     primary_threshold: float = Field(0.2, gt=0, lt=1)
+    select_by: Literal["f1@primary", "tuned_cv"] = Field(
+        "f1@primary", description="the dev score that picks the best checkpoint: macro-F1 at the primary threshold, "
+                                  "or tuned_cv (thresholds tuned on one half of dev, scored on the other)")
     checkpoint_every_steps: int = Field(200, ge=0, description="0: only at epoch end and on SIGTERM")
     max_nonfinite_in_row: int = Field(20, ge=1)
     export: bool = Field(False, description="at the end: best weights, dev/test probabilities, tuned thresholds")

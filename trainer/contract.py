@@ -65,6 +65,14 @@ DEFAULT_PRIMARY_THRESHOLD = 0.2
 SECONDARY_THRESHOLD = 0.5  # every eval also reports F1 at 0.5, the usual default of other tools
 TUNED_DEV_KEY = "tuned_f1_macro"  # leaderboard: dev thresholds tuned and scored on dev (optimistic)
 TUNED_KEY = "f1_macro_tuned"  # final: thresholds tuned on dev, scored on the split
+# leaderboard: thresholds tuned on one stratified half of dev and scored on the other, then swapped (the
+# mean); unlike TUNED_DEV_KEY it does not reward thresholds fitted to dev's own noise.
+TUNED_CV_KEY = "tuned_cv_f1_macro"
+# [pipeline] select_by: what ranks runs (phases 2-4), picks each run's best checkpoint and the final run.
+SELECT_BY = ("f1@primary", "tuned_cv")
+DEFAULT_SELECT_BY = "f1@primary"
+# [pipeline] final: retrain the best config, reuse (export) the best run, or average the top-k runs.
+FINAL_MODES = ("retrain", "reuse", "ensemble")
 
 
 def threshold_key(t: float) -> str:
@@ -85,9 +93,16 @@ def f1_micro_key(threshold: float) -> str:
     return metric_key("f1_micro", threshold)
 
 
-def best_metric_name(threshold: float) -> str:
-    """What ``run_end.best.metric`` names: the dev macro-F1 at the primary threshold."""
-    return "dev_" + f1_macro_key(threshold)
+def selection_key(select_by: str, threshold: float) -> str:
+    """The leaderboard key that ranks runs under ``select_by`` (``f1_macro@0.2`` or ``tuned_cv_f1_macro``)."""
+    if select_by not in SELECT_BY:
+        raise ValueError(f"select_by {select_by!r}: expected one of {', '.join(SELECT_BY)}")
+    return TUNED_CV_KEY if select_by == "tuned_cv" else f1_macro_key(threshold)
+
+
+def best_metric_name(threshold: float, select_by: str = DEFAULT_SELECT_BY) -> str:
+    """What ``run_end.best.metric`` names: the dev score that picked the run's best checkpoint."""
+    return "dev_" + selection_key(select_by, threshold)
 
 
 # -- file and folder names ----------------------------------------------------------------------
@@ -117,6 +132,11 @@ WEIGHTS_FILE = "model.safetensors"
 THRESHOLDS_FILE = "thresholds.json"
 MODEL_CARD_FILE = "model_card.md"
 MODEL_META_FILE = "goemo_model.json"
+# An ensemble model folder: ENSEMBLE_FILE (members, averaging rule, their single scores) beside
+# THRESHOLDS_FILE, and one exported model folder per member under MEMBERS_DIR/<run id>.
+ENSEMBLE_FILE = "ensemble.json"
+MEMBERS_DIR = "members"
+ENSEMBLE_RULE = "mean of the members' sigmoid probabilities"
 HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")

@@ -125,9 +125,34 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def selection_scores(select_by: str, f1_primary: float, cross_fitted: float) -> tuple[float, float]:
+    """(value, tie-break) of one dev evaluation under select_by: the chosen score and the other one."""
+    return (cross_fitted, f1_primary) if select_by == "tuned_cv" else (f1_primary, cross_fitted)
+
+
+def is_better(value: float, tie_break: float, best: dict[str, Any]) -> bool:
+    """A new best checkpoint: a higher value, or the same value and a higher tie-break (macro-F1 at a
+    fixed threshold ties often on a plateau; the later, better-tuning checkpoint should then win).
+    A best recorded before tie-breaks existed counts as the lowest tie-break."""
+    if best.get("value") is None:
+        return True
+    old_tie = best.get("tie_break")
+    return (value, tie_break) > (best["value"], old_tie if isinstance(old_tie, (int, float)) else float("-inf"))
+
+
+def cpu_native_bf16() -> bool:
+    """The CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN reports it; elsewhere bf16 is emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _mixed_precision(config: RunConfig, use_cuda: bool) -> str:
     if not use_cuda:
-        return "no"
+        # CPU: bf16 autocast only when asked for. "auto" stays fp32: bf16 was measured no faster on the
+        # CPUs we could test (bench/throughput.py --precision, docs/results.md); fp16 autocast has no CPU kernels.
+        return "bf16" if config.precision == "bf16" else "no"
     if config.precision == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return config.precision
@@ -151,7 +176,7 @@ class TrainingRun:
         self.stop_signal: int | None = None
         self.t0 = time.time()
         self.events: EventWriter | None = None
-        self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold),
+        self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold, self.cfg.select_by),
                                      "value": None, "step": None}
         self.nonfinite_skipped = 0
         self.nonfinite_in_row = 0
@@ -426,6 +451,10 @@ class TrainingRun:
         # The watchdog allows expect_s before it calls this run stalled.
         self.emit("activity", what=what, expect_s=expect_s(last_seconds, guess_s))
 
+    def announce_eval(self, rows: int) -> None:
+        """Tell the watchdog an evaluation of `rows` rows (dev and test of an export) starts now."""
+        self._announce("eval", self.eval_seconds * rows / max(1, len(self.eval_sets["dev"][0])), eval_guess_s(rows))
+
     def evaluate_dev(self, step: int) -> dict[str, Any]:
         self._announce("eval", self.eval_seconds, eval_guess_s(len(self.eval_sets["dev"][0])))
         t = time.time()
@@ -451,14 +480,15 @@ class TrainingRun:
         # context only; the final phase tunes on dev and reports the held-out test split.
         tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
         # Cross-fitted on two stratified halves of dev: a tuned score that does not reward thresholds
-        # fitted to dev's own noise (issue 10; not yet used for selection).
+        # fitted to dev's own noise; select_by = "tuned_cv" picks the best checkpoint by it.
         cross_fitted = tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
         self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
                   tuned=tuned, tuned_cv=cross_fitted, **metrics)
         self._evaluate_sources(step)
-        value = metrics["f1_macro"][threshold_key(self.cfg.primary_threshold)]
-        if self.best["value"] is None or value > self.best["value"]:
-            best = {"metric": self.best["metric"], "value": value, "step": step}
+        value, tie_break = selection_scores(self.cfg.select_by, metrics["f1_macro"][threshold_key(
+            self.cfg.primary_threshold)], cross_fitted)
+        if is_better(value, tie_break, self.best):
+            best = {"metric": self.best["metric"], "value": value, "step": step, "tie_break": tie_break}
             # get_state_dict is no collective for single-device and DDP models, the ones this trainer runs.
             checkpoints.save_best(self.accelerator.get_state_dict(self.model), self.ckpt_root, dict(best))
             self.best = best  # only once best/ holds these weights
@@ -498,8 +528,7 @@ class TrainingRun:
         """Best weights → dev/test probabilities, per-label thresholds tuned on dev, one test evaluation."""
         if not self.accelerator.is_main_process:
             return
-        rows = len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0])
-        self._announce("eval", self.eval_seconds * rows / max(1, len(self.eval_sets["dev"][0])), eval_guess_s(rows))
+        self.announce_eval(len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0]))
         model: EmotionClassifier = self.accelerator.unwrap_model(self.model)
         loaded = checkpoints.load_best(self.best_root)
         exporting_another_run = self.best_root != self.ckpt_root
@@ -520,8 +549,10 @@ class TrainingRun:
         for split, probs, labels, loss in (("dev", dev_probs, dev_labels, dev_loss),
                                            ("test", test_probs, test_labels, test_loss)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
+            extra = {"tuned_cv": tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+                     } if split == "dev" else {}
             self.emit("eval", step=at, epoch=epoch, split=split, loss=loss, final=True,
-                      tuned=tuned_summary(probs, labels, thresholds), **metrics)
+                      tuned=tuned_summary(probs, labels, thresholds), **extra, **metrics)
         export_classifier(model, self.p.tokenizer, export_dir)
         dev_probs_file, test_probs_file, dev_labels_file, test_labels_file = PROBS_FILES  # the contract's order
         for name, array in ((dev_probs_file, dev_probs), (test_probs_file, test_probs),
@@ -577,8 +608,9 @@ def _error_code(exc: BaseException) -> str:
 
 
 def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export_from: Path | None = None,
-                 config_text: str | None = None) -> int:
-    """Run one training job end to end (or only the export of another run's best weights); returns the exit code.
+                 config_text: str | None = None, ensemble_from: list[Path] | None = None) -> int:
+    """Run one training job end to end (or only the export of another run's best weights, or of the
+    average of several runs' best weights); returns the exit code.
 
     ``config_text`` is written to run.toml: at once for a fresh run, only after the checkpoint loaded
     on resume (so a refused resume leaves the folder as it was). Errors during setup, training or
@@ -592,11 +624,17 @@ def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export
         if run.stop_signal is not None:
             run.finish("stopped", f"signal {signal.Signals(run.stop_signal).name} during setup")
             return EXIT_INTERRUPTED if run.stop_signal == signal.SIGINT else EXIT_TERMINATED
-        if export_from is not None:  # no training: export() loads (and requires) that run's best weights
+        if ensemble_from:  # no training: the members' best weights, averaged (trainer.ensemble)
+            from trainer.ensemble import export_ensemble
+
+            status, reason = "completed", f"averaged the best weights of {', '.join(m.name for m in ensemble_from)}"
+            if run.accelerator.is_main_process:
+                export_ensemble(run, ensemble_from)
+        elif export_from is not None:  # no training: export() loads (and requires) that run's best weights
             status, reason = "completed", f"exported the best weights of {export_from.name}"
         else:
             status, reason = run.train()
-        if status == "completed" and (prepared.config.export or export_from is not None):
+        if status == "completed" and not ensemble_from and (prepared.config.export or export_from is not None):
             run.export(run.total_steps)
     except torch.cuda.OutOfMemoryError as exc:
         run.fail("oom", str(exc).splitlines()[0], "out of memory")

@@ -1,4 +1,8 @@
-"""goemo-predict: emotion labels and scores for texts, with the per-label thresholds tuned on dev."""
+"""goemo-predict: emotion labels and scores for texts, with the per-label thresholds tuned on dev.
+
+An ensemble folder (ensemble.json beside thresholds.json, one exported model per member under
+members/) scores each text with every member and averages the probabilities, as the pipeline did when
+it tuned the thresholds."""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE, read_json_file
+from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE,
+                              read_json_file)
 
 
 def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
@@ -34,24 +39,49 @@ def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
     return [float(t) for t in raw]
 
 
+def _members(model_dir: Path) -> list[Path]:
+    """The model folders whose probabilities are averaged: the members of an ensemble, or the folder itself."""
+    if not (model_dir / ENSEMBLE_FILE).is_file():
+        return [model_dir]
+    from trainer.ensemble import member_dirs
+
+    ensemble = read_json_file(model_dir / ENSEMBLE_FILE, "expected the member list of an exported ensemble")
+    if not isinstance(ensemble, dict):
+        raise ValueError(f"{model_dir / ENSEMBLE_FILE}: expected a JSON object with a 'members' list")
+    return member_dirs(model_dir, ensemble)
+
+
 def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
     """Scores for every label and the labels whose score reaches its tuned threshold, per text."""
+    import numpy as np
     import torch
 
     from trainer.models import load_exported
 
-    model, tokenizer, names = load_exported(model_dir)
+    members = _members(model_dir)
+    probs = None
+    names: list[str] = []
+    for member in members:
+        model, tokenizer, member_names = load_exported(member)
+        if names and member_names != names:
+            raise ValueError(f"{member}: its labels differ from the first member's; expected members of one ensemble")
+        names = member_names
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                enc = tokenizer(list(texts[start:start + batch_size]), truncation=True, max_length=128, padding=True,
+                                return_tensors="pt")
+                chunks.append(torch.sigmoid(model(enc["input_ids"], enc["attention_mask"])).numpy())
+        member_probs = np.concatenate(chunks) if chunks else np.zeros((0, len(names)), dtype=np.float32)
+        probs = member_probs if probs is None else probs + member_probs
+    assert probs is not None  # _members returns at least one folder
+    probs = probs / len(members)
     thresholds = load_thresholds(model_dir, names)
     out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start:start + batch_size])
-            enc = tokenizer(chunk, truncation=True, max_length=128, padding=True, return_tensors="pt")
-            probs = torch.sigmoid(model(enc["input_ids"], enc["attention_mask"])).numpy()
-            for text, row in zip(chunk, probs):
-                scores = {n: round(float(p), 4) for n, p in zip(names, row)}
-                labels = [n for n, p, t in zip(names, row, thresholds) if p >= t]
-                out.append({"text": text, "labels": sorted(labels, key=lambda n: -scores[n]), "scores": scores})
+    for text, row in zip(texts, probs):
+        scores = {n: round(float(p), 4) for n, p in zip(names, row)}
+        labels = [n for n, p, t in zip(names, row, thresholds) if p >= t]
+        out.append({"text": text, "labels": sorted(labels, key=lambda n: -scores[n]), "scores": scores})
     return out
 
 
@@ -62,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=3, help="scores shown per text in the plain output")
     parser.add_argument("texts", nargs="*", help="texts to label (default: one per line on stdin)")
     args = parser.parse_args(argv)
-    if not (args.model / MODEL_META_FILE).is_file():  # before reading stdin: a wrong path fails at once
-        print(f"goemo-predict: error: {args.model}: not an exported model folder (no {MODEL_META_FILE})",
-              file=sys.stderr)
+    if not any((args.model / f).is_file() for f in (MODEL_META_FILE, ENSEMBLE_FILE)):  # before reading stdin
+        print(f"goemo-predict: error: {args.model}: not an exported model folder (no {MODEL_META_FILE} "
+              f"or {ENSEMBLE_FILE})", file=sys.stderr)
         return EXIT_BAD_INPUT
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     try:

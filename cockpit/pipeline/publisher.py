@@ -12,9 +12,9 @@ from typing import Any, Iterable
 from cockpit.pipeline.results import final_scores, leaderboard, read_run_events, run_scores
 from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.spec import Preset
-from trainer.contract import (BASELINE_RUN, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE, OLD_SUFFIX,
-                              THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, folder_file_mode,
-                              fsync_dir, swap_folder, write_json_atomic)
+from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,
+                              OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, folder_file_mode,
+                              fsync_dir, read_json_file, selection_key, swap_folder, write_json_atomic)
 from trainer.events import read_events
 
 
@@ -41,12 +41,18 @@ class ResultsPublisher:
     def key(self) -> str:
         return f1_macro_key(self.settings.primary_threshold)
 
+    @property
+    def rank_key(self) -> str:
+        """The leaderboard key that ranks runs: the primary macro-F1 or tuned_cv (``select_by``)."""
+        return selection_key(self.settings.select_by, self.settings.primary_threshold)
+
     def _rows(self, records: Iterable[RunRecord]) -> list[dict[str, Any]]:
         rows = []
         for rec in records:
             if rec.phase == FINAL_PHASE:
                 continue
-            scores = run_scores(read_run_events(self.paths.root, rec.run_id), self.settings.primary_threshold) or {}
+            scores = run_scores(read_run_events(self.paths.root, rec.run_id), self.settings.primary_threshold,
+                                self.settings.select_by) or {}
             rows.append({"run": rec.run_id, "phase": rec.phase, "config": rec.config, "status": rec.status,
                          "attempts": rec.attempts, self.key: None, **scores})
         return rows
@@ -55,12 +61,12 @@ class ResultsPublisher:
         rows = self._rows(records)
         base = next((r for r in rows if r["run"] == BASELINE_RUN), None)
         return leaderboard(rows, self.settings.primary_threshold, base.get(self.key) if base else None,
-                           self.settings.target_f1, self.settings.reference_f1)
+                           self.settings.target_f1, self.settings.reference_f1, self.settings.select_by)
 
     def ranked_configs(self, records: Iterable[RunRecord], phase: int) -> list[str]:
-        """Configs of a phase's completed, scored runs, best first."""
+        """Configs of a phase's completed runs scored under select_by, best first."""
         return [row["config"] for row in self.leaderboard(records)
-                if row["phase"] == phase and row["status"] == "completed" and row.get(self.key) is not None]
+                if row["phase"] == phase and row["status"] == "completed" and row.get(self.rank_key) is not None]
 
     def summary(self, records: Iterable[RunRecord], status: str, phase: int | None) -> dict[str, Any]:
         board = self.leaderboard(records)
@@ -74,6 +80,7 @@ class ResultsPublisher:
         return {
             "pipeline": self.paths.root.name, "preset": self.preset.name, "status": status,
             "primary_threshold": self.settings.primary_threshold,
+            "select_by": self.settings.select_by, "selection_key": self.rank_key,
             "baseline": {"run": BASELINE_RUN, self.key: base.get(self.key) if base else None},
             "reference_f1": self.settings.reference_f1, "target_f1": self.settings.target_f1,
             "phase": phase, "leaderboard": board, "final": final,
@@ -93,8 +100,14 @@ class ResultsPublisher:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(run.export, tmp)
         scores = final_scores(read_events(run.events), self.settings.primary_threshold)
-        record = {"run": FINAL_RUN, "config": config, "trained_in": trained_in, "dev": scores.get("dev"),
-                  "test": scores.get("test"), "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}
+        record = {"run": FINAL_RUN, "config": config, "trained_in": trained_in, "mode": self.settings.final,
+                  "select_by": self.settings.select_by, "dev": scores.get("dev"), "test": scores.get("test"),
+                  "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}
+        if (run.export / ENSEMBLE_FILE).is_file():
+            ensemble = read_json_file(run.export / ENSEMBLE_FILE, "expected the members p4-final averaged")
+            record["rule"] = ensemble.get("rule")
+            record["members"] = [{k: m.get(k) for k in ("run", "config", "best_step", "dev", "test")}
+                                 for m in ensemble.get("members", [])]
         (tmp / MODEL_CARD_FILE).write_text(model_card(self.paths.root, self.preset, record), encoding="utf-8")
         _fsync_tree(tmp, folder_file_mode(self.paths.root))
         swap_folder(tmp, final)  # at every moment a complete final/ or final.old/ exists

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, SECONDARY_THRESHOLD, TUNED_DEV_KEY, TUNED_KEY,
-                              PipelinePaths, f1_macro_key, f1_micro_key, threshold_key)
+from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SECONDARY_THRESHOLD, TUNED_CV_KEY,
+                              TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, selection_key,
+                              threshold_key)
 from trainer.events import read_events
 
 
@@ -41,18 +42,35 @@ def _score(block: Any, threshold: float) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def run_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> dict[str, Any] | None:
-    """The best dev evaluation by macro-F1 at the primary threshold, as leaderboard numbers."""
-    scored = [e for e in dev_evals(events) if _score(e.get("f1_macro"), primary) is not None]
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _selection(event: dict[str, Any], primary: float, select_by: str) -> tuple[float, float] | None:
+    """(value, tie-break) of a dev eval under select_by, as the trainer ranks its checkpoints; None when
+    the eval lacks the chosen score (an older trainer's eval has no tuned_cv)."""
+    f1, cross_fitted = _score(event.get("f1_macro"), primary), _number(event.get("tuned_cv"))
+    value, tie = (cross_fitted, f1) if select_by == "tuned_cv" else (f1, cross_fitted)
+    if value is None:
+        return None
+    return value, tie if tie is not None else float("-inf")
+
+
+def run_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_THRESHOLD,
+               select_by: str = DEFAULT_SELECT_BY) -> dict[str, Any] | None:
+    """The best dev evaluation under select_by (ties: the other score, then the earlier step), as
+    leaderboard numbers."""
+    scored = [(sel, e) for e in dev_evals(events) if (sel := _selection(e, primary, select_by)) is not None]
     if not scored:
         return None
-    best = max(scored, key=lambda e: _score(e["f1_macro"], primary))
+    best = max(scored, key=lambda pair: pair[0])[1]  # max keeps the first of equals: the earlier step
     tuned = best.get("tuned") if isinstance(best.get("tuned"), dict) else {}
     return {
         f1_macro_key(primary): _score(best["f1_macro"], primary),
         f1_macro_key(SECONDARY_THRESHOLD): _score(best.get("f1_macro"), SECONDARY_THRESHOLD),
         f1_micro_key(primary): _score(best.get("f1_micro"), primary),
         TUNED_DEV_KEY: tuned.get("f1_macro"),
+        TUNED_CV_KEY: _number(best.get("tuned_cv")),
         "best_step": best.get("step"),
         "epoch": best.get("epoch"),
     }
@@ -71,6 +89,8 @@ def final_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_
                 f1_micro_key(primary): _score(e.get("f1_micro"), primary),
                 "step": e.get("step"),
             }
+            if _number(e.get("tuned_cv")) is not None:
+                out[e["split"]][TUNED_CV_KEY] = _number(e.get("tuned_cv"))
     return out
 
 
@@ -79,9 +99,10 @@ def read_run_events(pipeline_dir: Path, run_id: str) -> list[dict[str, Any]]:
 
 
 def leaderboard(rows: list[dict[str, Any]], primary: float, baseline: float | None, target: float,
-                reference: float) -> list[dict[str, Any]]:
-    """Rows sorted by dev macro-F1 at the primary threshold (runs without a score last)."""
-    key = f1_macro_key(primary)
+                reference: float, select_by: str = DEFAULT_SELECT_BY) -> list[dict[str, Any]]:
+    """Rows sorted by the select_by key, best first (runs without that score last); the baseline delta
+    and the target stay on macro-F1 at the primary threshold, the methodology's numbers."""
+    key, rank = f1_macro_key(primary), selection_key(select_by, primary)
     out = []
     for row in rows:
         value = row.get(key)
@@ -90,4 +111,4 @@ def leaderboard(rows: list[dict[str, Any]], primary: float, baseline: float | No
         row["delta_vs_reference"] = None if value is None else value - reference
         row["meets_target"] = value is not None and value >= target
         out.append(row)
-    return sorted(out, key=lambda r: (r.get(key) is None, -(r.get(key) or 0.0), r["run"]))
+    return sorted(out, key=lambda r: (r.get(rank) is None, -(r.get(rank) or 0.0), -(r.get(key) or 0.0), r["run"]))

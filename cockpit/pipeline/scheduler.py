@@ -30,7 +30,13 @@ class RunRecord:
     config: str
     status: str = "queued"  # queued, running, completed, failed, stopped
     attempts: int = 0
-    export_from: str | None = None
+    export_from: str | None = None  # final = "reuse": the run whose best weights p4-final exports
+    ensemble_from: list[str] = field(default_factory=list)  # final = "ensemble": the runs averaged
+
+    @property
+    def exports_only(self) -> bool:
+        """No training: the run exports the best weights of other runs."""
+        return bool(self.export_from or self.ensemble_from)
 
 
 @dataclass

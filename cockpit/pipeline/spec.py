@@ -43,8 +43,13 @@ class PipelineSettings(BaseModel):
     reference_f1: float = Field(0.4218, ge=0, le=1)
     target_f1: float = Field(0.50, ge=0, le=1)
     top_k: int = Field(2, ge=1)
-    final: Literal["retrain", "reuse"] = Field(
-        "retrain", description="retrain: a p4-final run with [phase4] keys; reuse: export the best run as it is")
+    final: Literal["retrain", "reuse", "ensemble"] = Field(
+        "retrain", description="retrain: a p4-final run with [phase4] keys; reuse: export the best run as it is; "
+                               "ensemble: average the probabilities of the top_k runs, each at its best checkpoint")
+    select_by: Literal["f1@primary", "tuned_cv"] = Field(
+        "f1@primary", description="ranks runs in phases 2-4, picks each run's best checkpoint and the final run: "
+                                  "dev macro-F1 at the primary threshold, or tuned_cv (thresholds tuned on one "
+                                  "half of dev, scored on the other)")
     cpu_slots: int = Field(1, ge=1)
     gpus: Literal["auto", "none"] | list[int] = "auto"
     ddp: bool = Field(False, description="each run on all GPUs through accelerate launch")
@@ -105,7 +110,8 @@ class Preset(BaseModel):
         phase_keys = {1: self.phase1, 3: self.phase3, 4: self.phase4}.get(phase, {})
         primary = self.pipeline.primary_threshold
         data = {**self.defaults, **phase_keys, **config.settings, "loss": config.loss,
-                "loss_params": dict(config.loss_params), "run": run_id, "primary_threshold": primary}
+                "loss_params": dict(config.loss_params), "run": run_id, "primary_threshold": primary,
+                "select_by": self.pipeline.select_by}
         # Every eval must report the primary threshold, whatever else the preset asks for.
         thresholds = data.get("thresholds", RunConfig.model_fields["thresholds"].default_factory())
         if isinstance(thresholds, list) and all(isinstance(t, (int, float)) for t in thresholds):

@@ -27,7 +27,8 @@ from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
-                              FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, checkpoint_step, run_id, write_atomic)
+                              FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, checkpoint_step, run_id, split_run_id,
+                              write_atomic)
 from trainer.events import EventReader, EventWriter, read_events
 
 # Re-exported for callers that place runs (the CLI, the picker, tests).
@@ -205,25 +206,40 @@ class Supervisor:
             self.alert("error", "no_candidate", "no config to finalise")
             return
         best = ranked[0]
-        export_from = None
+        export_from, ensemble_from, config = None, [], best
         if self.settings.final == "reuse":
-            export_from = next((run_id(p, best) for p in (3, 1)
-                                if getattr(self.records.get(run_id(p, best)), "status", None) == "completed"), None)
-        self._run_phase(FINAL_PHASE, [PlannedRun(FINAL_RUN, FINAL_PHASE, best)], export_from=export_from)
+            export_from = self._trained_run(best)
+        elif self.settings.final == "ensemble":
+            members = [(name, self._trained_run(name)) for name in ranked[: self.settings.top_k]]
+            members = [(name, run) for name, run in members if run is not None]
+            if not members:
+                self.alert("error", "no_candidate", "no completed run to average for the ensemble final")
+                return
+            config, ensemble_from = "+".join(name for name, _ in members), [run for _, run in members]
+        self._run_phase(FINAL_PHASE, [PlannedRun(FINAL_RUN, FINAL_PHASE, config)], export_from=export_from,
+                        ensemble_from=ensemble_from)
         if self.records[FINAL_RUN].status == "completed":
-            self.publisher.publish_final(best, export_from or FINAL_RUN)
+            self.publisher.publish_final(config, "+".join(ensemble_from) or export_from or FINAL_RUN)
 
-    def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None) -> None:
-        records = [self._record(p, export_from) for p in plans]
+    def _trained_run(self, config: str) -> str | None:
+        """The completed run of a config whose best weights a reuse or ensemble final takes: Phase 3's, else 1's."""
+        return next((run_id(p, config) for p in (3, 1)
+                     if getattr(self.records.get(run_id(p, config)), "status", None) == "completed"), None)
+
+    def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None,
+                   ensemble_from: list[str] | None = None) -> None:
+        records = [self._record(p, export_from, ensemble_from) for p in plans]
         self.emit("phase_start", phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
         self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
         self._write_summary("running")
         self.emit("phase_end", phase=phase)
 
     # -- runs ---------------------------------------------------------------------------------
-    def _record(self, plan: PlannedRun, export_from: str | None = None) -> RunRecord:
+    def _record(self, plan: PlannedRun, export_from: str | None = None,
+                ensemble_from: list[str] | None = None) -> RunRecord:
         if plan.run_id not in self.records:
-            rec = self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from)
+            rec = self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from,
+                                                        ensemble_from=list(ensemble_from or []))
             for event in self._history:  # what an earlier supervisor of this folder decided
                 if event.get("run") != plan.run_id:
                     continue
@@ -264,19 +280,28 @@ class Supervisor:
         """Resolve and write the run's run.toml (atomically: a restart may read it while we write)."""
         run = self.paths.run(record.run_id)
         run.root.mkdir(parents=True, exist_ok=True)
-        config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id)
-        if record.export_from:
-            # Reuse: the final export starts from the chosen run's own resolved config.
+        if record.exports_only:
+            # Reuse or ensemble: the final export starts from the (first) chosen run's own resolved config,
+            # evaluated on what Phase 4 evaluates (its max_eval_samples: full dev and test by default).
             from trainer.config import read_toml, validate_config
 
-            source = self.paths.run(record.export_from).config
-            config = validate_config({**read_toml(source), "run": record.run_id}, str(source))
+            source = self.paths.run(record.export_from or record.ensemble_from[0]).config
+            phase4 = self.preset.run_config(FINAL_PHASE, self.preset.config(self._first_config(record)), record.run_id)
+            config = validate_config({**read_toml(source), "run": record.run_id,
+                                      "max_eval_samples": phase4.max_eval_samples}, str(source))
+        else:
+            config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id)
         config.device = slot.device
         config.torch_threads = slot.threads
         if record.phase == FINAL_PHASE:
             config.export = True
         write_atomic(run.config, config_to_toml(config))
         return run.config
+
+    @staticmethod
+    def _first_config(record: RunRecord) -> str:
+        """The preset config behind an export-only final: the reused run's, or the first member's."""
+        return split_run_id(record.export_from or record.ensemble_from[0])[1]
 
     def _launch(self, record: RunRecord, slot: Slot) -> ActiveRun:
         run = self.paths.run(record.run_id)
@@ -287,9 +312,11 @@ class Supervisor:
             args.append("--resume")
         if record.export_from:
             args += ["--export-from", str(self.paths.run(record.export_from).root)]
+        for member in record.ensemble_from:
+            args += ["--ensemble-from", str(self.paths.run(member).root)]
         env = {ENV_ATTEMPT: str(record.attempts), ENV_STARTUP_GRACE: f"{self.settings.startup_grace_s:g}"}
-        fault = self.preset.config(record.config).fault
-        if fault and not record.export_from:
+        fault = None if record.exports_only else self.preset.config(record.config).fault
+        if fault:
             env[ENV_FAULT] = fault
         process: RunProcess = start_local(run, slot, args, env, drop_env=(ENV_FAULT,))
         reader = EventReader(run.events)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from trainer.contract import TUNED_DEV_KEY
+from trainer.contract import TUNED_CV_KEY, TUNED_DEV_KEY
 
 ParamValue = Union[str, int, float, bool]
 
@@ -183,7 +183,7 @@ def _eval_calls(event: dict[str, Any], last_step: int) -> list[Call]:
         for name, value in (("loss", event.get("loss")),
                             (TUNED_DEV_KEY, (event.get("tuned") or {}).get("f1_macro")
                              if isinstance(event.get("tuned"), dict) else None),
-                            ("tuned_cv_f1_macro", _tuned_cv(event.get("tuned_cv")))):
+                            (TUNED_CV_KEY, _tuned_cv(event.get("tuned_cv")))):
             number = _number(value)
             if number is not None:
                 calls.append(Scalar(f"{prefix}/{name}", number, step, t))

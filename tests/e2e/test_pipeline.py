@@ -320,3 +320,76 @@ def test_final_reuse_exports_the_best_run_without_retraining(tmp_path):
     final_events = read_events(pdir / "p4-final" / "events.jsonl")
     assert not any(e["type"] == "step" for e in final_events)  # exported, not retrained
     assert (pdir / "final" / "thresholds.json").exists()
+
+
+def _predict(model: Path, *texts: str) -> list[dict]:
+    res = subprocess.run([sys.executable, "-m", "trainer.predict", "--model", str(model), "--json", *texts],
+                         capture_output=True, text=True, cwd=REPO, env=train_env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def test_ensemble_final_averages_the_top_runs_by_tuned_cv_and_predict_uses_every_member(tmp_path):
+    runs = tmp_path / "runs"
+    res = cockpit("--headless", "--preset", "smoke", "--runs-dir", str(runs), "--phases", "1,2,4",
+                  "--configs", "bce,asl,combined_07", "--set", "pipeline.final=ensemble",
+                  "--set", "pipeline.select_by=tuned_cv")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    pdir = only_pipeline(runs)
+    summary = json.loads((pdir / "summary.json").read_text())
+    assert summary["select_by"] == "tuned_cv" and summary["selection_key"] == "tuned_cv_f1_macro"
+    board = summary["leaderboard"]
+    cv = [row["tuned_cv_f1_macro"] for row in board]
+    assert cv == sorted(cv, reverse=True)  # ranked by tuned_cv
+    final = summary["final"]
+    members = [m["run"] for m in final["members"]]
+    assert final["mode"] == "ensemble" and members == [row["run"] for row in board[:2]]
+    assert final["config"] == "+".join(row["config"] for row in board[:2])
+    final_events = read_events(pdir / "p4-final" / "events.jsonl")
+    assert not any(e["type"] == "step" for e in final_events)  # no training
+    from trainer.contract import TRAINER_EVENTS, contract_violation
+
+    assert all(contract_violation(e, TRAINER_EVENTS) is None for e in final_events)
+    assert [e["ensemble"] for e in final_events if e["type"] == "eval"] == [members, members]
+
+    folder = pdir / "final"
+    ensemble = json.loads((folder / "ensemble.json").read_text())
+    assert [m["run"] for m in ensemble["members"]] == members
+    # The average, its dev-tuned thresholds and the one test evaluation recompute from final/*.npy.
+    load = lambda path: np.load(path)  # noqa: E731
+    dev_p, dev_y, test_p, test_y = (load(folder / n) for n in ("dev_probs.npy", "dev_labels.npy", "test_probs.npy",
+                                                                "test_labels.npy"))
+    member_dev = [load(folder / "members" / m / "dev_probs.npy") for m in members]
+    member_test = [load(folder / "members" / m / "test_probs.npy") for m in members]
+    assert np.allclose(dev_p, np.mean(member_dev, axis=0), atol=1e-6)
+    assert np.allclose(test_p, np.mean(member_test, axis=0), atol=1e-6)
+    thresholds = json.loads((folder / "thresholds.json").read_text())
+    assert np.allclose(thresholds["thresholds"], tune_thresholds(dev_p, dev_y))
+    again = evaluate_probs(test_p, test_y, [0.2, 0.5], thresholds["labels"])
+    assert final["test"]["f1_macro@0.2"] == pytest.approx(again["f1_macro"]["0.2"])
+    assert final["test"]["f1_macro_tuned"] == pytest.approx(
+        tuned_summary(test_p, test_y, np.array(thresholds["thresholds"]))["f1_macro"])
+    for member, probs in zip(final["members"], member_test):  # each member's own dev-tuned score
+        own = json.loads((folder / "members" / member["run"] / "thresholds.json").read_text())["thresholds"]
+        assert member["test"]["f1_macro_tuned"] == pytest.approx(tuned_summary(probs, test_y, np.array(own))["f1_macro"])
+    assert all(m["run"] in (folder / "model_card.md").read_text() for m in final["members"])
+
+    # goemo-predict on the ensemble averages what each member says.
+    texts = ("thanks so much!", "this is awful")
+    together = _predict(folder, *texts)
+    alone = [_predict(folder / "members" / m, *texts) for m in members]
+    for i, row in enumerate(together):
+        for label, score in row["scores"].items():
+            assert score == pytest.approx(np.mean([a[i]["scores"][label] for a in alone]), abs=2e-4)
+
+    # Bad input: members that cannot be averaged, or both export flags, are refused in one line, exit 2.
+    train = [sys.executable, "-m", "trainer.cli", "--config", str(pdir / members[0] / "run.toml")]
+    for extra, needle in ((["--ensemble-from", str(pdir / members[0]), "--ensemble-from", str(pdir / members[1]),
+                            "--set", "max_length=64"], "key 'max_length'"),
+                          (["--ensemble-from", str(tmp_path)], "no run.toml"),
+                          (["--ensemble-from", str(pdir / members[0]), "--export-from", str(pdir / members[1])],
+                           "choose one")):
+        bad = subprocess.run(train + ["--out", str(tmp_path / "x"), *extra], capture_output=True, text=True,
+                             cwd=REPO, env=train_env(), timeout=120)
+        assert bad.returncode == 2 and needle in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert not (tmp_path / "x").exists()

@@ -263,3 +263,40 @@ def test_the_command_prints_one_line_and_no_traceback(folder):
     assert res.stderr.splitlines() == [res.stderr.strip()], res.stderr
     assert res.stderr.startswith(f"goemo-predict: error: {model / HEAD_WEIGHTS_FILE}: ")
     assert "Traceback" not in res.stderr
+
+
+def _ensemble(exports: dict[str, Path], root: Path, members: dict | None = None) -> Path:
+    """An ensemble folder of the head and mean exports, laid out as trainer/ensemble.py writes it."""
+    from trainer.contract import ENSEMBLE_FILE, MEMBERS_DIR
+
+    for pooling, path in exports.items():
+        shutil.copytree(path, root / MEMBERS_DIR / f"p3-{pooling}")
+    (root / THRESHOLDS_FILE).write_text(json.dumps({"labels": LABELS, "thresholds": [0.5] * len(LABELS)}))
+    body = members if members is not None else {"members": [{"run": "p3-head"}, {"run": "p3-mean"}]}
+    (root / ENSEMBLE_FILE).write_text(json.dumps(body))
+    return root
+
+
+def test_an_ensemble_averages_its_members(exports, tmp_path, capfd):
+    model = _ensemble(exports, tmp_path / "ensemble")
+    code, out, err = _predict(capfd, model, "thanks so much!")
+    assert code == EXIT_OK, err
+    together = json.loads(out)["scores"]
+    alone = []
+    for pooling in ("head", "mean"):
+        code, out, err = _predict(capfd, exports[pooling], "thanks so much!")
+        alone.append(json.loads(out)["scores"])
+    assert together == pytest.approx({n: (alone[0][n] + alone[1][n]) / 2 for n in LABELS}, abs=2e-4)
+    assert together != pytest.approx(alone[0], abs=1e-3)  # both members count
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"members": []}, "non-empty 'members' list"),
+    ({"rule": "mean"}, "non-empty 'members' list"),
+    ({"members": [{"run": "p3-gone"}]}, "p3-gone"),
+])
+def test_a_broken_ensemble_is_named(exports, tmp_path, capfd, body, says):
+    model = _ensemble(exports, tmp_path / "ensemble", body)
+    code, out, err = _predict(capfd, model)
+    line = _assert_one_line_error(code, out, err, model)
+    assert says in line

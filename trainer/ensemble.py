@@ -1,0 +1,152 @@
+"""The ensemble final: the best weights of several runs, their dev and test probabilities averaged,
+per-label thresholds tuned on dev for the average, and the test split evaluated once.
+
+It runs inside a ``goemo-train --ensemble-from RUN_DIR ...`` job (the pipeline's ``final = "ensemble"``),
+so the watchdog, restarts and events work as for any other run. The export folder holds one complete
+exported model per member under ``members/<run id>/`` (with that member's own dev-tuned thresholds and
+probabilities), the ensemble's thresholds and probabilities, and ``ensemble.json``, written last: its
+presence marks a complete ensemble folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from trainer import checkpoints
+from trainer.config import RunConfig, read_toml, validate_config
+from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, EXPORT_DIR, MEMBERS_DIR, PROBS_FILES,
+                              RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY, TUNED_KEY,
+                              CheckpointStateError, f1_macro_key, f1_micro_key, split_run_id, write_json_atomic)
+from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
+from trainer.models import export_classifier
+
+if TYPE_CHECKING:
+    from trainer.loop import TrainingRun
+
+# Keys that decide what a member's weights mean and how its inputs are tokenised: members must agree
+# on them, because they share one model skeleton and one tokenisation of dev and test.
+SHARED_KEYS = ("model", "pooling", "taxonomy", "max_length")
+GRID = [0.05, 0.95, 0.05]
+
+
+class EnsembleError(ValueError):
+    """Members that cannot be averaged (one line naming the run folder and the key)."""
+
+
+def member_config(member: Path) -> RunConfig:
+    """A member run's own resolved config (its run.toml)."""
+    path = member / RUN_CONFIG_FILE
+    if not path.is_file():
+        raise EnsembleError(f"{member}: no {RUN_CONFIG_FILE} (expected a run folder written by goemo-train)")
+    return validate_config(read_toml(path), str(path))
+
+
+def check_members(final: RunConfig, members: Sequence[Path]) -> list[RunConfig]:
+    """Every member has a best checkpoint and the final's model, pooling, taxonomy and max_length."""
+    if not members:
+        raise EnsembleError("--ensemble-from: expected at least one run folder")
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise EnsembleError(f"--ensemble-from: a run is named twice ({', '.join(names)})")
+    configs = []
+    for member in members:
+        config = member_config(member)
+        if checkpoints.find_best(member / CHECKPOINTS_DIR) is None:
+            raise EnsembleError(f"{member}: no best checkpoint to average (expected {CHECKPOINTS_DIR}/best)")
+        for key in SHARED_KEYS:
+            if getattr(config, key) != getattr(final, key):
+                raise EnsembleError(f"{member / RUN_CONFIG_FILE}: key '{key}' is {getattr(config, key)!r}, but the "
+                                    f"ensemble's is {getattr(final, key)!r} (members must share {', '.join(SHARED_KEYS)})")
+        configs.append(config)
+    return configs
+
+
+def score_block(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, primary: float,
+                names: Sequence[str], seed: int | None = None) -> dict[str, Any]:
+    """The numbers summary.final.json keeps per split: macro-F1 at the primary threshold and 0.5, micro-F1,
+    with the given (dev-tuned) thresholds, and (dev only, seed given) the cross-fitted tuned_cv."""
+    metrics = evaluate_probs(probs, labels, sorted({primary, SECONDARY_THRESHOLD}), list(names), primary)
+    block: dict[str, Any] = {
+        f1_macro_key(primary): metrics["f1_macro"][threshold_key(primary)],
+        f1_macro_key(SECONDARY_THRESHOLD): metrics["f1_macro"][threshold_key(SECONDARY_THRESHOLD)],
+        TUNED_KEY: tuned_summary(probs, labels, thresholds)["f1_macro"],
+        f1_micro_key(primary): metrics["f1_micro"][threshold_key(primary)],
+    }
+    if seed is not None:
+        block[TUNED_CV_KEY] = tuned_cv(probs, labels, seed=seed, default=primary)
+    return block
+
+
+def _save_probs(folder: Path, dev: np.ndarray, test: np.ndarray, dev_labels: np.ndarray,
+                test_labels: np.ndarray) -> None:
+    for name, array in zip(PROBS_FILES, (dev, test, dev_labels.astype(np.uint8), test_labels.astype(np.uint8))):
+        np.save(folder / name, array)
+
+
+def _thresholds_file(names: Sequence[str], thresholds: np.ndarray, primary: float, **extra: Any) -> dict[str, Any]:
+    return {"labels": list(names), "thresholds": [float(t) for t in thresholds], "tuned_on": "dev", "grid": GRID,
+            "default": primary, **extra}
+
+
+def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, Any]:
+    """Average the members' probabilities and write the ensemble export; returns ensemble.json's content."""
+    cfg, names = run.cfg, run.p.names
+    primary = cfg.primary_threshold
+    model = run.accelerator.unwrap_model(run.model)
+    export_dir = run.out / EXPORT_DIR
+    rows = len(run.eval_sets["dev"][0]) + len(run.eval_sets["test"][0])
+    dev_sum: np.ndarray | None = None
+    test_sum: np.ndarray | None = None
+    records = []
+    for member in members:
+        run.announce_eval(rows)
+        loaded = checkpoints.load_best(member / CHECKPOINTS_DIR)
+        if loaded is None:
+            raise CheckpointStateError(f"{member}: no best checkpoint to average")
+        weights, meta = loaded
+        model.load_state_dict(weights)
+        dev_probs, dev_labels, _ = run.predict("dev", model)
+        test_probs, test_labels, _ = run.predict("test", model)
+        own = tune_thresholds(dev_probs, dev_labels, default=primary)
+        folder = export_dir / MEMBERS_DIR / member.name
+        export_classifier(model, run.p.tokenizer, folder)
+        _save_probs(folder, dev_probs, test_probs, dev_labels, test_labels)
+        write_json_atomic(folder / THRESHOLDS_FILE, _thresholds_file(names, own, primary, best_step=meta.get("step")))
+        records.append({
+            "run": member.name, "config": split_run_id(member.name)[1], "best_step": meta.get("step"),
+            "best": meta, "dev": score_block(dev_probs, dev_labels, own, primary, names, seed=cfg.seed),
+            "test": score_block(test_probs, test_labels, own, primary, names),
+        })
+        dev_sum = dev_probs.astype(np.float64) if dev_sum is None else dev_sum + dev_probs
+        test_sum = test_probs.astype(np.float64) if test_sum is None else test_sum + test_probs
+    assert dev_sum is not None and test_sum is not None  # check_members refused an empty list
+    dev_probs = (dev_sum / len(members)).astype(np.float32)
+    test_probs = (test_sum / len(members)).astype(np.float32)
+    dev_labels, test_labels = run.eval_sets["dev"][1], run.eval_sets["test"][1]
+    thresholds = tune_thresholds(dev_probs, dev_labels, default=primary)
+    for split, probs, labels in (("dev", dev_probs, dev_labels), ("test", test_probs, test_labels)):
+        metrics = evaluate_probs(probs, labels, cfg.thresholds, names, primary)
+        extra = {"tuned_cv": tuned_cv(probs, labels, seed=cfg.seed, default=primary)} if split == "dev" else {}
+        # No loss: the members were trained on different losses, and none of them scores the average.
+        run.emit("eval", step=0, epoch=0.0, split=split, loss=None, final=True, ensemble=[m.name for m in members],
+                 tuned=tuned_summary(probs, labels, thresholds), **extra, **metrics)
+    _save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
+    write_json_atomic(export_dir / THRESHOLDS_FILE,
+                      _thresholds_file(names, thresholds, primary, members=[m.name for m in members]))
+    ensemble = {"rule": ENSEMBLE_RULE, "labels": list(names), "primary_threshold": primary,
+                "members": records, "thresholds": THRESHOLDS_FILE}
+    write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble
+    run.emit("checkpoint", step=0, path=EXPORT_DIR, kind="export")
+    return ensemble
+
+
+def member_dirs(model_dir: Path, ensemble: dict[str, Any]) -> list[Path]:
+    """The member model folders an ensemble.json names, in its order."""
+    members = ensemble.get("members")
+    if not isinstance(members, list) or not members or not all(
+            isinstance(m, dict) and isinstance(m.get("run"), str) and m["run"] for m in members):
+        raise EnsembleError(f"{model_dir / ENSEMBLE_FILE}: expected a non-empty 'members' list of objects with 'run'")
+    return [model_dir / MEMBERS_DIR / m["run"] for m in members]
