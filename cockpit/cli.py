@@ -58,7 +58,7 @@ def run_headless(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _bad_input(PresetError(f"{exc.filename or args.runs_dir}: {exc.strerror or exc}"))
     preset = prepared.preset
-    console = HeadlessConsole(primary=preset.pipeline.primary_threshold)
+    console = HeadlessConsole(primary=preset.pipeline.primary_threshold, select_by=preset.pipeline.select_by)
     supervisor = Supervisor(pipeline_dir, preset, prepared.phases, prepared.configs,
                             on_event=console.on_event, on_tick=console.on_tick)
     try:

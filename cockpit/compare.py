@@ -1,8 +1,8 @@
 """`goemo-cockpit compare`: pipelines side by side, and mean ± std over pipelines that differ only in seed.
 
-`compare_pipelines(dirs)` is the model both views render: dev macro-F1 (at the primary threshold, and
-tuned) per config, matched across pipelines by phase and config name; each pipeline's final test numbers;
-per-label test F1 with deltas against the first pipeline; and, for every group of two or more pipelines
+`compare_pipelines(dirs)` is the model both views render: dev macro-F1 (at the primary threshold, tuned, and
+tuned cross-fitted) per config, matched across pipelines by phase and config name; each pipeline's final test
+numbers; per-label test F1 with deltas against the first pipeline; and, for every group of two or more pipelines
 whose saved preset.toml files are equal once each `seed` key is removed and whose seeds differ, the
 mean ± sample standard deviation of those numbers over the group. `comparison_tables` turns the model
 into plain text tables; `--headless` prints them with rich, the TUI shows them in DataTables.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cockpit.export import PipelineFolderError, PipelineRecord, label_evals, read_pipeline
-from cockpit.views import f1_at
+from cockpit.views import TUNED_CV_LABEL, f1_at
 from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, split_run_id
 
 PROG = "goemo-cockpit compare"
@@ -58,12 +58,14 @@ class ComparedPipeline:
 
 @dataclass(frozen=True)
 class ConfigRow:
-    """One (phase, config) across pipelines: best dev macro-F1 at the primary threshold and tuned, per pipeline."""
+    """One (phase, config) across pipelines: best dev macro-F1 at the primary threshold, tuned and tuned cv
+    (cross-fitted), per pipeline."""
 
     phase: int | None
     config: str
     dev_f1: tuple[float | None, ...]
     dev_tuned: tuple[float | None, ...]
+    dev_tuned_cv: tuple[float | None, ...]
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,16 @@ def _compared(label: str, record: PipelineRecord) -> ComparedPipeline:
                             final.test_f1_primary if final else None, final.test_tuned if final else None)
 
 
-def _config_scores(record: PipelineRecord) -> dict[tuple[int | None, str], tuple[float | None, float | None]]:
-    """(phase, config) -> (dev F1 at the primary threshold, tuned) from the leaderboard (first row of a config)."""
-    scores: dict[tuple[int | None, str], tuple[float | None, float | None]] = {}
+DevScores = tuple[float | None, float | None, float | None]  # F1 at the primary threshold, tuned, tuned cv
+NO_SCORES: DevScores = (None, None, None)
+
+
+def _config_scores(record: PipelineRecord) -> dict[tuple[int | None, str], DevScores]:
+    """(phase, config) -> (dev F1 at the primary threshold, tuned, tuned cv) from the leaderboard (first row of a
+    config)."""
+    scores: dict[tuple[int | None, str], DevScores] = {}
     for row in record.view.leaderboard:
-        scores.setdefault((row.phase, row.config), (row.f1_primary, row.tuned))
+        scores.setdefault((row.phase, row.config), (row.f1_primary, row.tuned, row.tuned_cv))
     return scores
 
 
@@ -243,9 +250,11 @@ def compare_pipelines(dirs: Sequence[str | Path]) -> Comparison:
 
     scores = [_config_scores(record) for record in records]
     keys = sorted({key for s in scores for key in s}, key=lambda k: (k[0] if k[0] is not None else 99, k[1]))
-    configs = tuple(ConfigRow(phase, config, tuple(s.get((phase, config), (None, None))[0] for s in scores),
-                              tuple(s.get((phase, config), (None, None))[1] for s in scores))
-                    for phase, config in keys)
+    rows = []
+    for phase, config in keys:
+        per_pipeline = [s.get((phase, config), NO_SCORES) for s in scores]
+        rows.append(ConfigRow(phase, config, *map(tuple, zip(*per_pipeline))))  # per score: one value per pipeline
+    configs = tuple(rows)
 
     tests = [_test_labels(record) for record in records]
     order = list(dict.fromkeys(label for t in tests for label in t))  # the first pipeline's order, then the rest
@@ -300,12 +309,13 @@ def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
         (False, False, False, True, False, False, True, True),
         tuple((p.label, p.name, p.preset, p.seed or DASH, p.status, p.final_run or DASH, fmt_float(p.test_f1),
                fmt_float(p.test_tuned)) for p in c.pipelines))]
-    per_pipeline = [(f"{p.label} {f1}", f"{p.label} tuned") for p in c.pipelines]
+    per_pipeline = [(f"{p.label} {f1}", f"{p.label} tuned", f"{p.label} {TUNED_CV_LABEL}") for p in c.pipelines]
     tables.append(TextTable(
         f"dev {f1} by config (best dev eval of each run)",
-        ("phase", "config") + tuple(h for pair in per_pipeline for h in pair),
-        (True, False) + (True,) * (2 * len(c.pipelines)),
-        tuple((_phase(r.phase), r.config) + tuple(fmt_float(v) for pair in zip(r.dev_f1, r.dev_tuned) for v in pair)
+        ("phase", "config") + tuple(h for triple in per_pipeline for h in triple),
+        (True, False) + (True,) * (3 * len(c.pipelines)),
+        tuple((_phase(r.phase), r.config) + tuple(fmt_float(v) for triple in zip(r.dev_f1, r.dev_tuned, r.dev_tuned_cv)
+                                                  for v in triple)
               for r in c.configs),
         "no dev evals yet"))
     first, others = (c.pipelines[0], c.pipelines[1:]) if c.pipelines else (None, ())

@@ -22,9 +22,9 @@ from cockpit.pipeline.results import dev_evals, final_evals
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState, _int, _num  # one rule for numbers in events
 from cockpit.tail import replay
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
-from trainer.contract import (EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_DEV_KEY, TUNED_KEY,
-                              PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir, threshold_key,
-                              write_atomic)
+from trainer.contract import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS,
+                              TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key,
+                              is_pipeline_dir, threshold_key, write_atomic)
 
 PROG = "goemo-cockpit export"
 TABLE_FORMATS = ("csv", "parquet")
@@ -95,14 +95,14 @@ def _run_config(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def leaderboard_table(record: PipelineRecord) -> Table:
-    """The dashboard's leaderboard (summary.json first, live dev evals for the rest), best first, with the
-    loss each run trained with and the final run's test numbers."""
+    """The dashboard's leaderboard (summary.json first, live dev evals for the rest), best first by the
+    pipeline's select_by, with the loss each run trained with and the final run's test numbers."""
     view, primary = record.view, record.view.primary
     final = view.final
     columns = ("run", "phase", "config", "loss", f1_macro_key(primary), f1_macro_key(SECONDARY_THRESHOLD),
-               f1_micro_key(primary), TUNED_DEV_KEY, "status", "test_" + f1_macro_key(primary),
+               f1_micro_key(primary), TUNED_DEV_KEY, TUNED_CV_KEY, "status", "test_" + f1_macro_key(primary),
                "test_" + f1_macro_key(SECONDARY_THRESHOLD), "test_" + TUNED_KEY, "test_" + f1_micro_key(primary))
-    types = ("string", "int64", "string", "string", "float64", "float64", "float64", "float64", "string",
+    types = ("string", "int64", "string", "string", "float64", "float64", "float64", "float64", "float64", "string",
              "float64", "float64", "float64", "float64")
     rows = []
     for row in view.leaderboard:
@@ -112,7 +112,7 @@ def leaderboard_table(record: PipelineRecord) -> Table:
         else:
             test = (None, None, None, None)
         rows.append((row.run, row.phase, row.config, loss, row.f1_primary, row.f1_05, row.micro_primary, row.tuned,
-                     row.status) + test)
+                     row.tuned_cv, row.status) + test)
     return Table("leaderboard", columns, types, tuple(rows))
 
 

@@ -16,8 +16,10 @@ from typing import IO, Any, Callable, ClassVar
 
 from cockpit.pipeline.results import eval_source
 from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
-from cockpit.views import SECONDARY_THRESHOLD, RunView, SourceRow, dropped_text, f1_at, train_rows_text
-from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, SCHEMA_VERSION, PipelinePaths, f1_macro_key, threshold_key
+from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
+                           ranking_label, train_rows_text)
+from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths,
+                              selection_key, threshold_key)
 
 DASH = "–"
 LOUD_LEVELS = ("warn", "error")
@@ -52,12 +54,14 @@ class HeadlessConsole:
     """Renders supervisor and trainer events as concise console lines."""
 
     def __init__(self, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr, progress_every_s: float = 30.0,
-                 primary: float = DEFAULT_PRIMARY_THRESHOLD, *, clock: Callable[[], float] = time.time) -> None:
-        """primary: the preset's threshold, until pipeline_start or summary.json names one."""
+                 primary: float = DEFAULT_PRIMARY_THRESHOLD, *, clock: Callable[[], float] = time.time,
+                 select_by: str = DEFAULT_SELECT_BY) -> None:
+        """primary: the preset's threshold, until pipeline_start or summary.json names one; select_by: what
+        the preset ranks runs by, until summary.json says."""
         self.out, self.err = out, err
         self.every = progress_every_s
         self.clock = clock
-        self.state = PipelineState(primary=primary)
+        self.state = PipelineState(primary=primary, select_by=select_by)
         self.last_progress = clock()
         self.sources_said = False
 
@@ -87,12 +91,16 @@ class HeadlessConsole:
 
     # pipeline.jsonl
 
+    def _ranking(self) -> str:
+        """``F1@0.2`` or ``tuned cv``: the dev score the pipeline ranks runs by."""
+        return ranking_label(self.state.select_by, self.state.primary)
+
     def _pipeline_start(self, source: str, e: dict[str, Any]) -> None:
         st = self.state
         verb = "resumed" if e.get("resumed") else "started"
         phases = ", ".join(map(str, st.phases)) or DASH
         self._say(f"pipeline {st.pipeline} ({st.preset}) {verb}: phases {phases} on {', '.join(st.devices) or DASH}; "
-                  f"ranking by dev {f1_at(st.primary)}")
+                  f"ranking by dev {self._ranking()}")
 
     def _phase_start(self, source: str, e: dict[str, Any]) -> None:
         runs = e.get("runs")
@@ -102,7 +110,7 @@ class HeadlessConsole:
     def _phase_end(self, source: str, e: dict[str, Any]) -> None:
         ranking = e.get("ranking")
         if isinstance(ranking, list):
-            self._say(f"== phase {e['phase']} ranking by dev {f1_at(self.state.primary)}: "
+            self._say(f"== phase {e['phase']} ranking by dev {self._ranking()}: "
                       f"{', '.join(map(str, ranking)) or '(none)'}")
 
     def _run_launch(self, source: str, e: dict[str, Any]) -> None:
@@ -180,6 +188,8 @@ class HeadlessConsole:
         epoch = e.get("epoch")
         label = f"{result.split} (final)" if result.final else result.split
         tuned = f"  tuned {result.tuned:.4f}" if result.tuned is not None else ""
+        if result.tuned_cv is not None:
+            tuned += f"  {TUNED_CV_LABEL} {result.tuned_cv:.4f}"
         self._say(f"[{source}] step {result.step}"
                   + (f" epoch {epoch:.2f}" if isinstance(epoch, (int, float)) else "")
                   + f" {label} {f1_at(primary)} {_score(result.f1_primary)}  {f1_at(SECONDARY_THRESHOLD)} "
@@ -230,20 +240,21 @@ class HeadlessConsole:
         primary = snap.primary
         paths = PipelinePaths(Path(pipeline_dir))
         console = Console(file=self.out, width=None if self.out.isatty() else 120)
-        table = Table(title=f"{snap.pipeline}: {snap.status} (dev, ranked by {f1_macro_key(primary)})")
+        ranked_by = selection_key(snap.select_by, primary)
+        table = Table(title=f"{snap.pipeline}: {snap.status} (dev, ranked by {ranked_by})")
         columns = ("run", "status", f1_at(primary), f1_at(SECONDARY_THRESHOLD), f1_at(primary, "µF1"), "tuned",
-                   "Δ base", "target", f"test {f1_at(primary)}")
+                   TUNED_CV_LABEL, "Δ base", "target", f"test {f1_at(primary)}")
         for col in columns:
             table.add_column(col, justify="left" if col in ("run", "status") else "right")
         for row in snap.leaderboard:
             target = DASH if row.meets_target is None else "yes" if row.meets_target else "no"
             table.add_row(row.run, row.status, _score(row.f1_primary), _score(row.f1_05), _score(row.micro_primary),
-                          _score(row.tuned), DASH if row.delta is None else f"{row.delta:+.4f}", target,
-                          _score(row.test_f1))
+                          _score(row.tuned), _score(row.tuned_cv), DASH if row.delta is None else f"{row.delta:+.4f}",
+                          target, _score(row.test_f1))
         console.print(table)
         final = snap.final
         if final is not None:
-            console.print(f"final ({final.config}) on held-out test: macro-F1 tuned {_score(final.test_tuned)}, "
+            console.print(f"final ({final.model_text}) on held-out test: macro-F1 tuned {_score(final.test_tuned)}, "
                           f"{f1_at(primary, '')} {_score(final.test_f1_primary)}, "
                           f"{f1_at(SECONDARY_THRESHOLD, '')} {_score(final.test_f1_05)}")
             console.print(f"model: {paths.final}  (goemo-predict --model {paths.final} \"text\")")

@@ -10,7 +10,9 @@ Events are dispatched from two explicit tables keyed by event type, `PipelineSta
 and `PipelineState.TRAINER_HANDLERS`; the types a view has no use for are listed in
 `PIPELINE_IGNORED` / `TRAINER_IGNORED`, and a test holds both against the contract's event tables.
 Every "F1@t" value is read at the primary threshold of the pipeline (summary.json, then
-pipeline_start, then preset.toml, then the contract's default). Eval events that name a data
+pipeline_start, then preset.toml, then the contract's default). What ranks runs (`select_by`: macro-F1
+at that threshold, or the cross-fitted tuned score) comes from summary.json, then preset.toml, and picks
+each run's best dev eval as the trainer picks its best checkpoint. Eval events that name a data
 `source` score that source's own dev split only: they fill the sources table, never a run's series,
 best score or leaderboard row (`cockpit.pipeline.results.is_run_eval` is the rule).
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from cockpit.views import (
     SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, LeaderRow, OversampleRow,
@@ -29,9 +31,9 @@ from cockpit.views import (
 from cockpit.pipeline.results import eval_source
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import (
-    BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, GRAD_ALERT_CODES, GRAD_BADGE_STEPS, GRAD_VANISHING_BELOW,
-    PIPELINE_EVENTS, TRAINER_EVENTS, TUNED_DEV_KEY, TUNED_KEY, f1_macro_key, f1_micro_key, missing_keys,
-    split_run_id, steps_per_epoch, threshold_key, total_steps,
+    BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, FINAL_MODES, GRAD_ALERT_CODES, GRAD_BADGE_STEPS,
+    GRAD_VANISHING_BELOW, PIPELINE_EVENTS, SELECT_BY, TRAINER_EVENTS, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY,
+    f1_macro_key, f1_micro_key, missing_keys, split_run_id, steps_per_epoch, threshold_key, total_steps,
 )
 
 SUMMARY_SOURCE = "summary"
@@ -113,14 +115,50 @@ def _eval_record(event: dict[str, Any]) -> dict[str, Any]:
     return {"step": _int(event.get("step")) or 0, "split": _str(event.get("split"), "dev"),
             "macro": _scores(event.get("f1_macro")), "micro": _scores(event.get("f1_micro")),
             "tuned": _num(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
-            "final": event.get("final") is True}
+            "tuned_cv": _num(event.get("tuned_cv")), "final": event.get("final") is True}
 
 
 def _eval_result(record: dict[str, Any], primary: float) -> EvalResult:
     key = threshold_key(primary)
     return EvalResult(step=record["step"], split=record["split"], f1_primary=record["macro"].get(key),
                       f1_05=record["macro"].get(threshold_key(SECONDARY_THRESHOLD)),
-                      micro_primary=record["micro"].get(key), tuned=record["tuned"], final=record["final"])
+                      micro_primary=record["micro"].get(key), tuned=record["tuned"],
+                      tuned_cv=record.get("tuned_cv"), final=record["final"])
+
+
+def _select_by(value: Any) -> str | None:
+    """A select_by the contract knows ("f1@primary" or "tuned_cv"), or None."""
+    return value if isinstance(value, str) and value in SELECT_BY else None
+
+
+def selection_score(f1_primary: float | None, tuned_cv: float | None, select_by: str) -> tuple[bool, float, float]:
+    """How a dev score ranks under select_by, higher is better: the chosen score, then the other one as the
+    trainer's tie-break. A score without the chosen number (an older trainer's eval has no tuned_cv) ranks
+    below every score with it, so the view still shows something rather than nothing."""
+    value, tie = (tuned_cv, f1_primary) if select_by == "tuned_cv" else (f1_primary, tuned_cv)
+    return value is not None, value if value is not None else 0.0, tie if tie is not None else float("-inf")
+
+
+def _rank_key(row: LeaderRow, select_by: str) -> tuple[bool, float, float]:
+    """A leaderboard row's place under select_by, lower first, as the supervisor sorts summary.json
+    (`cockpit.pipeline.results.leaderboard`): rows with the ranking score first, higher first, then macro-F1."""
+    value = row.tuned_cv if select_by == "tuned_cv" else row.f1_primary
+    return value is None, -(value or 0.0), -(row.f1_primary or 0.0)
+
+
+def merge_ranked(ranked: Sequence[LeaderRow], live: Sequence[LeaderRow], select_by: str) -> list[LeaderRow]:
+    """summary.json's rows in the supervisor's order, with each live row placed before the first of them it
+    outranks; the live rows sorted among themselves (by run id on a tie). A summary row keeps its place even
+    where its numbers look out of order: the supervisor ranked it, the view only adds what it has not seen."""
+    pending = sorted(live, key=lambda row: (_rank_key(row, select_by), row.run))
+    out: list[LeaderRow] = []
+    i = 0
+    for row in ranked:
+        while i < len(pending) and _rank_key(pending[i], select_by) < _rank_key(row, select_by):
+            out.append(pending[i])
+            i += 1
+        out.append(row)
+    return out + pending[i:]
 
 
 def _unique_labels(rows: Any) -> list[dict[str, Any]]:
@@ -214,7 +252,7 @@ class RunState:
             return HealthBadge("nonfinite", f"{skipped} non-finite skipped")
         return HealthBadge("healthy", "healthy")
 
-    def add_eval(self, record: dict[str, Any], primary: float) -> None:
+    def add_eval(self, record: dict[str, Any], primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
         result = _eval_result(record, primary)
         self.last_eval = result
         if result.split == "test":
@@ -224,14 +262,16 @@ class RunState:
             return
         if not result.final:  # the export re-scores the best weights at the best step: not a new point
             self.dev_f1.add(result.step, result.f1_primary)
-        if self.best_dev is None or (self.best_dev.f1_primary or 0.0) <= result.f1_primary:
+        # Strictly better only, as the trainer keeps its best checkpoint: on a tie the earlier eval stays.
+        if self.best_dev is None or selection_score(result.f1_primary, result.tuned_cv, select_by) > \
+                selection_score(self.best_dev.f1_primary, self.best_dev.tuned_cv, select_by):
             self.best_dev = result
 
-    def refold_evals(self, primary: float) -> None:
-        """Read every eval again at a new primary threshold."""
+    def refold_evals(self, primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
+        """Read every eval again at a new primary threshold or under a new select_by."""
         self.dev_f1, self.best_dev, self.test, self.last_eval = Series(), None, None, None
         for record in self.evals:
-            self.add_eval(record, primary)
+            self.add_eval(record, primary, select_by)
         self.version += 1
 
     def total_steps(self) -> int | None:
@@ -263,8 +303,9 @@ class RunState:
 class PipelineState:
     """The state of one pipeline folder, folded from its events."""
 
-    def __init__(self, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
-        """primary: the threshold to assume until summary.json, pipeline_start or preset.toml names one."""
+    def __init__(self, primary: float = DEFAULT_PRIMARY_THRESHOLD, select_by: str = DEFAULT_SELECT_BY) -> None:
+        """primary: the threshold to assume until summary.json, pipeline_start or preset.toml names one;
+        select_by: what ranks runs until summary.json or preset.toml says."""
         self.pipeline = self.preset = ""
         self.status = "waiting"
         self.exit_code: int | None = None
@@ -294,6 +335,9 @@ class PipelineState:
         self._default_primary = _threshold(primary) or DEFAULT_PRIMARY_THRESHOLD
         self._primaries: dict[str, float] = {}  # source -> the primary threshold it names
         self.primary = self._default_primary
+        self._default_select_by = _select_by(select_by) or DEFAULT_SELECT_BY
+        self._selections: dict[str, str] = {}  # source -> the select_by it names
+        self.select_by = self._default_select_by
 
     def apply_batch(self, source: str, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
@@ -353,13 +397,24 @@ class PipelineState:
         if primary != self.primary:
             self.primary = primary
             for run in self.runs.values():
-                run.refold_evals(primary)
+                run.refold_evals(primary, self.select_by)
+
+    def _set_select_by(self, source: str, value: str) -> None:
+        self._selections[source] = value
+        select_by = next((self._selections[s] for s in (SUMMARY_SOURCE, PRESET_SOURCE) if s in self._selections),
+                         self._default_select_by)
+        if select_by != self.select_by:
+            self.select_by = select_by
+            for run in self.runs.values():  # each run's best dev eval is the one select_by picks
+                run.refold_evals(self.primary, select_by)
 
     def _summary(self, summary: Any) -> None:
         """summary.json, the supervisor's ranking and final result; its leaderboard is keyed by its primary."""
         if isinstance(summary, dict):
             self.summary = summary
             self._set_primary(SUMMARY_SOURCE, summary.get("primary_threshold"))
+            # A summary without select_by (older supervisors) was ranked by macro-F1 at the primary threshold.
+            self._set_select_by(SUMMARY_SOURCE, _select_by(summary.get("select_by")) or DEFAULT_SELECT_BY)
 
     def _preset(self, preset: Any) -> None:
         """preset.toml, for what pipeline events do not repeat (restart limit, target, primary threshold)."""
@@ -368,6 +423,9 @@ class PipelineState:
             self.max_restarts = _int(section.get("max_restarts")) or self.max_restarts
             self.target_f1 = _num(section.get("target_f1")) or self.target_f1
             self._set_primary(PRESET_SOURCE, section.get("primary_threshold"))
+            select_by = _select_by(section.get("select_by"))
+            if select_by is not None:
+                self._set_select_by(PRESET_SOURCE, select_by)
 
     # pipeline.jsonl
 
@@ -495,7 +553,7 @@ class PipelineState:
             return
         record = _eval_record(e)
         run.evals.append(record)
-        run.add_eval(record, self.primary)
+        run.add_eval(record, self.primary, self.select_by)
         if record["split"] != "test":
             run.per_class = tuple(
                 ClassScore(str(c["label"]), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
@@ -566,6 +624,7 @@ class PipelineState:
         final_test = final["test"] if final else {}
         entries = self.summary.get("leaderboard")
         rows: list[LeaderRow] = []
+        live_rows: list[LeaderRow] = []
         ranked: set[str] = set()
         for entry in entries if isinstance(entries, list) else ():
             if not isinstance(entry, dict) or not _str(entry.get("run")) or entry["run"] in ranked:
@@ -582,7 +641,7 @@ class PipelineState:
                 run_id, _int(entry.get("phase")) if _int(entry.get("phase")) is not None else phase,
                 _str(entry.get("config")) or config, _num(entry.get(key)),
                 _num(entry.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(entry.get(micro_key)),
-                _num(entry.get(TUNED_DEV_KEY)), _num(entry.get("delta_vs_baseline")),
+                _num(entry.get(TUNED_DEV_KEY)), _num(entry.get(TUNED_CV_KEY)), _num(entry.get("delta_vs_baseline")),
                 meets if isinstance(meets, bool) else None,
                 live.status if live else _str(entry.get("status"), "?"), test, "summary"))
         for run in self.runs.values():
@@ -590,21 +649,24 @@ class PipelineState:
             if run.run in ranked or best is None:
                 continue
             f1 = best.f1_primary
-            rows.append(LeaderRow(
-                run.run, run.phase, run.config_name, f1, best.f1_05, best.micro_primary, best.tuned,
+            live_rows.append(LeaderRow(
+                run.run, run.phase, run.config_name, f1, best.f1_05, best.micro_primary, best.tuned, best.tuned_cv,
                 None if f1 is None or baseline is None else f1 - baseline,
                 None if f1 is None or target is None else f1 >= target,
                 run.status, run.test.f1_primary if run.test else None, "live"))
-        rows.sort(key=lambda r: -(r.f1_primary if r.f1_primary is not None else -1.0))
-        return tuple(rows)
+        return tuple(merge_ranked(rows, live_rows, self.select_by))
 
     def final_result(self) -> FinalResult | None:
         final = self._summary_final()
         if final is not None:
             test, key = final["test"], f1_macro_key(self.primary)
+            mode = _str(final.get("mode"))
+            members = final.get("members")
             return FinalResult(_str(final.get("run")), _str(final.get("config")), _num(test.get(key)),
                                _num(test.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(test.get(TUNED_KEY)),
-                               _num(test.get(f1_micro_key(self.primary))))
+                               _num(test.get(f1_micro_key(self.primary))), mode if mode in FINAL_MODES else "",
+                               tuple(dict.fromkeys(m["run"] for m in members if isinstance(m, dict)
+                                                   and _str(m.get("run")))) if isinstance(members, list) else ())
         for run in self.runs.values():
             if run.test is not None:
                 return FinalResult(run.run, run.config_name, run.test.f1_primary, run.test.f1_05, run.test.tuned,
@@ -643,5 +705,5 @@ class PipelineState:
             target_f1=summary_target if summary_target is not None else self.target_f1,
             reference_f1=_num(self.summary.get("reference_f1")), ranking=self.ranking,
             skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now, primary=self.primary,
-            sources=self.source_rows(), taxonomy=self.taxonomy,
+            sources=self.source_rows(), taxonomy=self.taxonomy, select_by=self.select_by,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, threshold_key
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
 
 SERIES_CAP = 2000
 SECONDARY_THRESHOLD = 0.5  # the fixed threshold shown beside the preset's primary one
@@ -15,6 +15,14 @@ DROP_REASON_SHORT = {"duplicate": "dup", "unmapped_only": "unmapped"}  # the tra
 def f1_at(threshold: float, prefix: str = "F1") -> str:
     """The label of a score at a threshold: ``F1@0.3``, ``µF1@0.3``."""
     return f"{prefix}@{threshold_key(threshold)}"
+
+
+TUNED_CV_LABEL = "tuned cv"  # how views name TUNED_CV_KEY: dev thresholds tuned on one half, scored on the other
+
+
+def ranking_label(select_by: str, primary: float) -> str:
+    """What ranks runs, as views say it: ``F1@0.2`` for select_by "f1@primary", ``tuned cv`` for "tuned_cv"."""
+    return TUNED_CV_LABEL if select_by == "tuned_cv" else f1_at(primary)
 
 
 def dropped_text(dropped: tuple[tuple[str, int], ...]) -> str:
@@ -101,6 +109,7 @@ class EvalResult:
     f1_05: float | None
     micro_primary: float | None
     tuned: float | None
+    tuned_cv: float | None = None  # cross-fitted tuned macro-F1 (dev evals of newer trainers only)
     final: bool = False  # the export's re-evaluation of the best weights, not a point on the curve
 
 
@@ -166,6 +175,7 @@ class LeaderRow:
     f1_05: float | None
     micro_primary: float | None
     tuned: float | None
+    tuned_cv: float | None  # TUNED_CV_KEY; None from older summaries and trainers
     delta: float | None
     meets_target: bool | None
     status: str
@@ -181,6 +191,15 @@ class FinalResult:
     test_f1_05: float | None
     test_tuned: float | None
     test_micro_primary: float | None
+    mode: str = ""  # "retrain", "reuse" or "ensemble"; "" from older summaries, which only retrained
+    members: tuple[str, ...] = ()  # an ensemble's member runs, in the record's order
+
+    @property
+    def model_text(self) -> str:
+        """What the final model is: ``asl``, or ``ensemble of p3-bce + p3-combined_07``."""
+        if self.mode == "ensemble" and self.members:
+            return "ensemble of " + " + ".join(self.members)
+        return self.config
 
 
 @dataclass(frozen=True)
@@ -244,6 +263,12 @@ class PipelineView:
     primary: float = DEFAULT_PRIMARY_THRESHOLD  # the threshold every "F1@t" label and value refers to
     sources: tuple[SourceRow, ...] = ()  # empty for data events of older trainers, which list no sources
     taxonomy: str = ""  # the label space of the pipeline's first data event; "" from older trainers
+    select_by: str = DEFAULT_SELECT_BY  # what ranks the leaderboard (summary.json, else preset.toml)
+
+    @property
+    def ranking_label(self) -> str:
+        """``F1@0.2`` or ``tuned cv``: the dev score the leaderboard is ranked by."""
+        return ranking_label(self.select_by, self.primary)
 
     def run(self, run_id: str | None) -> RunView | None:
         return next((r for r in self.runs if r.run == run_id), None)

@@ -12,9 +12,10 @@ from typing import Any
 from cockpit.pipeline.results import dev_evals, final_evals
 from cockpit.state import PipelineState
 from cockpit.views import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
-from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, FINAL_DIR, FINAL_RUN, PLOT_FILES, PROBS_FILES,
-                              THRESHOLDS_FILE, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key,
-                              f1_micro_key, threshold_key)
+from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,
+                              FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE, TUNED_CV_KEY,
+                              TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key, f1_micro_key,
+                              selection_key, threshold_key)
 from trainer.events import read_events
 
 CURVES_PLOT, PER_CLASS_PLOT, LABEL_COUNTS_PLOT = PLOT_FILES
@@ -28,6 +29,22 @@ def _threshold(value: Any) -> float:
 def summary_primary(summary: dict[str, Any]) -> float:
     """The primary threshold summary.json was ranked by (every F1@t label and key of the report)."""
     return _threshold(summary.get("primary_threshold"))
+
+
+def summary_select_by(data: dict[str, Any]) -> str:
+    """What ranked a summary.json or a final record (``select_by``); "f1@primary" when an older one says nothing."""
+    value = data.get("select_by")
+    return value if isinstance(value, str) and value in SELECT_BY else DEFAULT_SELECT_BY
+
+
+def ranking_sentence(summary: dict[str, Any]) -> str:
+    """One line naming the leaderboard key that ranked the runs, and what it means."""
+    select_by, primary = summary_select_by(summary), summary_primary(summary)
+    meaning = ("macro-F1 with per-label thresholds tuned on one stratified half of dev and scored on the other, "
+               "then swapped; less optimistic than `tuned (dev)`" if select_by == "tuned_cv"
+               else f"macro-F1 at threshold {threshold_key(primary)}")
+    key = selection_key(select_by, primary)
+    return f"Ranked by dev `{key}` (`select_by = \"{select_by}\"`), best first: {meaning}."
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -46,14 +63,50 @@ def leaderboard_markdown(summary: dict[str, Any]) -> str:
     primary = summary_primary(summary)
     key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
     lines = [f"| run | config | status | dev {key} | dev {f1_at(SECONDARY_THRESHOLD)} "
-             f"| dev {f1_at(primary, 'micro-F1')} | tuned (dev) | Δ baseline | Δ reference | target |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             f"| dev {f1_at(primary, 'micro-F1')} | tuned (dev) | tuned cv (dev) | Δ baseline | Δ reference "
+             "| target |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in summary["leaderboard"]:
         lines.append(f"| {row['run']} | {row['config']} | {row['status']} | {_fmt(row.get(key))} | "
                      f"{_fmt(row.get(secondary))} | {_fmt(row.get(micro))} | {_fmt(row.get(TUNED_DEV_KEY))} | "
-                     f"{_delta(row.get('delta_vs_baseline'))} | {_delta(row.get('delta_vs_reference'))} | "
-                     f"{'yes' if row.get('meets_target') else 'no'} |")
+                     f"{_fmt(row.get(TUNED_CV_KEY))} | {_delta(row.get('delta_vs_baseline'))} | "
+                     f"{_delta(row.get('delta_vs_reference'))} | {'yes' if row.get('meets_target') else 'no'} |")
     return "\n".join(lines)
+
+
+def _block(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {}
+
+
+def ensemble_members(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The members of an ensemble final record (objects with a run id), or [] for any other final."""
+    members = record.get("members")
+    if record.get("mode") != "ensemble" or not isinstance(members, list):
+        return []
+    return [m for m in members if isinstance(m, dict) and isinstance(m.get("run"), str)]
+
+
+def ensemble_markdown(record: dict[str, Any], primary: float) -> list[str]:
+    """For an ensemble final: its averaging rule and a table of its members' scores, then the ensemble's own
+    row to compare with; [] for a retrained or reused final."""
+    members = ensemble_members(record)
+    if not members:
+        return []
+    key = f1_macro_key(primary)
+    rule = record.get("rule") if isinstance(record.get("rule"), str) else ENSEMBLE_RULE
+    lines = [f"Ensemble of {len(members)} runs, each at its best checkpoint; averaging rule: {rule}.", "",
+             f"| member | config | best step | dev tuned cv | test {f1_at(primary, 'macro-F1')} "
+             "| test macro-F1 tuned |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for member in members:
+        dev, test = _block(member.get("dev")), _block(member.get("test"))
+        step = member.get("best_step") if member.get("best_step") is not None else dev.get("step")
+        lines.append(f"| {member['run']} | {member.get('config') or '–'} | {_fmt(step)} | "
+                     f"{_fmt(dev.get(TUNED_CV_KEY))} | {_fmt(test.get(key))} | {_fmt(test.get(TUNED_KEY))} |")
+    dev, test = _block(record.get("dev")), _block(record.get("test"))
+    lines.append(f"| **ensemble** ({record.get('run') or FINAL_RUN}) | {record.get('config') or '–'} | – | "
+                 f"{_fmt(dev.get(TUNED_CV_KEY))} | {_fmt(test.get(key))} | {_fmt(test.get(TUNED_KEY))} |")
+    return lines + [""]
 
 
 def _run_dirs(pipeline_dir: Path) -> list[Path]:
@@ -178,12 +231,15 @@ def write_report(pipeline_dir: Path) -> Path:
     parts = [f"# Pipeline {summary['pipeline']} ({summary['preset']}): {summary['status']}", "",
              f"Primary metric: dev macro-F1 at threshold {threshold_key(primary)}. "
              f"Reference {summary['reference_f1']:.4f}, target {summary['target_f1']:.2f}, "
-             f"baseline {summary['baseline']['run']}.", "", "## Leaderboard (dev)", "", leaderboard_markdown(summary), ""]
+             f"baseline {summary['baseline']['run']}.", "", "## Leaderboard (dev)", "", ranking_sentence(summary), "",
+             leaderboard_markdown(summary), ""]
     if final:
         key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
-        parts += ["## Final model (held-out test, evaluated once)", "",
-                  f"Config `{final['config']}`, weights from `{final.get('trained_in', final.get('run'))}`; "
-                  f"thresholds tuned per label on dev (`{final['thresholds']}`).", "",
+        ensemble = ensemble_markdown(final, primary)
+        origin = "Probabilities averaged over the members above" if ensemble else \
+            f"Config `{final['config']}`, weights from `{final.get('trained_in', final.get('run'))}`"
+        parts += ["## Final model (held-out test, evaluated once)", "", *ensemble,
+                  f"{origin}; thresholds tuned per label on dev (`{final['thresholds']}`).", "",
                   f"| split | {f1_at(primary, 'macro-F1')} | {f1_at(SECONDARY_THRESHOLD, 'macro-F1')} | macro-F1 tuned "
                   f"| {f1_at(primary, 'micro-F1')} |", "| --- | ---: | ---: | ---: | ---: |"]
         for split in ("dev", "test"):
@@ -199,30 +255,55 @@ def write_report(pipeline_dir: Path) -> Path:
     return path
 
 
-def model_card(pipeline_dir: Path, preset: Any, record: dict[str, Any]) -> str:
-    """A short model card for final/: what was trained, on what, and how well it does on held-out test.
+def _training_configs(pipeline_dir: Path, record: dict[str, Any]) -> list[str]:
+    """The "Training config" section: the run.toml of the run the weights come from, or one per ensemble member
+    (a member folder without its run.toml says so rather than costing the whole card)."""
+    members = ensemble_members(record)
+    if not members:
+        run_toml = RunPaths(pipeline_dir / record["trained_in"]).config.read_text()
+        return ["## Training config", "", "```toml", run_toml.strip(), "```", ""]
+    parts = ["## Training configs (one per member)", ""]
+    for member in members:
+        path = RunPaths(pipeline_dir / member["run"]).config
+        if path.is_file():
+            body = ["```toml", path.read_text().strip(), "```"]
+        else:
+            body = [f"`{member['run']}/{path.name}` not found."]
+        parts += [f"### {member['run']}", "", *body, ""]
+    return parts
 
-    Scores are read at the record's primary threshold, else the preset's (the keys final_scores wrote).
+
+def model_card(pipeline_dir: Path, preset: Any, record: dict[str, Any]) -> str:
+    """A short model card for final/: what was trained, on what, and how well it does on held-out test; for an
+    ensemble, its averaging rule and each member's scores beside the ensemble's.
+
+    Scores are read at the record's primary threshold, else the preset's (the keys final_scores wrote); the
+    selection key is the record's select_by, else the preset's.
     """
-    run_toml = RunPaths(pipeline_dir / record["trained_in"]).config.read_text()
     test, dev = record.get("test") or {}, record.get("dev") or {}
     pipeline = getattr(preset, "pipeline", None)
     primary = _threshold(record.get("primary_threshold", getattr(pipeline, "primary_threshold", None)))
+    select_by = summary_select_by({"select_by": record.get("select_by", getattr(pipeline, "select_by", None))})
     key, micro, at = f1_macro_key(primary), f1_micro_key(primary), threshold_key(primary)
     secondary = f1_macro_key(SECONDARY_THRESHOLD)
+    cross_fitted = (f", {dev[TUNED_CV_KEY]:.4f} cross-fitted (tuned on one half of dev, scored on the other)"
+                    if isinstance(dev.get(TUNED_CV_KEY), float) else "")
+    ensemble = ensemble_markdown(record, primary)
     return "\n".join([
         f"# GoEmotions emotion classifier ({record['config']})", "",
         f"Exported by goemo-cockpit pipeline `{pipeline_dir.name}` (preset `{preset.name}`).", "",
         "- Task: multi-label classification into the 28 GoEmotions labels (27 emotions + neutral).",
         "- Data: GoEmotions simplified (Demszky et al., ACL 2020), train split for training, dev for model "
         "selection and per-label threshold tuning, test evaluated once.",
+        f"- Selection: runs and checkpoints ranked by dev `{selection_key(select_by, primary)}`.",
         f"- Test macro-F1: {_fmt(test.get(TUNED_KEY))} with the tuned thresholds, "
         f"{_fmt(test.get(key))} at {at}, {_fmt(test.get(secondary))} at {threshold_key(SECONDARY_THRESHOLD)}; "
         f"{f1_at(primary, 'micro-F1')} {_fmt(test.get(micro))}.",
-        f"- Dev macro-F1: {_fmt(dev.get(TUNED_KEY))} tuned (optimistic: tuned on dev), "
+        f"- Dev macro-F1: {_fmt(dev.get(TUNED_KEY))} tuned (optimistic: tuned on dev){cross_fitted}, "
         f"{_fmt(dev.get(key))} at {at}.",
         "- Use: `goemo-predict --model <this folder> \"some text\"`.",
         "- Limits: Reddit comments in English; rare labels (grief, pride, nervousness, relief) have little "
         "support and unstable scores; not for decisions about people.", "",
-        "## Training config", "", "```toml", run_toml.strip(), "```", "",
+        *(["## Ensemble", "", *ensemble] if ensemble else []),
+        *_training_configs(pipeline_dir, record),
     ])

@@ -52,7 +52,8 @@ def final_line(snap: PipelineView) -> str:
     reference = f" · reference {snap.reference_f1:.4f}" if snap.reference_f1 is not None else ""
     if final is None:
         return f"final test: not yet{target}{reference}"
-    return (f"final {final.run} ({final.config}), test: {f1_at(snap.primary)} {fmt_float(final.test_f1_primary)} · "
+    return (f"final {final.run} ({final.model_text}), test: "
+            f"{f1_at(snap.primary)} {fmt_float(final.test_f1_primary)} · "
             f"{f1_at(SECONDARY_THRESHOLD, '')} {fmt_float(final.test_f1_05)} · tuned {fmt_float(final.test_tuned)} · "
             f"{f1_at(snap.primary, 'µF1')} {fmt_float(final.test_micro_primary)}{target}")
 
@@ -153,7 +154,7 @@ class DashboardScreen(Screen[None]):
         runs.show(snap.runs, snap.primary)
         runs.select_key(getattr(self.app, "selected_run", None))
         self.query_one(GradHealthPanel).show(snap.runs)
-        self.query_one(LeaderboardTable).show(snap.leaderboard, snap.primary)
+        self.query_one(LeaderboardTable).show(snap.leaderboard, snap.primary, snap.select_by)
         self._set_text("#final-line", final_line(snap))
         oversampling = self.query_one(OversamplingTable)
         oversampling.show(snap.oversampling)

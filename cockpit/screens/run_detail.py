@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from cockpit.views import PipelineView, RunView, f1_at
+from cockpit.views import TUNED_CV_LABEL, PipelineView, RunView, f1_at
 from cockpit.tail import read_text_tail
 from cockpit.widgets import LineChart, PerClassTable
 from cockpit.widgets.format import fmt_duration, fmt_float, fmt_si
@@ -29,7 +29,8 @@ def run_line(run: RunView, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> str:
              f"step {run.step}" + (f"/{run.total_steps}" if run.total_steps else ""), f"epoch {run.epoch:.2f}",
              f"ETA {fmt_duration(run.eta_s)}", f"lr {fmt_si(run.lr)}", f"grad {run.health.text}",
              f"best dev {f1_at(primary)} {fmt_float(best.f1_primary if best else None)}"
-             + (f" @ step {best.step}" if best else "")]
+             + (f" @ step {best.step}" if best else "")
+             + (f" ({TUNED_CV_LABEL} {fmt_float(best.tuned_cv)})" if best and best.tuned_cv is not None else "")]
     return " · ".join(parts)
 
 

@@ -17,9 +17,9 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from cockpit.views import (SECONDARY_THRESHOLD, LeaderRow, OversampleRow, RunView, SourceRow, dropped_text, f1_at,
-                           train_rows_text)
-from trainer.contract import DEFAULT_PRIMARY_THRESHOLD
+from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, LeaderRow, OversampleRow, RunView, SourceRow,
+                           dropped_text, f1_at, ranking_label, train_rows_text)
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY
 from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
 
 Row = tuple[str, tuple[Any, ...]]
@@ -64,7 +64,7 @@ class SnapshotTable(DataTable):
     def __init__(self, title: str = "", *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
-        self.border_title = title
+        self.border_title = self.title_text = title  # title_text: what a subclass adds to
         self._rows: tuple[Row, ...] = ()
         self._shown: list[Row] = []
         self._widths: list[int] = []
@@ -210,20 +210,27 @@ class RunsTable(SnapshotTable):
 
 
 class LeaderboardTable(SnapshotTable):
-    COLUMNS = (("rank", "#"), ("run", "run"), ("f1", "{f1}"), ("f1_05", f1_at(SECONDARY_THRESHOLD)),
-               ("micro", "{micro}"), ("tuned", "tuned F1"), ("delta", "Δ base"), ("target", "target"),
-               ("status", "status"), ("test", "test {f1}"))
+    """The pipeline's ranking; ``#`` is the supervisor's rank, and the border title names the score behind it
+    (the header arrows stay the user's own sort). "tuned" and "tuned cv" are short, as the headless table and
+    compare say them, so the wide grid's cell still shows every column."""
 
-    def show(self, rows: Sequence[LeaderRow], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+    COLUMNS = (("rank", "#"), ("run", "run"), ("f1", "{f1}"), ("f1_05", f1_at(SECONDARY_THRESHOLD)),
+               ("micro", "{micro}"), ("tuned", "tuned"), ("tuned_cv", TUNED_CV_LABEL), ("delta", "Δ base"),
+               ("target", "target"), ("status", "status"), ("test", "test {f1}"))
+
+    def show(self, rows: Sequence[LeaderRow], primary: float = DEFAULT_PRIMARY_THRESHOLD,
+             select_by: str = DEFAULT_SELECT_BY) -> None:
         self.set_primary(primary)
-        self.set_rows([(r.run, (i, r.run, r.f1_primary, r.f1_05, r.micro_primary, r.tuned, r.delta, r.meets_target,
-                                r.status, r.test_f1)) for i, r in enumerate(rows, 1)])
+        self.border_title = f"{self.title_text} · ranked by dev {ranking_label(select_by, primary)}"
+        self.set_rows([(r.run, (i, r.run, r.f1_primary, r.f1_05, r.micro_primary, r.tuned, r.tuned_cv, r.delta,
+                                r.meets_target, r.status, r.test_f1)) for i, r in enumerate(rows, 1)])
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        rank, run, f1, f1_05, micro, tuned, delta, target, status, test = values
+        rank, run, f1, f1_05, micro, tuned, tuned_cv, delta, target, status, test = values
         met = DASH if target is None or f1 is None else "✔ met" if target else "✘"
         return (_right(str(rank)), run, _right(fmt_float(f1)), _right(fmt_float(f1_05)), _right(fmt_float(micro)),
-                _right(fmt_float(tuned)), _right(fmt_delta(delta)), met, status, _right(fmt_float(test)))
+                _right(fmt_float(tuned)), _right(fmt_float(tuned_cv)), _right(fmt_delta(delta)), met, status,
+                _right(fmt_float(test)))
 
 
 class OversamplingTable(SnapshotTable):

@@ -12,7 +12,7 @@ from cockpit.screens.dashboard import DashboardScreen
 from cockpit.screens.help import HelpScreen
 from cockpit.screens.modals import ConfirmScreen, DumpScreen
 from cockpit.screens.phase_picker import PhasePickerScreen
-from cockpit.screens.run_detail import RunDetailScreen
+from cockpit.screens.run_detail import RunDetailScreen, run_line
 from cockpit.widgets import LeaderboardTable, RunsTable, StallBanner
 from textual.widgets import Log, Static
 from trainer.contract import EVENTS_FILE, SUMMARY_FILE
@@ -30,7 +30,8 @@ def test_attach_to_finished_folder_shows_leaderboard(finished_pipeline: Path, ma
             board = app.screen.query_one(LeaderboardTable)
             await wait_until(pilot, lambda: board.row_count == 5)
             assert [key for key, _ in board._shown][:2] == ["p4-final", "p3-asl"]
-            assert cell(board, "p4-final", "test") == "0.5120"
+            assert board.border_title == "leaderboard · ranked by dev F1@0.2"
+            assert cell(board, "p4-final", "test") == "0.5120" and cell(board, "p3-asl", "tuned_cv") == "–"
             assert "0.5120" in str(app.screen.query_one("#final-line", Static).render())
             assert cell(app.screen.query_one(RunsTable), "p1-combined_07", "state") == "failed"
 
@@ -395,5 +396,25 @@ def test_a_ranking_keeps_its_cursor_on_top_until_the_user_moves_it() -> None:
             table.set_rows([("p5", ("p5", 0.6)), ("p4-final", ("p4-final", 0.50)), ("p3-asl", ("p3-asl", 0.49))])
             await pilot.pause()
             assert table.cursor_key == "p3-asl"
+
+    asyncio.run(scenario())
+
+
+def test_tuned_cv_ranks_the_leaderboard_and_shows_in_the_run_line(runs_dir: Path, make_test_app) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv", final_mode="ensemble")
+
+    async def scenario() -> None:
+        app = make_test_app(folder)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_loaded(pilot)
+            board = app.screen.query_one(LeaderboardTable)
+            await wait_until(pilot, lambda: board.row_count == 5)
+            assert board.border_title == "leaderboard · ranked by dev tuned cv"
+            best = app.snapshot.run("p3-asl").best_dev
+            assert cell(board, "p3-asl", "tuned_cv") == f"{best.tuned_cv:.4f}"
+            final = str(app.screen.query_one("#final-line", Static).render())
+            assert final.startswith("final p4-final (ensemble of p3-asl + p1-bce), test:")
+            line = run_line(app.snapshot.run("p3-asl"))
+            assert line.endswith(f"@ step {best.step} (tuned cv {best.tuned_cv:.4f})")
 
     asyncio.run(scenario())

@@ -42,3 +42,14 @@ def test_dashboard_data_tab_with_three_sources_80x24(snap_compare, runs_dir: Pat
 
     folder = fp.write_fake_pipeline(runs_dir, sources=fp.three_sources())
     assert snap_compare(make_test_app(folder), terminal_size=(80, 24), run_before=open_data)
+
+
+def test_dashboard_leaderboard_tab_ranked_by_tuned_cv_80x24(snap_compare, runs_dir: Path, make_test_app) -> None:
+    """The tuned cv column, the ranking key in the border title and an ensemble final, at 80 columns."""
+    async def open_leaderboard(pilot) -> None:
+        await wait_loaded(pilot)
+        pilot.app.screen.query_one("#dashboard-tabs").active = "tab-leaderboard"
+        await wait_loaded(pilot)
+
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv", final_mode="ensemble")
+    assert snap_compare(make_test_app(folder), terminal_size=(80, 24), run_before=open_leaderboard)

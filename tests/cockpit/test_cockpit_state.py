@@ -435,3 +435,64 @@ def test_odd_sources_show_what_they_can() -> None:
     assert state.skipped_events == 0 and snap.taxonomy == ""
     (row,) = snap.sources
     assert (row.name, row.kind, row.train_before, row.observed, row.dropped) == ("a", "", None, (), (("empty", 1),))
+
+
+def dev_eval(state: PipelineState, run: str, t: float, step_n: int, f1: float, tuned_cv: float | None) -> None:
+    """A run's periodic dev eval with macro-F1 at 0.2 and, when given, the cross-fitted tuned score."""
+    extra = {} if tuned_cv is None else {"tuned_cv": tuned_cv}
+    state.apply(run, ev("eval", t, step=step_n, epoch=1.0, split="dev", loss=0.2, f1_macro={"0.2": f1},
+                            f1_micro={"0.2": f1}, per_class=[], tuned={"f1_macro": f1 + 0.05}, **extra))
+
+
+def test_tuned_cv_reaches_summary_and_live_rows(runs_dir: Path) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True)
+    snap = load(folder).snapshot(0)
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    board = {row.run: row for row in snap.leaderboard}
+    for entry in summary["leaderboard"]:
+        assert board[entry["run"]].tuned_cv == entry["tuned_cv_f1_macro"]
+    assert board["p3-asl"].tuned_cv is not None and board["p3-asl"].tuned_cv < board["p3-asl"].tuned
+    live = board["p4-final"]  # not in the summary: its best dev eval's tuned_cv
+    assert live.source == "live" and live.tuned_cv == snap.run("p4-final").best_dev.tuned_cv is not None
+    # Older folders carry no tuned_cv anywhere: the column stays empty, nothing else changes.
+    old = load(fp.write_fake_pipeline(runs_dir / "old")).snapshot(0)
+    assert {row.tuned_cv for row in old.leaderboard} == {None} and old.select_by == "f1@primary"
+
+
+def test_select_by_tuned_cv_ranks_live_rows_among_the_summarys_and_picks_their_best_eval() -> None:
+    state = PipelineState()
+    dev_eval(state, "p3-x", fp.T0, 100, 0.50, 0.49)
+    dev_eval(state, "p3-x", fp.T0 + 1, 200, 0.46, 0.515)  # lower at 0.2, higher once tuned cross-fitted
+    dev_eval(state, "p3-y", fp.T0 + 2, 100, 0.30, None)  # an older trainer's eval: no tuned_cv
+    assert state.snapshot(0).run("p3-x").best_dev.step == 100  # by F1@0.2 until something says otherwise
+    assert [row.run for row in state.snapshot(0).leaderboard] == ["p3-x", "p3-y"]
+    state.apply("preset", {"type": "preset", "data": {"pipeline": {"select_by": "tuned_cv"}}})
+    snap = state.snapshot(0)
+    assert snap.select_by == "tuned_cv" and snap.ranking_label == "tuned cv"
+    assert snap.run("p3-x").best_dev.step == 200  # the eval the trainer kept as its best checkpoint
+    rows = [{"run": "p2-a", "f1_macro@0.2": 0.40, "tuned_cv_f1_macro": 0.52},
+            {"run": "p2-b", "f1_macro@0.2": 0.48, "tuned_cv_f1_macro": 0.50},
+            {"run": "p2-c", "f1_macro@0.2": 0.47, "tuned_cv_f1_macro": None}]
+    state.apply("summary", {"type": "summary", "data": {"select_by": "tuned_cv",
+                                                        "selection_key": "tuned_cv_f1_macro", "leaderboard": rows}})
+    board = state.snapshot(0).leaderboard
+    # The summary's order stays; p3-x (tuned cv 0.515) goes between 0.52 and 0.50, p3-y (none) after the
+    # last row with a tuned cv and, on the same footing as p2-c, by macro-F1.
+    assert [(row.run, row.source) for row in board] == [
+        ("p2-a", "summary"), ("p3-x", "live"), ("p2-b", "summary"), ("p2-c", "summary"), ("p3-y", "live")]
+    assert [row.tuned_cv for row in board] == [0.52, 0.515, 0.50, None, None]
+    # A summary without select_by was ranked by F1@0.2 (older supervisors): it outranks the preset.
+    state.apply("summary", {"type": "summary", "data": {"leaderboard": rows[1:], "select_by": "best"}})
+    snap = state.snapshot(0)
+    assert snap.select_by == "f1@primary" and snap.run("p3-x").best_dev.step == 100
+    assert [row.run for row in snap.leaderboard] == ["p3-x", "p2-b", "p2-c", "p3-y"]
+
+
+def test_an_ensemble_final_names_its_members(runs_dir: Path) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv", final_mode="ensemble")
+    snap = load(folder).snapshot(0)
+    assert snap.select_by == "tuned_cv"
+    assert (snap.final.mode, snap.final.members, snap.final.config) == ("ensemble", ("p3-asl", "p1-bce"), "asl+bce")
+    assert snap.final.model_text == "ensemble of p3-asl + p1-bce"
+    plain = load(fp.write_fake_pipeline(runs_dir / "plain")).snapshot(0).final
+    assert (plain.mode, plain.members, plain.model_text) == ("retrain", (), "asl")

@@ -52,10 +52,15 @@ def test_configs_are_matched_by_phase_and_name_across_pipelines(three) -> None:
     # The same numbers as each pipeline's exported leaderboard.
     for i, folder in enumerate(three):
         board = leaderboard_table(read_pipeline(folder))
-        for run, phase, config, f1, tuned in zip(board.column("run"), board.column("phase"), board.column("config"),
-                                                 board.column("f1_macro@0.2"), board.column("tuned_f1_macro")):
+        for run, phase, config, f1, tuned, cv in zip(board.column("run"), board.column("phase"), board.column("config"),
+                                                     board.column("f1_macro@0.2"), board.column("tuned_f1_macro"),
+                                                     board.column("tuned_cv_f1_macro")):
             row = next(r for r in comparison.configs if (r.phase, r.config) == (phase, config))
-            assert (row.dev_f1[i], row.dev_tuned[i]) == (f1, tuned), run
+            assert (row.dev_f1[i], row.dev_tuned[i], row.dev_tuned_cv[i]) == (f1, tuned, cv), run
+    assert bce.dev_tuned_cv == (0.4021, 0.3933, 0.3952)  # a bit below tuned: cross-fitted, less optimistic
+    configs_table = comparison_tables(comparison)[1]
+    assert configs_table.columns[2:5] == ("#1 F1@0.2", "#1 tuned", "#1 tuned cv")
+    assert configs_table.rows[1][:5] == ("1", "bce", "0.3841", "0.4141", "0.4021")
 
 
 def test_final_test_numbers_are_each_pipelines_summary(three) -> None:

@@ -13,18 +13,19 @@ import pytest
 
 import fake_pipeline as fp
 from cockpit.export import main_export, read_pipeline
-from trainer.contract import EVENTS_FILE, PIPELINE_FILE, TABLES_DIR
+from trainer.contract import EVENTS_FILE, PIPELINE_FILE, SUMMARY_FILE, TABLES_DIR
 
 TABLES = ("leaderboard", "curves", "per_label", "oversampling")
 LEADERBOARD_HEADER = ["run", "phase", "config", "loss", "f1_macro@0.2", "f1_macro@0.5", "f1_micro@0.2",
-                      "tuned_f1_macro", "status", "test_f1_macro@0.2", "test_f1_macro@0.5", "test_f1_macro_tuned",
-                      "test_f1_micro@0.2"]
-LEADERBOARD = [
-    ["p4-final", "4", "final", "asl", "0.504", "0.444", "0.584", "", "completed", "0.512", "0.452", "0.542", "0.592"],
-    ["p3-asl", "3", "asl", "asl", "0.4958", "0.4358", "0.5758", "", "completed", "", "", "", ""],
-    ["p1-asl", "1", "asl", "asl", "0.4427", "0.3827", "0.5227", "", "completed", "", "", "", ""],
-    ["p1-bce", "1", "bce", "bce", "0.3721", "0.3121", "0.4521", "", "completed", "", "", "", ""],
-    ["p1-combined_07", "1", "combined_07", "combined", "", "", "", "", "failed", "", "", "", ""],
+                      "tuned_f1_macro", "tuned_cv_f1_macro", "status", "test_f1_macro@0.2", "test_f1_macro@0.5",
+                      "test_f1_macro_tuned", "test_f1_micro@0.2"]
+LEADERBOARD = [  # dev evals without tuned scores: both tuned columns are empty
+    ["p4-final", "4", "final", "asl", "0.504", "0.444", "0.584", "", "", "completed", "0.512", "0.452", "0.542",
+     "0.592"],
+    ["p3-asl", "3", "asl", "asl", "0.4958", "0.4358", "0.5758", "", "", "completed", "", "", "", ""],
+    ["p1-asl", "1", "asl", "asl", "0.4427", "0.3827", "0.5227", "", "", "completed", "", "", "", ""],
+    ["p1-bce", "1", "bce", "bce", "0.3721", "0.3121", "0.4521", "", "", "completed", "", "", "", ""],
+    ["p1-combined_07", "1", "combined_07", "combined", "", "", "", "", "", "failed", "", "", "", ""],
 ]
 
 
@@ -112,14 +113,30 @@ def test_parquet_export_is_typed_and_matches_the_csv(finished_pipeline: Path, tm
     assert leaderboard.schema.field("tuned_f1_macro").type == pa.float64()  # all null, still typed
     assert leaderboard.to_pylist()[0] == {
         "run": "p4-final", "phase": 4, "config": "final", "loss": "asl", "f1_macro@0.2": 0.504, "f1_macro@0.5": 0.444,
-        "f1_micro@0.2": 0.584, "tuned_f1_macro": None, "status": "completed", "test_f1_macro@0.2": 0.512,
-        "test_f1_macro@0.5": 0.452, "test_f1_macro_tuned": 0.542, "test_f1_micro@0.2": 0.592}
+        "f1_micro@0.2": 0.584, "tuned_f1_macro": None, "tuned_cv_f1_macro": None, "status": "completed",
+        "test_f1_macro@0.2": 0.512, "test_f1_macro@0.5": 0.452, "test_f1_macro_tuned": 0.542,
+        "test_f1_micro@0.2": 0.592}
     for name in TABLES:
         table = pq.read_table(out / f"{name}.parquet")
         rows = read_csv(out / f"{name}.csv")
         assert table.column_names == rows[0]
         as_text = [["" if v is None else str(v) for v in row.values()] for row in table.to_pylist()]
         assert as_text == rows[1:], name
+
+
+def test_the_leaderboard_has_tuned_cv_and_follows_select_by(runs_dir: Path, tmp_path: Path) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv")
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    assert main_export([str(folder), "--to", "csv", "--out", str(tmp_path / "t")]) == 0
+    header, *rows = read_csv(tmp_path / "t" / "leaderboard.csv")
+    assert header == LEADERBOARD_HEADER
+    by_run = {row[0]: dict(zip(header, row)) for row in rows}
+    for entry in summary["leaderboard"]:
+        want = entry["tuned_cv_f1_macro"]
+        assert by_run[entry["run"]]["tuned_cv_f1_macro"] == ("" if want is None else str(want)), entry["run"]
+    # Best first by tuned cv: p4-final (live) before the summary's rows, the failed run without a score last.
+    cv = [float(text) for text in (by_run[row[0]]["tuned_cv_f1_macro"] for row in rows) if text]
+    assert cv == sorted(cv, reverse=True) and rows[0][0] == "p4-final" and rows[-1][0] == "p1-combined_07"
 
 
 def test_oversampling_has_an_observed_column_for_multi_source_trainers(runs_dir: Path, tmp_path: Path) -> None:
@@ -143,8 +160,9 @@ def test_a_live_folder_exports_what_is_there(live_pipeline: Path, tmp_path: Path
     out = tmp_path / "live"
     assert main_export([str(live_pipeline), "--to", "csv", "--out", str(out)]) == 0
     leaderboard = {row[0]: row for row in read_csv(out / "leaderboard.csv")[1:]}
-    assert leaderboard["p3-asl"][8] == "running"
-    assert leaderboard["p3-asl"][9:] == ["", "", "", ""]
+    status = LEADERBOARD_HEADER.index("status")
+    assert leaderboard["p3-asl"][status] == "running"
+    assert leaderboard["p3-asl"][status + 1:] == ["", "", "", ""]
     assert "p4-final" not in leaderboard
     curves = read_csv(out / "curves.csv")[1:]
     assert [int(row[1]) for row in curves if row[0] == "p3-asl"] == list(range(1, 31))

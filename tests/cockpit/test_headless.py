@@ -162,3 +162,43 @@ def test_one_source_with_nothing_dropped_gets_no_block(tmp_path: Path) -> None:
     con.on_event("p1-x", {"v": 1, "t": 1.0, "type": "data", "train_size_before": 1, "train_size_after": 1,
                           "dev_size": 1, "test_size": 1, "per_class": [], "oversampling": {}, "sources": [dropped]})
     assert "[p1-x] data: 1 source\n" in out.getvalue() and "dropped 4 dup" in out.getvalue()
+
+
+def table_row(text: str, run: str) -> dict[str, str]:
+    """The cells of one run's row of the printed leaderboard, by column header."""
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip().strip("┃│").replace("┃", "│").split("│")]
+
+    lines = text.splitlines()
+    header = cells(next(line for line in lines if line.startswith("┃ run ")))
+    return dict(zip(header, cells(next(line for line in lines if line.startswith(f"│ {run} ")))))
+
+
+def test_tuned_cv_in_lines_and_table_and_an_ensemble_final(runs_dir: Path) -> None:
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv", final_mode="ensemble")
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    con, out, _ = console(select_by="tuned_cv")  # the preset's select_by, as the CLI passes it
+    replay(con, folder)
+    lines = out.getvalue()
+    assert "ranking by dev tuned cv" in lines and "== phase 2 ranking by dev tuned cv: " in lines
+    assert "[p1-bce] step 20 epoch 0.25 dev F1@0.2 " in lines and "  tuned cv 0." in lines
+    con.final(summary, folder)
+    table = out.getvalue()[len(lines):]
+    assert "ranked by tuned_cv_f1_macro" in table and "tuned cv" in table
+    best = summary["leaderboard"][0]
+    cells = table_row(table, best["run"])
+    assert (cells["tuned"], cells["tuned cv"]) == (f"{best['tuned_f1_macro']:.4f}", f"{best['tuned_cv_f1_macro']:.4f}")
+    assert "final (ensemble of p3-asl + p1-bce) on held-out test" in table
+
+
+def test_an_older_summary_ranks_by_f1_and_shows_no_tuned_cv(finished_pipeline: Path) -> None:
+    summary = json.loads((finished_pipeline / SUMMARY_FILE).read_text())
+    for key in ("select_by", "selection_key"):
+        summary.pop(key)
+    for row in summary["leaderboard"]:
+        row.pop("tuned_cv_f1_macro")
+    con, out, _ = console(select_by="tuned_cv")
+    con.final(summary, finished_pipeline)
+    text = out.getvalue()
+    assert "ranked by f1_macro@0.2" in text and "final (asl) on held-out test" in text
+    assert table_row(text, "p3-asl")["tuned cv"] == "–"

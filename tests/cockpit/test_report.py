@@ -67,3 +67,56 @@ def test_report_lists_the_data_sources_and_observed_rows_per_label(runs_dir: Pat
     assert anger.endswith("| 1280 |")
     # Source evals are no dev numbers of the report: everything above the new section is unchanged.
     assert text.split("## Data sources")[0] == plain.split("## Plots")[0]
+
+
+def test_report_ranks_by_the_summarys_select_by_and_shows_tuned_cv(runs_dir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv")
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    text = write_report(folder).read_text()
+    assert 'Ranked by dev `tuned_cv_f1_macro` (`select_by = "tuned_cv"`' in text
+    header = next(line for line in text.splitlines() if line.startswith("| run | config |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert columns[6:8] == ["tuned (dev)", "tuned cv (dev)"]
+    first = summary["leaderboard"][0]
+    row = next(line for line in text.splitlines() if line.startswith(f"| {first['run']} |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[6:8] == [f"{first['tuned_f1_macro']:.4f}", f"{first['tuned_cv_f1_macro']:.4f}"]
+    # An older summary (no select_by, no tuned_cv) was ranked by macro-F1 at the primary threshold.
+    plain = write_report(fp.write_fake_pipeline(runs_dir / "plain")).read_text()
+    assert 'Ranked by dev `f1_macro@0.2` (`select_by = "f1@primary"`' in plain
+    assert "| – | +0.1237 |" in next(line for line in plain.splitlines() if line.startswith("| p3-asl |"))
+
+
+def test_an_ensemble_model_card_and_report_list_the_members(runs_dir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv", final_mode="ensemble")
+    PipelinePaths(folder).run("p3-asl").config.write_text('loss = "asl"\n')  # p1-bce's run.toml is missing
+    record = json.loads((folder / SUMMARY_FILE).read_text())["final"]
+    card = model_card(folder, SimpleNamespace(name="quick", pipeline=SimpleNamespace(primary_threshold=0.2)), record)
+    assert "# GoEmotions emotion classifier (asl+bce)" in card
+    assert "- Selection: runs and checkpoints ranked by dev `tuned_cv_f1_macro`." in card
+    assert f"{record['dev']['tuned_cv_f1_macro']:.4f} cross-fitted" in card
+    assert "averaging rule: mean of the members' sigmoid probabilities." in card
+    assert "| member | config | best step | dev tuned cv | test macro-F1@0.2 | test macro-F1 tuned |" in card
+    for member in record["members"]:
+        assert (f"| {member['run']} | {member['config']} | {member['best_step']} | "
+                f"{member['dev']['tuned_cv_f1_macro']:.4f} | {member['test']['f1_macro@0.2']:.4f} | "
+                f"{member['test']['f1_macro_tuned']:.4f} |") in card
+    test = record["test"]
+    assert (f"| **ensemble** (p4-final) | asl+bce | – | {record['dev']['tuned_cv_f1_macro']:.4f} | "
+            f"{test['f1_macro@0.2']:.4f} | {test['f1_macro_tuned']:.4f} |") in card
+    assert "### p3-asl" in card and 'loss = "asl"' in card and "`p1-bce/run.toml` not found." in card
+    report = write_report(folder).read_text()
+    final_section = report.split("## Final model")[1]
+    assert "| p3-asl | asl | 80 |" in final_section and "| **ensemble** (p4-final) |" in final_section
+    assert "Probabilities averaged over the members above" in final_section
+
+
+def test_a_retrained_model_card_has_no_members(runs_dir: Path) -> None:
+    folder = fp.write_fake_pipeline(runs_dir)
+    PipelinePaths(folder).run(FINAL_RUN).config.write_text('loss = "asl"\n')
+    record = json.loads((folder / SUMMARY_FILE).read_text())["final"]
+    card = model_card(folder, SimpleNamespace(name="quick", pipeline=SimpleNamespace(primary_threshold=0.2)), record)
+    assert "## Ensemble" not in card and "| member |" not in card and "cross-fitted" not in card
+    assert "ranked by dev `f1_macro@0.2`" in card and "## Training config\n" in card and 'loss = "asl"' in card
