@@ -100,6 +100,13 @@ def selection_key(select_by: str, threshold: float) -> str:
     return TUNED_CV_KEY if select_by == "tuned_cv" else f1_macro_key(threshold)
 
 
+def selection_scores(select_by: str, f1_primary: float | None,
+                     cross_fitted: float | None) -> tuple[float | None, float | None]:
+    """(value, tie-break) of one dev evaluation under select_by: the chosen score and the other one. The one
+    ordering the trainer (best checkpoint) and the leaderboard (best eval of a run) both rank by."""
+    return (cross_fitted, f1_primary) if select_by == "tuned_cv" else (f1_primary, cross_fitted)
+
+
 def best_metric_name(threshold: float, select_by: str = DEFAULT_SELECT_BY) -> str:
     """What ``run_end.best.metric`` names: the dev score that picked the run's best checkpoint."""
     return "dev_" + selection_key(select_by, threshold)

@@ -26,8 +26,8 @@ from trainer import checkpoints
 from trainer.config import RunConfig
 from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,
                               EXPORT_DIR, LATEST, PROBS_FILES, RUN_CONFIG_FILE, THRESHOLDS_FILE, CheckpointStateError,
-                              best_metric_name, find_latest, steps_per_epoch, total_steps, write_atomic,
-                              write_json_atomic)
+                              best_metric_name, find_latest, selection_scores, steps_per_epoch, total_steps,
+                              write_atomic, write_json_atomic)
 from trainer.data import DataError, eval_batches, length_grouped_batches, pad_batch, tokenize_texts
 from trainer.events import EventWriter
 from trainer.faults import FaultPlan
@@ -123,11 +123,6 @@ def eval_guess_s(rows: int) -> float:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def selection_scores(select_by: str, f1_primary: float, cross_fitted: float) -> tuple[float, float]:
-    """(value, tie-break) of one dev evaluation under select_by: the chosen score and the other one."""
-    return (cross_fitted, f1_primary) if select_by == "tuned_cv" else (f1_primary, cross_fitted)
 
 
 def is_better(value: float, tie_break: float, best: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SECONDARY_THRESHOLD, TUNED_CV_KEY,
                               TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, selection_key,
-                              threshold_key)
+                              selection_scores, threshold_key)
 from trainer.events import read_events
 
 
@@ -49,8 +49,7 @@ def _number(value: Any) -> float | None:
 def _selection(event: dict[str, Any], primary: float, select_by: str) -> tuple[float, float] | None:
     """(value, tie-break) of a dev eval under select_by, as the trainer ranks its checkpoints; None when
     the eval lacks the chosen score (an older trainer's eval has no tuned_cv)."""
-    f1, cross_fitted = _score(event.get("f1_macro"), primary), _number(event.get("tuned_cv"))
-    value, tie = (cross_fitted, f1) if select_by == "tuned_cv" else (f1, cross_fitted)
+    value, tie = selection_scores(select_by, _score(event.get("f1_macro"), primary), _number(event.get("tuned_cv")))
     if value is None:
         return None
     return value, tie if tie is not None else float("-inf")
