@@ -205,6 +205,7 @@ class RunState:
         self.trainer_status: str | None = None
         self.launch_t = self.end_t = float("-inf")
         self.attempt = self.restarts = 0
+        self.requeues = 0  # times Slurm started the job again on its own (preemption, requeue)
         self.device: str = ""
         self.pid: int | None = None
         self.step, self.epoch = 0, 0.0
@@ -237,6 +238,8 @@ class RunState:
         # The trainer's run_end can land before the supervisor's run_done.
         if sup == "running" and self.trainer_status in TERMINAL and self.end_t >= self.launch_t:
             return self.trainer_status
+        if sup == "running" and self.requeues:
+            return f"requeued ({self.requeues})"
         return sup
 
     def health(self) -> HealthBadge:
@@ -478,6 +481,12 @@ class PipelineState:
         k = int(e["attempt"]) - 1  # attempt is the new one: attempt 2 is restart 1
         self._resolve_stall(run.run, f"dump + restart {k} of {self.max_restarts} from step {e.get('from_step')}")
 
+    def _requeue(self, e: dict[str, Any], t: float) -> None:
+        run = self._touch(e["run"])
+        # The job's first life ended with run_end "stopped" (SIGTERM); it runs again from now on.
+        run.sup_status, run.launch_t = "running", t
+        run.requeues = _int(e.get("restarts")) or run.requeues + 1
+
     def _run_done(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
         run.sup_status = str(e["status"])
@@ -577,6 +586,7 @@ class PipelineState:
         "run_launch": _run_launch,
         "stall": _stall,
         "restart": _restart,
+        "requeue": _requeue,
         "run_done": _run_done,
         "alert": _pipeline_alert,
         "phase_end": _phase_end,

@@ -38,12 +38,18 @@ def detect_gpus() -> list[int]:
 
 
 def plan_slots(preset: Preset, gpus: list[int] | None = None) -> list[Slot]:
-    """One slot per GPU (or one for all GPUs under DDP), else ``cpu_slots`` CPU slots that share the cores.
+    """One slot per GPU (or one for all GPUs under DDP), else ``cpu_slots`` CPU slots that share the cores;
+    under Slurm, ``max_concurrent_jobs`` slots whose jobs the cluster places.
 
     Raises PresetError when the preset asks for CUDA (``device = "cuda"`` in any run, or an explicit
     ``gpus`` list) and the GPUs are not there.
     """
     settings = preset.pipeline
+    if settings.launcher == "slurm":
+        # The cluster places the jobs: a slot is a place in this pipeline's share of the queue.
+        slurm = preset.slurm
+        device = "cuda" if slurm.gpus_per_run else "cpu"
+        return [Slot(f"slurm{i}", device, (), slurm.cpus_per_run) for i in range(slurm.max_concurrent_jobs)]
     found = detect_gpus() if gpus is None else gpus
     if isinstance(settings.gpus, list):
         missing = [g for g in settings.gpus if g not in found]
