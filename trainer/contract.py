@@ -378,6 +378,8 @@ TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("step", "path"),
     "alert": ("level", "code", "message"),
     "run_end": ("status", "reason", "wall_s", "best"),
+    # Every device_every_s from the trainer: the GPUs of the node it runs on and its processes' CPU/RSS.
+    "device": ("host", "local_rank", "gpus", "cpu_pct", "rss_mb"),
 }
 
 PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {

@@ -173,6 +173,7 @@ class TrainingRun:
         self.events: EventWriter | None = None
         self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold, self.cfg.select_by),
                                      "value": None, "step": None}
+        self.devices: Any = None  # the device reporter thread, on the main process
         self.nonfinite_skipped = 0
         self.nonfinite_in_row = 0
         self.last_eval_step = -1
@@ -219,6 +220,11 @@ class TrainingRun:
                                                                     sync_with_dataloader=False),
         )
         self.events = EventWriter(self.out / EVENTS_FILE) if self.accelerator.is_main_process else None
+        if self.events is not None and cfg.device_every_s > 0:
+            from trainer.devices import DeviceReporter
+
+            self.devices = DeviceReporter(self.emit, cfg.device_every_s,
+                                          self.accelerator.local_process_index).start()
         self.emit("activity", what="load", expect_s=startup_grace_s())
         set_seed(cfg.seed)
         self._setup_data()
@@ -564,6 +570,8 @@ class TrainingRun:
     def finish(self, status: str, reason: str) -> None:
         """run_end, then close the events file; a write that fails here (disk full) cannot be reported
         anywhere but stderr, so it is swallowed."""
+        if self.devices is not None:
+            self.devices.stop()
         try:
             self.emit("run_end", status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
                       best=self.best)

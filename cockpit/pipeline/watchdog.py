@@ -104,7 +104,7 @@ class StallWatchdog:
 
 
 def _gpu_snapshot() -> str:
-    from cockpit.telemetry import TelemetrySampler
+    from trainer.devices import TelemetrySampler
 
     sampler = TelemetrySampler()
     try:
