@@ -356,9 +356,9 @@ class TrainingRun:
                     return "failed", failed
                 if cfg.eval_every_steps and step % cfg.eval_every_steps == 0:
                     self.evaluate_dev(step)
-                if self.stop_signal is not None:
+                if self._stop_requested():
                     self.save_latest(step)
-                    return "stopped", f"signal {signal.Signals(self.stop_signal).name}"
+                    return "stopped", self._stop_reason()
                 if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                     self.save_latest(step)
             if step % self.steps_per_epoch == 0 or step >= self.total_steps:
@@ -368,6 +368,22 @@ class TrainingRun:
         if self.last_eval_step != step:
             self.evaluate_dev(step)
         return "completed", f"{step} optimizer steps"
+
+    def _stop_requested(self) -> bool:
+        """Whether every rank stops at this step boundary. A SIGTERM may reach one rank only, or land between
+        two ranks' checks: a flag all ranks reduce together (accelerate's set_trigger/check_trigger) makes
+        them all stop at the same step, so none waits in the checkpoint's barrier while another starts the
+        next step's all-reduce."""
+        if self.stop_signal is not None:
+            self.accelerator.set_trigger()
+        if self.accelerator.num_processes == 1:
+            return self.stop_signal is not None
+        return self.accelerator.check_trigger()
+
+    def _stop_reason(self) -> str:
+        if self.stop_signal is None:
+            return "a stop signal on another rank"
+        return f"signal {signal.Signals(self.stop_signal).name}"
 
     def _train_step(self, step: int, micro_batches: list[np.ndarray], health: GradHealth) -> str | None:
         """One optimizer step over grad_accum micro-batches; returns a failure reason or None."""

@@ -120,9 +120,14 @@ class RunProcess:
 
 
 def trainer_command(slot: Slot, args: list[str]) -> list[str]:
+    """goemo-train for one slot: accelerate launch over a multi-GPU slot; torchrun for several CPU processes
+    (accelerate's multi-CPU path needs MPI and otherwise quietly starts one process); else one process."""
     if slot.device == "cuda" and len(slot.gpus) > 1:
         return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                 "--num_processes", str(len(slot.gpus)), "-m", "trainer.cli", *args]
+    if slot.device == "cpu" and slot.processes > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                str(slot.processes), "-m", "trainer.cli", *args]
     return [sys.executable, "-m", "trainer.cli", *args]
 
 

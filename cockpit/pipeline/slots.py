@@ -17,6 +17,7 @@ class Slot:
     device: str  # "cpu" or "cuda"
     gpus: tuple[int, ...] = ()
     threads: int | None = None
+    processes: int = 1  # CPU: training processes of one run (torchrun, gloo); GPUs: one per GPU
 
 
 def detect_gpus() -> list[int]:
@@ -70,4 +71,5 @@ def plan_slots(preset: Preset, gpus: list[int] | None = None) -> list[Slot]:
                           "(expected 'auto' or 'cpu' on this machine)")
     # Two torch processes on the same cores thrash each other: split the cores between slots.
     threads = max(1, (os.cpu_count() or 1) // settings.cpu_slots)
-    return [Slot(f"cpu{i}", "cpu", (), threads) for i in range(settings.cpu_slots)]
+    procs = settings.cpu_processes
+    return [Slot(f"cpu{i}", "cpu", (), max(1, threads // procs), procs) for i in range(settings.cpu_slots)]

@@ -70,6 +70,8 @@ class PipelineSettings(BaseModel):
     launcher: Literal["local", "slurm"] = Field(
         "local", description="local: runs on this machine's GPUs or CPU slots; slurm: each run a batch job ([slurm])")
     cpu_slots: int = Field(1, ge=1)
+    cpu_processes: int = Field(1, ge=1, description="training processes per CPU run (torchrun, gloo); the slot's "
+                                                    "cores are split between them")
     gpus: Literal["auto", "none"] | list[int] = "auto"
     ddp: bool = Field(False, description="each run on all GPUs through accelerate launch")
     max_restarts: int = Field(2, ge=0)
