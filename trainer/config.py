@@ -96,6 +96,9 @@ class RunConfig(BaseModel):
     max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    accelerate_config: str | None = Field(
+        None, description="an accelerate config file (YAML) the pipeline passes to `accelerate launch --config_file` "
+                          "(DeepSpeed, FSDP, several machines); goemo-train itself ignores it")
     torch_threads: int | None = Field(None, ge=1)
     seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy's global seeding takes 0 .. 2**32 - 1")
     # evaluation and checkpoints

@@ -65,8 +65,8 @@ class Launcher(Protocol):
     name: str
 
     def start(self, paths: RunPaths, slot: Slot, args: list[str], env_extra: dict[str, str],
-              drop_env: tuple[str, ...] = ()) -> RunHandle:
-        """Start ``goemo-train ARGS`` for one run."""
+              drop_env: tuple[str, ...] = (), accelerate_config: str | None = None) -> RunHandle:
+        """Start ``goemo-train ARGS`` for one run (through ``accelerate launch --config_file`` when given)."""
 
     def adopt(self, launch: dict[str, Any], paths: RunPaths) -> RunHandle | None:
         """The run a run_launch event describes, if it is still queued or running and can be watched again."""
@@ -119,9 +119,13 @@ class RunProcess:
             fh.close()
 
 
-def trainer_command(slot: Slot, args: list[str]) -> list[str]:
-    """goemo-train for one slot: accelerate launch over a multi-GPU slot; torchrun for several CPU processes
-    (accelerate's multi-CPU path needs MPI and otherwise quietly starts one process); else one process."""
+def trainer_command(slot: Slot, args: list[str], accelerate_config: str | None = None) -> list[str]:
+    """goemo-train for one slot: accelerate launch with the run's accelerate config (DeepSpeed, FSDP, …) or
+    over a multi-GPU slot; torchrun for several CPU processes (accelerate's multi-CPU path needs MPI and
+    otherwise quietly starts one process); else one process."""
+    if accelerate_config:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
+                "-m", "trainer.cli", *args]
     if slot.device == "cuda" and len(slot.gpus) > 1:
         return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                 "--num_processes", str(len(slot.gpus)), "-m", "trainer.cli", *args]
@@ -132,7 +136,7 @@ def trainer_command(slot: Slot, args: list[str]) -> list[str]:
 
 
 def start_local(paths: RunPaths, slot: Slot, args: list[str], env_extra: dict[str, str],
-                drop_env: tuple[str, ...] = ()) -> RunProcess:
+                drop_env: tuple[str, ...] = (), accelerate_config: str | None = None) -> RunProcess:
     """Start ``goemo-train ARGS`` for one run in its own session and process group.
 
     Own session: a terminal's Ctrl-C or hang-up never reaches the trainer directly, and the whole
@@ -149,7 +153,8 @@ def start_local(paths: RunPaths, slot: Slot, args: list[str], env_extra: dict[st
     stdout = open(paths.stdout, "ab")
     stderr = open(paths.stderr, "ab")
     try:
-        proc = subprocess.Popen(trainer_command(slot, args), stdout=stdout, stderr=stderr,
+        proc = subprocess.Popen(trainer_command(slot, args, accelerate_config=accelerate_config), stdout=stdout,
+                                stderr=stderr,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True,
                                 cwd=Path.cwd())
     except BaseException:
@@ -165,8 +170,8 @@ class LocalLauncher:
     name = "local"
 
     def start(self, paths: RunPaths, slot: Slot, args: list[str], env_extra: dict[str, str],
-              drop_env: tuple[str, ...] = ()) -> RunHandle:
-        return start_local(paths, slot, args, env_extra, drop_env)
+              drop_env: tuple[str, ...] = (), accelerate_config: str | None = None) -> RunHandle:
+        return start_local(paths, slot, args, env_extra, drop_env, accelerate_config)
 
     def adopt(self, launch: dict[str, Any], paths: RunPaths) -> RunHandle | None:
         # A local trainer cannot be re-attached as a child of a new supervisor (no Popen, no exit

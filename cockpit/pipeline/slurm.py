@@ -38,6 +38,7 @@ ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEU
 WARN_BEFORE_LIMIT_S = 90  # the trainer gets SIGTERM this long before the job's time limit
 STATE_TTL_S = 1.0  # one squeue per job per second at most, whatever the supervisor's poll rate
 COMMAND_TIMEOUT_S = 30.0
+MAIN_PORT = 29500  # the rendezvous port on the first node of a multi-node job
 
 
 class SlurmError(RuntimeError):
@@ -79,12 +80,16 @@ def exit_code(info: dict[str, str]) -> int:
 
 
 def batch_script(paths: RunPaths, settings: SlurmSettings, job_name: str, slot: Slot, args: list[str],
-                 env: dict[str, str], python: str) -> str:
+                 env: dict[str, str], python: str, accelerate_config: str | None = None) -> str:
     """The job script: sbatch options, the preset's setup lines, and the trainer ``exec``'d so that it
     receives the time-limit warning itself."""
+    multi_node = settings.nodes > 1
+    # One node: the batch shell execs the trainer, which gets the warning itself (B:). Several nodes: the
+    # trainers are srun step tasks, and Slurm signals step tasks when the B: prefix is left out.
+    warning = f"--signal=TERM@{WARN_BEFORE_LIMIT_S}" if multi_node else f"--signal=B:TERM@{WARN_BEFORE_LIMIT_S}"
     options = [f"--job-name={job_name}", f"--output={paths.stdout}", f"--error={paths.stderr}",
-               "--open-mode=append", "--requeue", f"--signal=B:TERM@{WARN_BEFORE_LIMIT_S}",
-               "--nodes=1", "--ntasks=1", f"--cpus-per-task={settings.cpus_per_run}"]
+               "--open-mode=append", "--requeue", warning, f"--nodes={settings.nodes}", "--ntasks-per-node=1",
+               f"--cpus-per-task={settings.cpus_per_run}"]
     if settings.partition:
         options.append(f"--partition={settings.partition}")
     if settings.account:
@@ -96,9 +101,13 @@ def batch_script(paths: RunPaths, settings: SlurmSettings, job_name: str, slot: 
     if settings.time:
         options.append(f"--time={settings.time}")
     options += settings.extra
-    command = local.trainer_command(slot, [a for a in args if a != "--resume"])
-    if command[0] == sys.executable:  # the nodes' Python may live elsewhere ([slurm] python)
-        command[0] = python
+    args = [a for a in args if a != "--resume"]
+    if multi_node:
+        command = node_command(settings, python, args, accelerate_config)
+    else:
+        command = local.trainer_command(slot, args, accelerate_config=accelerate_config)
+        if command[0] == sys.executable:  # the nodes' Python may live elsewhere ([slurm] python)
+            command[0] = python
     lines = ["#!/bin/bash", *(f"#SBATCH {opt}" for opt in options), "",
              "# Written by goemo-cockpit's Slurm launcher. A requeued job runs this again: it resumes.",
              f"cd {shlex.quote(str(Path.cwd()))}"]
@@ -106,9 +115,33 @@ def batch_script(paths: RunPaths, settings: SlurmSettings, job_name: str, slot: 
     if settings.setup.strip():
         lines += ["", settings.setup.strip(), ""]
     lines += [f'RESUME=""; [ -s {shlex.quote(str(paths.events))} ] && RESUME="--resume"',
-              "echo \"goemo: job $SLURM_JOB_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}\" >&2",
-              f"exec {' '.join(shlex.quote(c) for c in command)} $RESUME", ""]
+              "echo \"goemo: job $SLURM_JOB_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}\" >&2"]
+    if multi_node:
+        # One launcher per node (srun: one task per node); the first node of the allocation is the main one.
+        inner = " ".join(shlex.quote(c) if not c.startswith("$") else c for c in command) + " $RESUME"
+        lines += ['export MAIN_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)', "export RESUME",
+                  f"exec srun --kill-on-bad-exit=1 bash -c {shlex.quote('exec ' + inner)}", ""]
+    else:
+        lines += [f"exec {' '.join(shlex.quote(c) for c in command)} $RESUME", ""]
     return "\n".join(lines)
+
+
+def node_command(settings: SlurmSettings, python: str, args: list[str], accelerate_config: str | None) -> list[str]:
+    """What each node of a multi-node job runs: accelerate launch over its GPUs (NCCL), or torchrun over
+    its CPU processes (gloo; accelerate's multi-CPU path needs MPI); ``$SLURM_NODEID`` and ``$MAIN_NODE``
+    are filled in on the node."""
+    nodes = str(settings.nodes)
+    if settings.gpus_per_run:
+        total = str(settings.nodes * settings.gpus_per_run)
+        launch = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", nodes,
+                  "--machine_rank", "$SLURM_NODEID", "--main_process_ip", "$MAIN_NODE",
+                  "--main_process_port", str(MAIN_PORT), "--num_processes", total]
+        if accelerate_config:
+            launch += ["--config_file", accelerate_config]
+        return [*launch, "-m", "trainer.cli", *args]
+    return [python, "-m", "torch.distributed.run", "--nnodes", nodes, "--node_rank", "$SLURM_NODEID",
+            "--master_addr", "$MAIN_NODE", "--master_port", str(MAIN_PORT), "--nproc_per_node",
+            str(settings.processes_per_node), "-m", "trainer.cli", *args]
 
 
 @dataclass
@@ -200,7 +233,7 @@ class SlurmLauncher:
         self.python = settings.python or sys.executable
 
     def start(self, paths: RunPaths, slot: Slot, args: list[str], env_extra: dict[str, str],
-              drop_env: tuple[str, ...] = ()) -> SlurmJob:
+              drop_env: tuple[str, ...] = (), accelerate_config: str | None = None) -> SlurmJob:
         # Only what the run needs travels in the script; the rest of the node's environment is the
         # cluster's (sbatch exports the submitting environment by default, minus what we drop).
         env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **env_extra}
@@ -208,7 +241,7 @@ class SlurmLauncher:
             env["OMP_NUM_THREADS"] = str(slot.threads)
         script = paths.root / SLURM_SCRIPT_FILE
         script.write_text(batch_script(paths, self.settings, f"goemo-{self.pipeline}-{paths.root.name}", slot,
-                                       args, env, self.python), encoding="utf-8")
+                                       args, env, self.python, accelerate_config), encoding="utf-8")
         submit_env = {k: v for k, v in os.environ.items() if k not in drop_env or k in env_extra}
         try:
             res = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,

@@ -49,6 +49,8 @@ class SlurmSettings(BaseModel):
     extra: list[str] = Field(default_factory=list, description="more sbatch options, e.g. ['--qos=high']")
     setup: str = Field("", description="shell lines run before the trainer, e.g. 'module load cuda/12.4'")
     max_concurrent_jobs: int = Field(5, ge=1, description="jobs of this pipeline queued or running at once")
+    nodes: int = Field(1, ge=1, description="nodes per run; above 1, srun starts one launcher per node")
+    processes_per_node: int = Field(1, ge=1, description="CPU runs over several nodes: torchrun processes per node")
     python: str | None = Field(None, description="the Python that runs goemo-train on the nodes (default: this one)")
 
 

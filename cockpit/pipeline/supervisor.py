@@ -277,7 +277,7 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
-    def _run_config(self, record: RunRecord, slot: Slot) -> Path:
+    def _run_config(self, record: RunRecord, slot: Slot) -> tuple[Path, Any]:
         """Resolve and write the run's run.toml (atomically: a restart may read it while we write)."""
         run = self.paths.run(record.run_id)
         run.root.mkdir(parents=True, exist_ok=True)
@@ -297,7 +297,7 @@ class Supervisor:
         if record.phase == FINAL_PHASE:
             config.export = True
         write_atomic(run.config, config_to_toml(config))
-        return run.config
+        return run.config, config
 
     @staticmethod
     def _first_config(record: RunRecord) -> str:
@@ -306,7 +306,7 @@ class Supervisor:
 
     def _launch(self, record: RunRecord, slot: Slot) -> ActiveRun:
         run = self.paths.run(record.run_id)
-        config_path = self._run_config(record, slot)
+        config_path, config = self._run_config(record, slot)
         record.attempts += 1
         args = ["--config", str(config_path), "--out", str(run.root)]
         if run.events.exists():
@@ -319,7 +319,8 @@ class Supervisor:
         fault = None if record.exports_only else self.preset.config(record.config).fault
         if fault:
             env[ENV_FAULT] = fault
-        process = self.launcher.start(run, slot, args, env, drop_env=(ENV_FAULT,))
+        process = self.launcher.start(run, slot, args, env, drop_env=(ENV_FAULT,),
+                                      accelerate_config=config.accelerate_config)
         record.status = "running"
         self.emit("run_launch", run=record.run_id, device=slot.name, attempt=record.attempts, phase=record.phase,
                   config=record.config, **{"pid": None, **process.launch_fields()})

@@ -50,7 +50,7 @@ loss = "asl"
 
 @pytest.fixture(autouse=True)
 def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher, "trainer_command", lambda slot, args: [sys.executable, str(FAKE), *args])
+    monkeypatch.setattr(launcher, "trainer_command", lambda slot, args, **_: [sys.executable, str(FAKE), *args])
 
 
 def make(tmp_path: Path, behaviours: dict[str, str], configs: list[str], stall: float = 30) -> Supervisor:
