@@ -51,6 +51,9 @@ class RunHandle(Protocol):
     def restarts(self) -> int:
         """How many times the scheduler started it again on its own (Slurm requeue); 0 for local runs."""
 
+    def waiting(self) -> bool:
+        """Queued and not yet started (a pending Slurm job): silence then is no stall."""
+
     def dump_stack(self) -> None:
         """Ask the trainer to write every thread's stack to the run's stderr file (SIGUSR1, faulthandler)."""
 
@@ -92,6 +95,9 @@ class RunProcess:
 
     def restarts(self) -> int:
         return 0
+
+    def waiting(self) -> bool:
+        return False
 
     def dump_stack(self) -> None:
         try:

@@ -124,6 +124,11 @@ class Scheduler:
             self._read(active)
             code = active.process.poll()
             if code is None:
+                if active.watchdog.last_progress is None and active.process.waiting():
+                    # The startup grace counts from when the job starts, not from a queue wait. (Once the
+                    # run has written progress it has started, whatever a cached job state still says.)
+                    active.watchdog.started_at = active.watchdog.clock()
+                    continue
                 if active.intent is None and active.watchdog.stalled():
                     stalled.append(active)
                 continue

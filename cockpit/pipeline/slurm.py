@@ -35,6 +35,8 @@ from trainer.events import read_events
 # Job states in which the job will still run (or is running); any other is an end.
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
          "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+# Alive but not started: a queue wait, however long, is no stall.
+WAITING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESV_DEL_HOLD"}
 WARN_BEFORE_LIMIT_S = 90  # the trainer gets SIGTERM this long before the job's time limit
 STATE_TTL_S = 1.0  # one squeue per job per second at most, whatever the supervisor's poll rate
 COMMAND_TIMEOUT_S = 30.0
@@ -188,6 +190,9 @@ class SlurmJob:
         self.state()
         value = self._info.get("Restarts", "0")
         return int(value) if value.isdigit() else 0
+
+    def waiting(self) -> bool:
+        return self.state() in WAITING
 
     def dump_stack(self) -> None:
         try:

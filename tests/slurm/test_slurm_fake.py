@@ -31,11 +31,12 @@ phases = [1]
 launcher = "slurm"
 max_restarts = 1
 stall_floor_s = {stall}
-startup_grace_s = 60
+startup_grace_s = {grace}
 term_grace_s = 5
 [slurm]
 cpus_per_run = 1
 max_concurrent_jobs = 2
+extra = {extra}
 [defaults]
 model = "tiny-deberta"
 device = "cpu"
@@ -53,10 +54,11 @@ def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(launcher, "trainer_command", lambda slot, args, **_: [sys.executable, str(FAKE), *args])
 
 
-def make(tmp_path: Path, behaviours: dict[str, str], configs: list[str], stall: float = 30) -> Supervisor:
+def make(tmp_path: Path, behaviours: dict[str, str], configs: list[str], stall: float = 30, grace: float = 60,
+         extra: tuple[str, ...] = ()) -> Supervisor:
     os.environ["FAKE_TRAINER"] = json.dumps(behaviours)  # sbatch exports the environment to the job
     path = tmp_path / "fake.toml"
-    path.write_text(PRESET.format(stall=stall))
+    path.write_text(PRESET.format(stall=stall, grace=grace, extra=json.dumps(list(extra))))
     preset, _ = load_preset(str(path))
     pdir = tmp_path / "runs" / "p"
     pdir.mkdir(parents=True, exist_ok=True)
@@ -162,4 +164,21 @@ def test_a_resumed_supervisor_adopts_a_running_job_instead_of_submitting_it_twic
     events = read_events(PipelinePaths(second.dir).events)
     assert [e["job_id"] for e in events if e["type"] == "run_launch"] == [job]
     assert any(e["type"] == "alert" and e["code"] == "adopted" for e in events)
+    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
+
+
+def test_a_job_waiting_in_the_queue_is_not_a_stall(tmp_path: Path) -> None:
+    import threading
+
+    sup = make(tmp_path, {"bce": "ok"}, ["bce"], stall=2, grace=2, extra=("--hold",))  # held: pending
+
+    def release_later() -> None:
+        job = _job_of(sup, "p1-bce")
+        time.sleep(6)  # three times the startup grace, in the queue
+        subprocess.run(["scontrol", "release", job], check=True)
+
+    threading.Thread(target=release_later, daemon=True).start()
+    assert sup.run() == EXIT_OK
+    events = read_events(PipelinePaths(sup.dir).events)
+    assert not [e for e in events if e["type"] == "stall"]
     assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
