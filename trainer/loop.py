@@ -177,6 +177,7 @@ class TrainingRun:
         self.nonfinite_skipped = 0
         self.nonfinite_in_row = 0
         self.last_eval_step = -1
+        self.last_save_step = -1
         self.eval_seconds = 0.0
         self.ckpt_seconds = 0.0
 
@@ -364,7 +365,8 @@ class TrainingRun:
             if step % self.steps_per_epoch == 0 or step >= self.total_steps:
                 if self.last_eval_step != step:
                     self.evaluate_dev(step)
-                self.save_latest(step)
+                if self.last_save_step != step:  # checkpoint_every_steps may have saved this step already
+                    self.save_latest(step)
         if self.last_eval_step != step:
             self.evaluate_dev(step)
         return "completed", f"{step} optimizer steps"
@@ -410,7 +412,10 @@ class TrainingRun:
                     # Clips after unscaling under fp16; the returned norm is the pre-clip total.
                     grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), max_norm))
                     # .item() is a device sync, paid once per optimizer step for the non-finite guard.
-                    loss_value = float(torch.stack(losses).mean().item())
+                    mean_loss = torch.stack(losses).mean()
+                    if acc.num_processes > 1:  # the step's loss over every rank's rows, as one process reports it
+                        mean_loss = acc.reduce(mean_loss, reduction="mean")
+                    loss_value = float(mean_loss.item())
                     finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or acc.mixed_precision == "fp16")
                     if finite or acc.mixed_precision == "fp16":
                         # Under fp16 the grad scaler itself skips steps with inf/nan gradients.
@@ -538,6 +543,7 @@ class TrainingRun:
         path = checkpoints.save_latest(self.accelerator, self.ckpt_root, state, self.model, self.optimizer,
                                        self.scheduler, fault=self.faults.checkpoint_fault(step))
         self.ckpt_seconds = time.time() - t
+        self.last_save_step = step
         self.emit("checkpoint", step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
 
     # -- export -------------------------------------------------------------------------------
