@@ -115,3 +115,81 @@ def test_a_requeued_trainer_resumes_with_the_same_step_numbers_and_no_duplicates
     assert len(starts) == 2 and starts[1]["resumed_from_step"] >= 6  # it checkpointed on SIGTERM, in this folder
     assert steps == list(range(1, steps[-1] + 1))  # every step once, numbered as one run
     assert [e["status"] for e in events if e["type"] == "run_end"] == ["stopped", "completed"]
+
+
+DRILL = """
+name = "drill"
+[pipeline]
+phases = [1]
+launcher = "slurm"
+max_restarts = 1
+stall_floor_s = 8
+stall_factor = 10
+startup_grace_s = 90
+term_grace_s = 10
+[slurm]
+cpus_per_run = {cpus}
+[defaults]
+model = "tiny-deberta"
+device = "cpu"
+max_eval_samples = 200
+batch_size = 16
+lr = 3e-3
+max_train_samples = {rows}
+checkpoint_every_steps = 5
+[[configs]]
+name = "bce"
+loss = "bce"
+{fault}
+"""
+
+
+def drill(tmp_path: Path, rows: int = 160, fault: str = "") -> Path:
+    path = tmp_path / "drill.toml"
+    path.write_text(DRILL.format(cpus=os.cpu_count() or 1, rows=rows, fault=fault))
+    return path
+
+
+def test_a_hanging_trainer_under_slurm_is_dumped_through_scancel_and_resubmitted(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    res = cockpit("--headless", "--preset", str(drill(tmp_path, fault='fault = "hang@3"')), "--runs-dir", str(runs))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    pdir = only_pipeline(runs)
+    events = read_events(pdir / "pipeline.jsonl")
+    assert [e["run"] for e in events if e["type"] == "stall"] == ["p1-bce"]
+    jobs = [e["job_id"] for e in events if e["type"] == "run_launch"]
+    assert len(set(jobs)) == 2  # cancelled and submitted again, resuming from its checkpoint
+    dump = (pdir / "p1-bce" / "stall-1.txt").read_text()
+    assert "trainer/faults.py" in dump and "Thread" in dump  # the main thread's stack, through Slurm
+    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
+
+
+def test_a_killed_supervisor_is_resumed_and_adopts_the_running_job(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    supervisor = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "--headless", "--preset",
+                                   str(drill(tmp_path, rows=1600)), "--runs-dir", str(runs)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=train_env())
+    try:
+        deadline = time.monotonic() + 120
+        job = None
+        while time.monotonic() < deadline and job is None:
+            folder = next(iter(runs.glob("*/p1-bce/events.jsonl")), None)
+            if folder and any(e["type"] == "step" for e in read_events(folder)):
+                launches = [e for e in read_events(folder.parent.parent / "pipeline.jsonl")
+                            if e["type"] == "run_launch"]
+                job = launches[-1]["job_id"]
+            time.sleep(0.25)
+        assert job, "the job never started"
+    finally:
+        supervisor.kill()  # SIGKILL: no cleanup, the job keeps running
+        supervisor.wait()
+    state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    assert state == "RUNNING"
+    pdir = only_pipeline(runs)
+    res = cockpit("--headless", "--resume", str(pdir))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    events = read_events(pdir / "pipeline.jsonl")
+    assert [e["job_id"] for e in events if e["type"] == "run_launch"] == [job]  # not submitted twice
+    assert any(e["type"] == "alert" and e.get("code") == "adopted" for e in events)
+    steps = [e["step"] for e in read_events(pdir / "p1-bce" / "events.jsonl") if e["type"] == "step"]
+    assert steps == list(range(1, steps[-1] + 1))
