@@ -4,7 +4,7 @@
 
 Every measurement runs in a fresh subprocess so imports and caches are cold:
 
-1. import: wall time of `import cockpit.app, cockpit.state, cockpit.tail, cockpit.telemetry,
+1. import: wall time of `import cockpit.app, cockpit.state, cockpit.tail, trainer.devices,
    cockpit.pipeline.control` inside the interpreter (interpreter start excluded); median of 3.
 2. first frame: `make_app(folder)` on the fake finished pipeline of the tests, run headless at
    160x48, until the tail has read every file, the snapshot is published and the screen has
@@ -57,7 +57,7 @@ def bench_import() -> float:
     code = """
     import json, time
     t = time.perf_counter()
-    import cockpit.app, cockpit.state, cockpit.tail, cockpit.telemetry, cockpit.pipeline.control
+    import cockpit.app, cockpit.state, cockpit.tail, trainer.devices, cockpit.pipeline.control
     print(json.dumps({"s": time.perf_counter() - t}))
     """
     return statistics.median(run_py(code)["s"] for _ in range(3))

@@ -27,7 +27,7 @@ from cockpit.screens.dashboard import DashboardScreen
 from cockpit.state import TERMINAL, PipelineState
 from cockpit.views import PipelineView
 from cockpit.tail import PipelineTail
-from cockpit.telemetry import TelemetrySampler, TelemetrySnapshot
+from trainer.devices import TelemetrySampler, TelemetrySnapshot
 
 # Screens other than the dashboard are imported when first opened: start-up time is a feature.
 

@@ -20,13 +20,14 @@ best score or leaderboard row (`cockpit.pipeline.results.is_run_eval` is the rul
 from __future__ import annotations
 
 import math
+import socket
 from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from cockpit.views import (
-    SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, LeaderRow, OversampleRow,
-    PipelineView, RunView, Series, SourceRow, StallAlert,
+    SECONDARY_THRESHOLD, Alert, ClassScore, DeviceGpu, EvalResult, FinalResult, HealthBadge, HostDevices, LeaderRow,
+    OversampleRow, PipelineView, RunView, Series, SourceRow, StallAlert,
 )
 from cockpit.pipeline.results import eval_source
 from trainer.contract import PIPELINE_SOURCE
@@ -205,6 +206,9 @@ class RunState:
         self.trainer_status: str | None = None
         self.launch_t = self.end_t = float("-inf")
         self.attempt = self.restarts = 0
+        self.requeues = 0  # times Slurm started the job again on its own (preemption, requeue)
+        # (t, host, gpus, gpu_error, cpu_pct, rss_mb) of the trainer's newest device event
+        self.device_report: tuple[Any, ...] | None = None
         self.device: str = ""
         self.pid: int | None = None
         self.step, self.epoch = 0, 0.0
@@ -237,6 +241,8 @@ class RunState:
         # The trainer's run_end can land before the supervisor's run_done.
         if sup == "running" and self.trainer_status in TERMINAL and self.end_t >= self.launch_t:
             return self.trainer_status
+        if sup == "running" and self.requeues:
+            return f"requeued ({self.requeues})"
         return sup
 
     def health(self) -> HealthBadge:
@@ -313,6 +319,8 @@ class PipelineState:
         self.phase_name = ""
         self.phases: tuple[int, ...] = ()
         self.devices: tuple[str, ...] = ()
+        # This machine's name: runs here are shown by the cockpit's own sampling, not their device events.
+        self.local_host = socket.gethostname()
         self.max_restarts = DEFAULT_MAX_RESTARTS
         self.target_f1: float | None = None
         self.runs: dict[str, RunState] = {}
@@ -478,6 +486,12 @@ class PipelineState:
         k = int(e["attempt"]) - 1  # attempt is the new one: attempt 2 is restart 1
         self._resolve_stall(run.run, f"dump + restart {k} of {self.max_restarts} from step {e.get('from_step')}")
 
+    def _requeue(self, e: dict[str, Any], t: float) -> None:
+        run = self._touch(e["run"])
+        # The job's first life ended with run_end "stopped" (SIGTERM); it runs again from now on.
+        run.sup_status, run.launch_t = "running", t
+        run.requeues = _int(e.get("restarts")) or run.requeues + 1
+
     def _run_done(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
         run.sup_status = str(e["status"])
@@ -568,6 +582,37 @@ class PipelineState:
         elif alert.code == "nonfinite":
             run.nonfinite_alerts += 1
 
+    def _run_device(self, run: RunState, e: dict[str, Any], t: float) -> None:
+        gpus = []
+        for g in e.get("gpus") if isinstance(e.get("gpus"), list) else ():
+            if isinstance(g, dict) and _int(g.get("index")) is not None:
+                throttle = g.get("throttle")
+                gpus.append(DeviceGpu(
+                    _int(g["index"]) or 0, _str(g.get("name"), "GPU"), _num(g.get("util_pct")),
+                    _num(g.get("mem_used_mb")), _num(g.get("mem_total_mb")), _num(g.get("temp_c")),
+                    _num(g.get("power_w")),
+                    tuple(str(x) for x in throttle) if isinstance(throttle, list) else ()))
+        run.device_report = (t, _str(e.get("host")), tuple(gpus), _str(e.get("gpu_error")) or None,
+                             _num(e.get("cpu_pct")), _num(e.get("rss_mb")))
+
+    def host_devices(self) -> tuple[HostDevices, ...]:
+        """Devices of the hosts where live runs run, grouped by host; this machine's own are left to the
+        cockpit's own sampling (the GPU panel), so nothing is shown twice."""
+        by_host: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for run in self.runs.values():
+            report = run.device_report
+            if report is None or not report[1] or report[1] == self.local_host or run.status in TERMINAL:
+                continue
+            by_host.setdefault(report[1], []).append((run.run, report))
+        hosts = []
+        for host, reports in sorted(by_host.items()):
+            newest = max(reports, key=lambda r: r[1][0])[1]
+            cpu = [r[4] for _, r in reports if r[4] is not None]
+            rss = [r[5] for _, r in reports if r[5] is not None]
+            hosts.append(HostDevices(host, tuple(sorted(run for run, _ in reports)), newest[2], newest[3],
+                                     sum(cpu) if cpu else None, sum(rss) if rss else None, newest[0]))
+        return tuple(hosts)
+
     def _run_end(self, run: RunState, e: dict[str, Any], t: float) -> None:
         run.trainer_status, run.end_t = str(e["status"]), t
 
@@ -577,6 +622,7 @@ class PipelineState:
         "run_launch": _run_launch,
         "stall": _stall,
         "restart": _restart,
+        "requeue": _requeue,
         "run_done": _run_done,
         "alert": _pipeline_alert,
         "phase_end": _phase_end,
@@ -591,6 +637,7 @@ class PipelineState:
         "eval": _run_eval,
         "alert": _run_alert,
         "run_end": _run_end,
+        "device": _run_device,
     }
     """events.jsonl event type -> handler; TRAINER_IGNORED lists the rest of the contract's types."""
 
@@ -706,4 +753,5 @@ class PipelineState:
             reference_f1=_num(self.summary.get("reference_f1")), ranking=self.ranking,
             skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now, primary=self.primary,
             sources=self.source_rows(), taxonomy=self.taxonomy, select_by=self.select_by,
+            hosts=self.host_devices(),
         )

@@ -237,6 +237,33 @@ class RunView:
 
 
 @dataclass(frozen=True)
+class DeviceGpu:
+    """One GPU as a run's ``device`` event reported it."""
+
+    index: int
+    name: str
+    util_pct: float | None
+    mem_used_mb: float | None
+    mem_total_mb: float | None
+    temp_c: float | None
+    power_w: float | None
+    throttle: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostDevices:
+    """The devices of one host where runs of this pipeline run (from their trainers' ``device`` events)."""
+
+    host: str
+    runs: tuple[str, ...]
+    gpus: tuple[DeviceGpu, ...]
+    gpu_error: str | None
+    cpu_pct: float | None  # of the runs' processes on that host, summed (% of one core)
+    rss_mb: float | None
+    t: float  # the newest report
+
+
+@dataclass(frozen=True)
 class PipelineView:
     pipeline: str
     preset: str
@@ -264,6 +291,7 @@ class PipelineView:
     sources: tuple[SourceRow, ...] = ()  # empty for data events of older trainers, which list no sources
     taxonomy: str = ""  # the label space of the pipeline's first data event; "" from older trainers
     select_by: str = DEFAULT_SELECT_BY  # what ranks the leaderboard (summary.json, else preset.toml)
+    hosts: tuple[HostDevices, ...] = ()  # other hosts' devices, from the live runs' device events
 
     @property
     def ranking_label(self) -> str:

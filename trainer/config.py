@@ -96,6 +96,9 @@ class RunConfig(BaseModel):
     max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    accelerate_config: str | None = Field(
+        None, description="an accelerate config file (YAML) the pipeline passes to `accelerate launch --config_file` "
+                          "(DeepSpeed, FSDP, several machines); goemo-train itself ignores it")
     torch_threads: int | None = Field(None, ge=1)
     seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy's global seeding takes 0 .. 2**32 - 1")
     # evaluation and checkpoints
@@ -107,6 +110,8 @@ class RunConfig(BaseModel):
         "f1@primary", description="the dev score that picks the best checkpoint: macro-F1 at the primary threshold, "
                                   "or tuned_cv (thresholds tuned on one half of dev, scored on the other)")
     checkpoint_every_steps: int = Field(200, ge=0, description="0: only at epoch end and on SIGTERM")
+    device_every_s: float = Field(10.0, ge=0, description="a 'device' event (GPUs, CPU, RSS of the node the run "
+                                                          "runs on) this often; 0: none")
     max_nonfinite_in_row: int = Field(20, ge=1)
     export: bool = Field(False, description="at the end: best weights, dev/test probabilities, tuned thresholds")
     # trackers: Hugging Face's report_to names and semantics ("all": every installed one; "none": none)

@@ -122,6 +122,7 @@ REPORT_FILE = "report.md"
 RUN_CONFIG_FILE = "run.toml"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
+SLURM_SCRIPT_FILE = "slurm-job.sh"  # a Slurm run's batch script, in its run folder
 SUPERVISOR_LOG_FILE = "supervisor.log"
 LOCK_FILE = "supervisor.lock"
 CONTROL_DIR = "control"
@@ -377,6 +378,8 @@ TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("step", "path"),
     "alert": ("level", "code", "message"),
     "run_end": ("status", "reason", "wall_s", "best"),
+    # Every device_every_s from the trainer: the GPUs of the node it runs on and its processes' CPU/RSS.
+    "device": ("host", "local_rank", "gpus", "cpu_pct", "rss_mb"),
 }
 
 PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
@@ -386,6 +389,7 @@ PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
     "run_exit": ("run", "code", "attempt"),
     "stall": ("run", "attempt", "silent_s", "dump"),
     "restart": ("run", "attempt", "from_step"),
+    "requeue": ("run", "attempt", "restarts"),  # Slurm started the job again on its own (preemption, requeue)
     "run_done": ("run", "status", "attempts"),
     "alert": ("level", "code", "message"),
     "phase_end": ("phase",),

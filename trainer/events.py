@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class EventWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()  # the device reporter's thread writes too
         if self._torn_last_line():
             # A writer killed mid-line left a line without its newline: end it, so our first
             # event starts a line of its own instead of being glued to the torn one.
@@ -67,13 +69,16 @@ class EventWriter:
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = make_event(type_, **fields)
         # One write call per line keeps lines whole even when a reader tails concurrently.
-        self._fh.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
+        line = json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
         return event
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
 
     def __enter__(self) -> "EventWriter":
         return self

@@ -173,9 +173,11 @@ class TrainingRun:
         self.events: EventWriter | None = None
         self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold, self.cfg.select_by),
                                      "value": None, "step": None}
+        self.devices: Any = None  # the device reporter thread, on the main process
         self.nonfinite_skipped = 0
         self.nonfinite_in_row = 0
         self.last_eval_step = -1
+        self.last_save_step = -1
         self.eval_seconds = 0.0
         self.ckpt_seconds = 0.0
 
@@ -219,6 +221,11 @@ class TrainingRun:
                                                                     sync_with_dataloader=False),
         )
         self.events = EventWriter(self.out / EVENTS_FILE) if self.accelerator.is_main_process else None
+        if self.events is not None and cfg.device_every_s > 0:
+            from trainer.devices import DeviceReporter
+
+            self.devices = DeviceReporter(self.emit, cfg.device_every_s,
+                                          self.accelerator.local_process_index).start()
         self.emit("activity", what="load", expect_s=startup_grace_s())
         set_seed(cfg.seed)
         self._setup_data()
@@ -350,18 +357,35 @@ class TrainingRun:
                     return "failed", failed
                 if cfg.eval_every_steps and step % cfg.eval_every_steps == 0:
                     self.evaluate_dev(step)
-                if self.stop_signal is not None:
+                if self._stop_requested():
                     self.save_latest(step)
-                    return "stopped", f"signal {signal.Signals(self.stop_signal).name}"
+                    return "stopped", self._stop_reason()
                 if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
                     self.save_latest(step)
             if step % self.steps_per_epoch == 0 or step >= self.total_steps:
                 if self.last_eval_step != step:
                     self.evaluate_dev(step)
-                self.save_latest(step)
+                if self.last_save_step != step:  # checkpoint_every_steps may have saved this step already
+                    self.save_latest(step)
         if self.last_eval_step != step:
             self.evaluate_dev(step)
         return "completed", f"{step} optimizer steps"
+
+    def _stop_requested(self) -> bool:
+        """Whether every rank stops at this step boundary. A SIGTERM may reach one rank only, or land between
+        two ranks' checks: a flag all ranks reduce together (accelerate's set_trigger/check_trigger) makes
+        them all stop at the same step, so none waits in the checkpoint's barrier while another starts the
+        next step's all-reduce."""
+        if self.stop_signal is not None:
+            self.accelerator.set_trigger()
+        if self.accelerator.num_processes == 1:
+            return self.stop_signal is not None
+        return self.accelerator.check_trigger()
+
+    def _stop_reason(self) -> str:
+        if self.stop_signal is None:
+            return "a stop signal on another rank"
+        return f"signal {signal.Signals(self.stop_signal).name}"
 
     def _train_step(self, step: int, micro_batches: list[np.ndarray], health: GradHealth) -> str | None:
         """One optimizer step over grad_accum micro-batches; returns a failure reason or None."""
@@ -388,7 +412,10 @@ class TrainingRun:
                     # Clips after unscaling under fp16; the returned norm is the pre-clip total.
                     grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), max_norm))
                     # .item() is a device sync, paid once per optimizer step for the non-finite guard.
-                    loss_value = float(torch.stack(losses).mean().item())
+                    mean_loss = torch.stack(losses).mean()
+                    if acc.num_processes > 1:  # the step's loss over every rank's rows, as one process reports it
+                        mean_loss = acc.reduce(mean_loss, reduction="mean")
+                    loss_value = float(mean_loss.item())
                     finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or acc.mixed_precision == "fp16")
                     if finite or acc.mixed_precision == "fp16":
                         # Under fp16 the grad scaler itself skips steps with inf/nan gradients.
@@ -516,6 +543,7 @@ class TrainingRun:
         path = checkpoints.save_latest(self.accelerator, self.ckpt_root, state, self.model, self.optimizer,
                                        self.scheduler, fault=self.faults.checkpoint_fault(step))
         self.ckpt_seconds = time.time() - t
+        self.last_save_step = step
         self.emit("checkpoint", step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
 
     # -- export -------------------------------------------------------------------------------
@@ -564,6 +592,8 @@ class TrainingRun:
     def finish(self, status: str, reason: str) -> None:
         """run_end, then close the events file; a write that fails here (disk full) cannot be reported
         anywhere but stderr, so it is swallowed."""
+        if self.devices is not None:
+            self.devices.stop()
         try:
             self.emit("run_end", status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
                       best=self.best)

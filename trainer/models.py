@@ -14,11 +14,16 @@ from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, r
 from trainer.model_source import ModelError, ModelSource
 
 
-def tiny_deberta_config(vocab_size: int, pad_token_id: int) -> Any:
-    """A 2-layer, hidden-64 DeBERTa-v2 with v3's relative attention (same code path as deberta-v3-large)."""
+def tiny_deberta_config(vocab_size: int, pad_token_id: int, dropout: float = 0.1) -> Any:
+    """A 2-layer, hidden-64 DeBERTa-v2 with v3's relative attention (same code path as deberta-v3-large).
+
+    Random weights have no pretrained dropout to keep, so the run's ``dropout`` sets all of it (the
+    encoder's and the head's): with 0 a run is deterministic given its batches, which the multi-process
+    tests rely on."""
     from transformers import DebertaV2Config
 
     return DebertaV2Config(
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
         vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=128, max_position_embeddings=512, type_vocab_size=0,
         relative_attention=True, max_relative_positions=-1, position_buckets=256,
@@ -90,7 +95,7 @@ def build_classifier(source: ModelSource, label_names: list[str], tokenizer: Any
     labels = _label_kwargs(label_names)
     try:
         if source.path is None:
-            config = tiny_deberta_config(len(tokenizer), tokenizer.pad_token_id)
+            config = tiny_deberta_config(len(tokenizer), tokenizer.pad_token_id, dropout)
             for key, value in labels.items():
                 setattr(config, key, value)
             backbone = AutoModelForSequenceClassification.from_config(config)

@@ -7,13 +7,10 @@ callers act on them, so nothing iterates over ``active`` while a callee changes 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from cockpit.pipeline.launcher import RunProcess
+from cockpit.pipeline.launcher import RunHandle
 from cockpit.pipeline.slots import Slot
 from cockpit.pipeline.watchdog import StallWatchdog
 from trainer.events import EventReader
@@ -41,18 +38,19 @@ class RunRecord:
 
 @dataclass
 class ActiveRun:
-    """A run in flight: its process, its event reader and its watchdog."""
+    """A run in flight: its handle (a local process or a Slurm job), its event reader and its watchdog."""
 
     record: RunRecord
     slot: Slot
-    process: RunProcess
+    process: RunHandle
     watchdog: StallWatchdog
     reader: EventReader
     ended: dict[str, Any] | None = None  # the trainer's run_end, once read
     intent: str | None = None  # why we are ending it: "stop", "restart", "stall", "pipeline"
+    restarts_seen: int = 0  # the scheduler's own restarts (Slurm requeues) already reported
 
     @property
-    def pid(self) -> int:
+    def pid(self) -> int | None:
         return self.process.pid
 
 
@@ -96,6 +94,21 @@ class Scheduler:
         self.active[record.run_id] = active
         return active
 
+    def adopt(self, active: ActiveRun) -> None:
+        """Watch a run that an earlier supervisor started and that is still queued or running (Slurm)."""
+        self.queue = [r for r in self.queue if r.run_id != active.record.run_id]
+        self.active[active.record.run_id] = active
+
+    def requeued(self) -> list[tuple[ActiveRun, int]]:
+        """Runs the cluster started again on its own since the last call (Slurm requeue), with their count."""
+        found = []
+        for active in self.active.values():
+            restarts = active.process.restarts()
+            if restarts > active.restarts_seen:
+                active.restarts_seen = restarts
+                found.append((active, restarts))
+        return found
+
     def _read(self, active: ActiveRun) -> None:
         for event in active.reader.read_new():
             active.watchdog.observe(event)
@@ -109,8 +122,13 @@ class Scheduler:
         stalled: list[ActiveRun] = []
         for active in list(self.active.values()):
             self._read(active)
-            code = active.process.proc.poll()
+            code = active.process.poll()
             if code is None:
+                if active.watchdog.last_progress is None and active.process.waiting():
+                    # The startup grace counts from when the job starts, not from a queue wait. (Once the
+                    # run has written progress it has started, whatever a cached job state still says.)
+                    active.watchdog.started_at = active.watchdog.clock()
+                    continue
                 if active.intent is None and active.watchdog.stalled():
                     stalled.append(active)
                 continue
@@ -121,23 +139,11 @@ class Scheduler:
     def release(self, active: ActiveRun) -> None:
         """Forget an exited run and close its files (its slot becomes free)."""
         self.active.pop(active.record.run_id, None)
-        active.process.close_files()
+        active.process.close()
 
     def terminate(self, active: ActiveRun) -> int:
-        """SIGTERM the run's process group (it checkpoints and exits), SIGKILL after the grace period."""
-        proc = active.process.proc
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            return proc.wait(timeout=self.term_grace_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return proc.wait()
+        """SIGTERM the run (it checkpoints and exits), a hard kill after the grace period."""
+        return active.process.terminate(self.term_grace_s)
 
     def end(self, active: ActiveRun, intent: str) -> Exited:
         """End one run on purpose and return its exit (the caller applies it)."""

@@ -17,6 +17,7 @@ class Slot:
     device: str  # "cpu" or "cuda"
     gpus: tuple[int, ...] = ()
     threads: int | None = None
+    processes: int = 1  # CPU: training processes of one run (torchrun, gloo); GPUs: one per GPU
 
 
 def detect_gpus() -> list[int]:
@@ -38,12 +39,18 @@ def detect_gpus() -> list[int]:
 
 
 def plan_slots(preset: Preset, gpus: list[int] | None = None) -> list[Slot]:
-    """One slot per GPU (or one for all GPUs under DDP), else ``cpu_slots`` CPU slots that share the cores.
+    """One slot per GPU (or one for all GPUs under DDP), else ``cpu_slots`` CPU slots that share the cores;
+    under Slurm, ``max_concurrent_jobs`` slots whose jobs the cluster places.
 
     Raises PresetError when the preset asks for CUDA (``device = "cuda"`` in any run, or an explicit
     ``gpus`` list) and the GPUs are not there.
     """
     settings = preset.pipeline
+    if settings.launcher == "slurm":
+        # The cluster places the jobs: a slot is a place in this pipeline's share of the queue.
+        slurm = preset.slurm
+        device = "cuda" if slurm.gpus_per_run else "cpu"
+        return [Slot(f"slurm{i}", device, (), slurm.cpus_per_run) for i in range(slurm.max_concurrent_jobs)]
     found = detect_gpus() if gpus is None else gpus
     if isinstance(settings.gpus, list):
         missing = [g for g in settings.gpus if g not in found]
@@ -64,4 +71,5 @@ def plan_slots(preset: Preset, gpus: list[int] | None = None) -> list[Slot]:
                           "(expected 'auto' or 'cpu' on this machine)")
     # Two torch processes on the same cores thrash each other: split the cores between slots.
     threads = max(1, (os.cpu_count() or 1) // settings.cpu_slots)
-    return [Slot(f"cpu{i}", "cpu", (), threads) for i in range(settings.cpu_slots)]
+    procs = settings.cpu_processes
+    return [Slot(f"cpu{i}", "cpu", (), max(1, threads // procs), procs) for i in range(settings.cpu_slots)]

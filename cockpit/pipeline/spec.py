@@ -35,6 +35,25 @@ class LossConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="extra run config keys")
 
 
+class SlurmSettings(BaseModel):
+    """``[slurm]``: how each run becomes a batch job (``[pipeline] launcher = "slurm"``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    partition: str | None = Field(None, description="sbatch --partition (default: the cluster's default)")
+    account: str | None = Field(None, description="sbatch --account")
+    gpus_per_run: int = Field(0, ge=0, description="GPUs per run (--gpus); 0: a CPU run")
+    cpus_per_run: int = Field(2, ge=1, description="--cpus-per-task; also the run's torch threads")
+    mem: str | None = Field(None, description="sbatch --mem, e.g. '32G'")
+    time: str | None = Field(None, description="sbatch --time, e.g. '4:00:00'; the trainer gets SIGTERM 90 s before")
+    extra: list[str] = Field(default_factory=list, description="more sbatch options, e.g. ['--qos=high']")
+    setup: str = Field("", description="shell lines run before the trainer, e.g. 'module load cuda/12.4'")
+    max_concurrent_jobs: int = Field(5, ge=1, description="jobs of this pipeline queued or running at once")
+    nodes: int = Field(1, ge=1, description="nodes per run; above 1, srun starts one launcher per node")
+    processes_per_node: int = Field(1, ge=1, description="CPU runs over several nodes: torchrun processes per node")
+    python: str | None = Field(None, description="the Python that runs goemo-train on the nodes (default: this one)")
+
+
 class PipelineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -50,7 +69,11 @@ class PipelineSettings(BaseModel):
         "f1@primary", description="ranks runs in phases 2-4, picks each run's best checkpoint and the final run: "
                                   "dev macro-F1 at the primary threshold, or tuned_cv (thresholds tuned on one "
                                   "half of dev, scored on the other)")
+    launcher: Literal["local", "slurm"] = Field(
+        "local", description="local: runs on this machine's GPUs or CPU slots; slurm: each run a batch job ([slurm])")
     cpu_slots: int = Field(1, ge=1)
+    cpu_processes: int = Field(1, ge=1, description="training processes per CPU run (torchrun, gloo); the slot's "
+                                                    "cores are split between them")
     gpus: Literal["auto", "none"] | list[int] = "auto"
     ddp: bool = Field(False, description="each run on all GPUs through accelerate launch")
     max_restarts: int = Field(2, ge=0)
@@ -84,6 +107,7 @@ class Preset(BaseModel):
     phase1: dict[str, Any] = Field(default_factory=dict)
     phase3: dict[str, Any] = Field(default_factory=dict)
     phase4: dict[str, Any] = Field(default_factory=dict)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     configs: list[LossConfig] = Field(min_length=1)
 
     @field_validator("name")

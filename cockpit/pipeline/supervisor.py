@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cockpit.pipeline import control
-from cockpit.pipeline.launcher import RunProcess, process_start_time, start_local
+from cockpit.pipeline.launcher import Launcher, make_launcher, process_start_time
 from cockpit.pipeline.lock import PipelineLock
 from cockpit.pipeline.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
@@ -70,6 +70,7 @@ class Supervisor:
         self.records: dict[str, RunRecord] = {}
         self.policy = RestartPolicy(self.settings.max_restarts, self.settings.on_run_failure)
         self.publisher = ResultsPublisher(self.paths, preset)
+        self.launcher: Launcher = make_launcher(preset, pipeline_dir.name)
         self.scheduler = Scheduler(slots if slots is not None else plan_slots(preset), self._launch,
                                    self.on_event, self.settings.term_grace_s)
         self.interrupted: str | None = None
@@ -276,7 +277,7 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
-    def _run_config(self, record: RunRecord, slot: Slot) -> Path:
+    def _run_config(self, record: RunRecord, slot: Slot) -> tuple[Path, Any]:
         """Resolve and write the run's run.toml (atomically: a restart may read it while we write)."""
         run = self.paths.run(record.run_id)
         run.root.mkdir(parents=True, exist_ok=True)
@@ -296,7 +297,7 @@ class Supervisor:
         if record.phase == FINAL_PHASE:
             config.export = True
         write_atomic(run.config, config_to_toml(config))
-        return run.config
+        return run.config, config
 
     @staticmethod
     def _first_config(record: RunRecord) -> str:
@@ -305,7 +306,7 @@ class Supervisor:
 
     def _launch(self, record: RunRecord, slot: Slot) -> ActiveRun:
         run = self.paths.run(record.run_id)
-        config_path = self._run_config(record, slot)
+        config_path, config = self._run_config(record, slot)
         record.attempts += 1
         args = ["--config", str(config_path), "--out", str(run.root)]
         if run.events.exists():
@@ -318,18 +319,45 @@ class Supervisor:
         fault = None if record.exports_only else self.preset.config(record.config).fault
         if fault:
             env[ENV_FAULT] = fault
-        process: RunProcess = start_local(run, slot, args, env, drop_env=(ENV_FAULT,))
-        reader = EventReader(run.events)
-        reader.read_new()  # skip what earlier attempts wrote
-        watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor, self.settings.startup_grace_s)
+        process = self.launcher.start(run, slot, args, env, drop_env=(ENV_FAULT,),
+                                      accelerate_config=config.accelerate_config)
         record.status = "running"
-        self.emit("run_launch", run=record.run_id, device=slot.name, pid=process.pid, attempt=record.attempts,
-                  phase=record.phase, config=record.config, proc_start=process.start_time)
-        return ActiveRun(record, slot, process, watchdog, reader)
+        self.emit("run_launch", run=record.run_id, device=slot.name, attempt=record.attempts, phase=record.phase,
+                  config=record.config, **{"pid": None, **process.launch_fields()})
+        return self._watch(record, slot, process)
+
+    def _watch(self, record: RunRecord, slot: Slot, process: Any) -> ActiveRun:
+        reader = EventReader(self.paths.run(record.run_id).events)
+        reader.read_new()  # skip what earlier attempts (or the adopted job, before we came back) wrote
+        watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor, self.settings.startup_grace_s)
+        return ActiveRun(record, slot, process, watchdog, reader, restarts_seen=process.restarts())
+
+    def _adopt_alive(self, queue: list[RunRecord]) -> list[RunRecord]:
+        """Resume under Slurm: watch again the jobs an earlier supervisor submitted that are still queued or
+        running (found by the job ids in pipeline.jsonl) instead of submitting them twice; the rest queue."""
+        launches = {e["run"]: e for e in self._history if e.get("type") == "run_launch"}
+        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == "run_exit"}
+        free = [slot for slot in self.slots if slot.name not in {a.slot.name for a in self.active.values()}]
+        rest = []
+        for record in queue:
+            launch = launches.get(record.run_id)
+            job = None
+            if launch and (record.run_id, launch.get("attempt")) not in exited and free:
+                job = self.launcher.adopt(launch, self.paths.run(record.run_id))
+            if job is None:
+                rest.append(record)
+                continue
+            slot = next((s for s in free if s.name == launch.get("device")), free[0])
+            free.remove(slot)
+            record.status = "running"
+            self.scheduler.adopt(self._watch(record, slot, job))
+            self.alert("info", "adopted", f"{record.run_id}: watching {job.launch_fields()} again "
+                                          "(still queued or running; not submitted twice)", record.run_id)
+        return rest
 
     # -- scheduling ---------------------------------------------------------------------------
     def _execute(self, queue: list[RunRecord]) -> None:
-        self.scheduler.submit(queue)
+        self.scheduler.submit(self._adopt_alive(queue))
         while self.scheduler.busy and not self.aborted:
             self._obey_control()
             if self.interrupted:
@@ -338,6 +366,10 @@ class Supervisor:
                 return
             self.scheduler.fill_slots()
             exited, stalled = self.scheduler.poll()
+            for active, restarts in self.scheduler.requeued():
+                self.emit("requeue", run=active.record.run_id, attempt=active.record.attempts, restarts=restarts)
+                active.watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor,
+                                                self.settings.startup_grace_s)  # it starts up again
             for active in stalled:
                 exited.append(self._handle_stall(active))
             self._apply_all(exited)
@@ -392,7 +424,9 @@ class Supervisor:
         run = self.paths.run(rec.run_id)
         silent, allowed = active.watchdog.silent_s(), active.watchdog.allowance_s()
         n = len(run.stall_dumps()) + 1
-        dump = write_stall_forensics(run.root, n, active.pid, silent, allowed)
+        remote = active.pid is None  # a Slurm job: the signal travels through slurmctld and the node
+        dump = write_stall_forensics(run.root, n, active.pid, silent, allowed, dump_wait_s=8.0 if remote else 1.5,
+                                     request_dump=active.process.dump_stack if remote else None)
         self.emit("stall", run=rec.run_id, attempt=rec.attempts, silent_s=round(silent, 1),
                   dump=str(dump.relative_to(self.dir)), allowed_s=round(allowed, 1),
                   action=self.policy.stall_action(rec.attempts))

@@ -104,7 +104,7 @@ class StallWatchdog:
 
 
 def _gpu_snapshot() -> str:
-    from cockpit.telemetry import TelemetrySampler
+    from trainer.devices import TelemetrySampler
 
     sampler = TelemetrySampler()
     try:
@@ -133,18 +133,21 @@ def _process_state(pid: int) -> str:
         return f"pid {pid}: {type(exc).__name__}"
 
 
-def write_stall_forensics(run_dir: Path, n: int, pid: int, silent_s: float, allowance_s: float,
-                          dump_wait_s: float = 1.5) -> Path:
+def write_stall_forensics(run_dir: Path, n: int, pid: int | None, silent_s: float, allowance_s: float,
+                          dump_wait_s: float = 1.5, request_dump: Callable[[], None] | None = None) -> Path:
     """Ask the run for its stacks (SIGUSR1 → faulthandler to ``STDERR_FILE``), then write ``stall_file(n)``
     (``stall-<n>.txt``, atomically) with the stacks, a GPU snapshot, the process's CPU state
     and the last 50 lines of stderr."""
     run_dir = Path(run_dir)
     stderr_path = run_dir / STDERR_FILE
     before = stderr_path.stat().st_size if stderr_path.exists() else 0
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except ProcessLookupError:
-        pass
+    if request_dump is not None:  # a run elsewhere (Slurm: scancel --signal=USR1 --full)
+        request_dump()
+    elif pid is not None:
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + dump_wait_s
     while time.monotonic() < deadline:  # faulthandler writes from a C handler: quick, but give it a moment
         time.sleep(0.1)
@@ -161,7 +164,7 @@ def write_stall_forensics(run_dir: Path, n: int, pid: int, silent_s: float, allo
         f"stall {n} of run {run_dir.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
         f"silent for {silent_s:.1f} s (allowed {allowance_s:.1f} s)\n\n"
         f"== stacks (SIGUSR1, all threads) ==\n{stacks or '(no dump arrived)'}\n\n"
-        f"== process ==\n{_process_state(pid)}\n\n"
+        f"== process ==\n{_process_state(pid) if pid is not None else 'not on this machine'}\n\n"
         f"== GPU ==\n{_gpu_snapshot()}\n\n"
         f"== last 50 lines of {stderr_path.name} ==\n" + "\n".join(read_text_tail(stderr_path, max_lines=50)) + "\n"
     ))

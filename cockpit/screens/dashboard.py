@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView, RunView, f1_at
-from cockpit.telemetry import TelemetrySnapshot
+from trainer.devices import TelemetrySnapshot
 from cockpit.widgets import (AlertsLog, GpuPanel, GradHealthPanel, LeaderboardTable, LineChart, OversamplingTable,
                              RunsTable, SourcesTable, StallBanner)
 from cockpit.widgets.format import fmt_ago, fmt_float
@@ -154,6 +154,7 @@ class DashboardScreen(Screen[None]):
         runs.show(snap.runs, snap.primary)
         runs.select_key(getattr(self.app, "selected_run", None))
         self.query_one(GradHealthPanel).show(snap.runs)
+        self.query_one(GpuPanel).show_hosts(snap.hosts, snap.now)
         self.query_one(LeaderboardTable).show(snap.leaderboard, snap.primary, snap.select_by)
         self._set_text("#final-line", final_line(snap))
         oversampling = self.query_one(OversamplingTable)

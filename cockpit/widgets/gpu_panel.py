@@ -1,4 +1,6 @@
-"""GpuPanel: per-GPU utilisation, memory, temperature, power and owning runs; CPU/RAM of trainers."""
+"""GpuPanel: per-GPU utilisation, memory, temperature, power and owning runs; CPU/RAM of trainers; then
+the devices of other hosts where the pipeline's runs run (Slurm nodes), grouped by host, from the
+trainers' own ``device`` events."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from cockpit.telemetry import TelemetrySnapshot
+from cockpit.views import HostDevices
+from trainer.devices import TelemetrySnapshot
 
 BAR_WIDTH = 10
 GIB = 1024.0
@@ -52,6 +55,8 @@ class GpuPanel(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.border_title = "system"
         self._telemetry: TelemetrySnapshot | None = None
+        self._hosts: tuple[HostDevices, ...] = ()
+        self._now = 0.0
 
     def show(self, telemetry: TelemetrySnapshot | None) -> None:
         if telemetry != self._telemetry:
@@ -59,21 +64,55 @@ class GpuPanel(Widget):
             self._telemetry = telemetry
             self.refresh(layout=len(self._lines()) != old_height)
 
+    def show_hosts(self, hosts: tuple[HostDevices, ...], now: float) -> None:
+        """Other hosts' devices, from the runs' device events (this machine's come from `show`)."""
+        if hosts != self._hosts or (hosts and int(now) != int(self._now)):
+            old_height = len(self._lines())
+            self._hosts, self._now = hosts, now
+            self.border_title = "system" if not hosts else f"system · {len(hosts) + 1} hosts"
+            self.refresh(layout=len(self._lines()) != old_height)
+
+    def _gpu_line(self, index: int, util_pct: float | None, used: float | None, total: float | None,
+                  temp_c: float | None, power_w: float | None) -> Text:
+        style = self.get_component_rich_style
+        full, empty = _bar(util_pct)
+        line = Text.assemble((f"GPU{index} ", style("gpu-panel--label")), (full, style("gpu-panel--bar")),
+                             (empty, style("gpu-panel--bar-empty")))
+        util = "–" if util_pct is None else f"{util_pct:3.0f}%"
+        temp = "" if temp_c is None else f" {temp_c:.0f}°C"
+        power = "" if power_w is None else f" {power_w:.0f}W"
+        line.append(f" {util} {_mem(used, total)}{temp}{power}")
+        return line
+
+    def _host_lines(self) -> list[Text]:
+        style = self.get_component_rich_style
+        lines = []
+        for host in self._hosts:
+            age = max(0, int(self._now - host.t))
+            lines.append(Text.assemble((f"── {host.host} ", style("gpu-panel--label")),
+                                       (f"{', '.join(host.runs)} · {age}s ago", style("gpu-panel--muted"))))
+            for gpu in host.gpus:
+                line = self._gpu_line(gpu.index, gpu.util_pct, gpu.mem_used_mb, gpu.mem_total_mb, gpu.temp_c,
+                                      gpu.power_w)
+                lines.append(line)
+                if gpu.throttle:  # its own line: the panel is narrow, and this is the part not to miss
+                    lines.append(Text(f"     ⚠ throttled: {', '.join(gpu.throttle)}", style=style("gpu-panel--warn")))
+            if host.gpu_error and not host.gpus:
+                lines.append(Text(f"  {host.gpu_error}", style=style("gpu-panel--muted")))
+            cpu = "–" if host.cpu_pct is None else f"{host.cpu_pct:.0f}%"
+            rss = "–" if host.rss_mb is None else f"{host.rss_mb / GIB:.2f} GiB"
+            lines.append(Text(f"  runs: cpu {cpu} rss {rss}", style=style("gpu-panel--muted")))
+        return lines
+
     def _lines(self) -> list[Text]:
         tel = self._telemetry
         style = self.get_component_rich_style
         if tel is None:
-            return [Text("sampling…", style=style("gpu-panel--muted"))]
+            return [Text("sampling…", style=style("gpu-panel--muted"))] + self._host_lines()
         lines = []
         for gpu in tel.gpus:
-            full, empty = _bar(gpu.util_pct)
-            line = Text.assemble((f"GPU{gpu.index} ", style("gpu-panel--label")), (full, style("gpu-panel--bar")),
-                                 (empty, style("gpu-panel--bar-empty")))
-            util = "–" if gpu.util_pct is None else f"{gpu.util_pct:3.0f}%"
-            temp = "" if gpu.temp_c is None else f" {gpu.temp_c:.0f}°C"
-            power = "" if gpu.power_w is None else f" {gpu.power_w:.0f}W"
-            line.append(f" {util} {_mem(gpu.mem_used_mb, gpu.mem_total_mb)}{temp}{power}")
-            lines.append(line)
+            lines.append(self._gpu_line(gpu.index, gpu.util_pct, gpu.mem_used_mb, gpu.mem_total_mb, gpu.temp_c,
+                                        gpu.power_w))
             holders = ", ".join(gpu.runs) or ("idle" if not gpu.pids else "pids " + ", ".join(map(str, gpu.pids)))
             lines.append(Text(f"     ↳ {holders}", style=style("gpu-panel--muted")))
         if tel.gpu_error:
@@ -87,7 +126,7 @@ class GpuPanel(Widget):
             cpu = "–" if proc.cpu_pct is None else f"{proc.cpu_pct:.0f}%"
             rss = "–" if proc.rss_mb is None else f"{proc.rss_mb / GIB:.2f} GiB"
             lines.append(Text(f"  {proc.run} pid {proc.pid}: cpu {cpu} rss {rss}", style=style("gpu-panel--muted")))
-        return lines
+        return lines + self._host_lines()
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
         return len(self._lines())

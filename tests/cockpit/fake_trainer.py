@@ -3,12 +3,14 @@
 What it does is named by the run's config (the part of the run id after ``pN-``) in FAKE_TRAINER, a
 JSON object config -> behaviour: ``ok`` (a few steps, a dev eval, run_end, exit 0), ``fail`` (exit 1 at
 once), ``crash`` (exit 1 after two steps), ``slow`` (a step every 0.1 s until SIGTERM, then run_end
-stopped and exit 143), ``hang`` (one step, then silence).
+stopped and exit 143), ``hang`` (one step, then silence), ``slow_until_requeued`` (``slow`` until Slurm
+starts the job again, then ``ok``), ``steady`` (a step every 0.2 s for 6 s, then ``ok``). SIGUSR1 dumps every thread's stack to stderr, as goemo-train's does.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -29,6 +31,9 @@ parser.add_argument("--export-from")
 args = parser.parse_args()
 _, config = split_run_id(args.out.name)
 behaviour = json.loads(os.environ.get("FAKE_TRAINER", "{}")).get(config, "ok")
+if behaviour == "slow_until_requeued":
+    behaviour = "ok" if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 else "slow"
+faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 stop = {"signal": None}
 signal.signal(signal.SIGTERM, lambda s, f: stop.update(signal=s))
 events = EventWriter(args.out / EVENTS_FILE)
@@ -53,6 +58,10 @@ if behaviour in ("slow", "hang"):
         time.sleep(0.1)
     events.emit("run_end", status="stopped", reason="signal SIGTERM", wall_s=0.1, best={})
     sys.exit(143)
+if behaviour == "steady":
+    for n in range(30):
+        time.sleep(0.2)
+        events.emit("activity", what="train", expect_s=30)
 for n in (1, 2):
     step(n)
 if behaviour == "crash":

@@ -6,7 +6,7 @@ import time
 from typing import Callable
 
 import fake_pipeline as fp
-from cockpit.telemetry import GpuSample, ProcessSample, TelemetrySnapshot
+from trainer.devices import GpuSample, ProcessSample, TelemetrySnapshot
 
 FROZEN_NOW = fp.T0 + 3600.0
 FIXED_TELEMETRY = TelemetrySnapshot(

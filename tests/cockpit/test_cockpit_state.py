@@ -73,6 +73,21 @@ def test_status_transitions() -> None:
     assert status() == "stopped"
 
 
+def test_a_requeued_slurm_job_shows_requeued_n_until_it_ends() -> None:
+    state = PipelineState()
+    status = lambda: state.snapshot(0).run("p1-x").status  # noqa: E731
+    state.apply("pipeline", ev("run_launch", fp.T0 + 1, run="p1-x", device="slurm0", pid=None, attempt=1,
+                               job_id="17"))
+    # Preempted: the trainer checkpoints on SIGTERM and says "stopped"; Slurm queues the job again.
+    state.apply("p1-x", ev("run_end", fp.T0 + 2, status="stopped", reason="signal SIGTERM", wall_s=1.0, best={}))
+    state.apply("pipeline", ev("requeue", fp.T0 + 3, run="p1-x", attempt=1, restarts=1))
+    assert status() == "requeued (1)"
+    state.apply("pipeline", ev("requeue", fp.T0 + 4, run="p1-x", attempt=1, restarts=2))
+    assert status() == "requeued (2)"
+    state.apply("p1-x", ev("run_end", fp.T0 + 5, status="completed", reason="done", wall_s=1.0, best={}))
+    assert status() == "completed"
+
+
 def test_stall_alert_actions() -> None:
     state = PipelineState()
     state.apply("preset", {"type": "preset", "data": {"pipeline": {"max_restarts": 1}}})

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cockpit.telemetry import NO_GPU, TelemetrySampler
+from trainer.devices import NO_GPU, TelemetrySampler
 
 
 def test_sample_reports_machine_and_trainer_processes() -> None:

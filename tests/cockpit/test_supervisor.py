@@ -51,7 +51,7 @@ CPU2 = [Slot("cpu0", "cpu", (), 1), Slot("cpu1", "cpu", (), 1)]
 
 @pytest.fixture(autouse=True)
 def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher, "trainer_command", lambda slot, args: [sys.executable, str(FAKE), *args])
+    monkeypatch.setattr(launcher, "trainer_command", lambda slot, args, **_: [sys.executable, str(FAKE), *args])
 
 
 def make(tmp_path: Path, behaviours: dict[str, str], restarts: int = 0, on_failure: str = "continue",

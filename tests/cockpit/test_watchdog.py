@@ -146,6 +146,8 @@ def test_other_events_are_not_progress():
     w.observe(step(100.0))
     clock.advance(100.0)
     w.observe({"type": "alert", "t": 200.0})
+    # The device reporter is a thread of its own: it keeps writing while the training thread hangs.
+    w.observe({"type": "device", "t": 200.0, "host": "n", "local_rank": 0, "gpus": [], "cpu_pct": 0, "rss_mb": 1})
     assert w.silent_s() == 100.0
 
 

@@ -40,7 +40,8 @@ fi
 
 if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null; then
     say "installing slurm-wlm"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm >/dev/null 2>&1 \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm >/dev/null; }
 fi
 
 # munge: one key, owned by the munge user, then the daemon.

@@ -1,4 +1,5 @@
-"""GPU (NVML) and CPU/RAM sampling of the machine and of the trainer processes.
+"""GPU (NVML) and CPU/RAM sampling of a machine and of trainer processes: the cockpit samples the machine it runs on, and
+a run's trainer samples the node it runs on (`device` events), with the same code.
 
 `TelemetrySampler.sample(pids)` never raises: without NVIDIA GPUs (NVML fails to
 initialise) it reports `gpu_error = "no NVIDIA GPU"` and still gives CPU and RAM figures.
@@ -7,9 +8,12 @@ initialise) it reports `gpu_error = "no NVIDIA GPU"` and still gives CPU and RAM
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping
 
 import psutil
 
@@ -28,6 +32,7 @@ class GpuSample:
     power_w: float | None
     pids: tuple[int, ...]
     runs: tuple[str, ...]
+    throttle: tuple[str, ...] = ()  # NVML's clock throttle reasons that are set (idle left out)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,16 @@ class TelemetrySnapshot:
     cpu_pct: float | None  # whole machine, 0-100
     ram_used_mb: float | None
     ram_total_mb: float | None
+
+
+# NVML's clock throttle (clock event) reason bits and their names; "GPU idle" is not a problem and is left out.
+THROTTLE_REASONS = ((0x2, "applications clocks"), (0x4, "software power cap"), (0x8, "hardware slowdown"),
+                    (0x10, "sync boost"), (0x20, "software thermal"), (0x40, "hardware thermal"),
+                    (0x80, "power brake"), (0x100, "display clocks"))
+
+
+def throttle_names(mask: int | None) -> tuple[str, ...]:
+    return tuple(name for bit, name in THROTTLE_REASONS if mask and mask & bit)
 
 
 def _call(fn: Any, *args: Any) -> Any:
@@ -108,6 +123,9 @@ class TelemetrySampler:
             mem = _call(nv.nvmlDeviceGetMemoryInfo, handle)
             temp = _call(nv.nvmlDeviceGetTemperature, handle, 0)  # NVML_TEMPERATURE_GPU
             power = _call(nv.nvmlDeviceGetPowerUsage, handle)
+            reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+                nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+            throttle = throttle_names(_call(reasons, handle) if reasons else None)
             procs = _call(nv.nvmlDeviceGetComputeRunningProcesses, handle) or []
             gpu_pids = tuple(sorted({int(p.pid) for p in procs}))
             runs = tuple(sorted({pids[p] for p in gpu_pids if p in pids} | self._runs_of_children(gpu_pids, pids)))
@@ -116,7 +134,7 @@ class TelemetrySampler:
                 float(util.gpu) if util is not None else None,
                 mem.used / MIB if mem is not None else None, mem.total / MIB if mem is not None else None,
                 float(temp) if temp is not None else None, power / 1000.0 if power is not None else None,
-                gpu_pids, runs))
+                gpu_pids, runs, throttle))
         return tuple(samples)
 
     def _runs_of_children(self, gpu_pids: tuple[int, ...], pids: Mapping[int, str]) -> set[str]:
@@ -172,3 +190,49 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.is_running()
     except Exception:
         return False
+
+
+def device_fields(snapshot: TelemetrySnapshot, host: str, local_rank: int) -> dict[str, Any]:
+    """The fields of a ``device`` event: the node's GPUs (NVML) and the CPU % and RSS of the run's processes."""
+    cpu = [p.cpu_pct for p in snapshot.processes if p.cpu_pct is not None]
+    rss = [p.rss_mb for p in snapshot.processes if p.rss_mb is not None]
+    gpus = [{k: v for k, v in asdict(g).items() if k not in ("pids", "runs")} for g in snapshot.gpus]
+    return {"host": host, "local_rank": local_rank, "gpus": gpus, "gpu_error": snapshot.gpu_error,
+            "cpu_pct": round(sum(cpu), 1) if cpu else None, "rss_mb": round(sum(rss), 1) if rss else None}
+
+
+class DeviceReporter:
+    """A daemon thread in a run's trainer (rank 0 of its node) that emits a ``device`` event every
+    ``interval_s``: the GPUs of the node it runs on and the CPU/RSS of the run's processes, so that a
+    cockpit anywhere sees the devices of a run on a Slurm node or another host."""
+
+    def __init__(self, emit: Callable[..., Any], interval_s: float, local_rank: int = 0,
+                 sampler: TelemetrySampler | None = None, host: str | None = None,
+                 pid: int | None = None) -> None:
+        self.emit, self.interval_s, self.local_rank = emit, interval_s, local_rank
+        self.sampler = sampler or TelemetrySampler()
+        self.host = host or socket.gethostname()
+        self.pid = pid if pid is not None else os.getpid()  # its children (other local ranks) count too
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="device-reporter", daemon=True)
+
+    def start(self) -> "DeviceReporter":
+        self._thread.start()
+        return self
+
+    def report(self) -> None:
+        snapshot = self.sampler.sample({self.pid: "run"})
+        self.emit("device", **device_fields(snapshot, self.host, self.local_rank))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.report()
+            except Exception:  # telemetry must never end a run (a closed events file at exit included)
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval_s + 1)
+        self.sampler.close()

@@ -1,0 +1,184 @@
+"""The Slurm launcher on a real one-node Slurm (tests/slurm/up.sh) with the torch-free stand-in trainer:
+jobs, their scripts and output in the run folders, requeue, stall dumps through scancel, re-adoption."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cockpit.pipeline import launcher
+from cockpit.pipeline.spec import load_preset
+from cockpit.pipeline.supervisor import Supervisor
+from trainer.contract import EXIT_OK, SLURM_SCRIPT_FILE, PipelinePaths, contract_violation
+from trainer.events import read_events
+
+FAKE = Path(__file__).resolve().parents[1] / "cockpit" / "fake_trainer.py"
+pytestmark = pytest.mark.skipif(shutil.which("sbatch") is None or subprocess.run(
+    ["sinfo", "-h"], capture_output=True).returncode != 0,
+    reason="no Slurm cluster here (sbatch/sinfo missing or no controller); tests/slurm/up.sh brings one up as root")
+
+PRESET = """
+name = "fake"
+[pipeline]
+phases = [1]
+launcher = "slurm"
+max_restarts = 1
+stall_floor_s = {stall}
+startup_grace_s = {grace}
+term_grace_s = 5
+[slurm]
+cpus_per_run = 1
+max_concurrent_jobs = 2
+extra = {extra}
+[defaults]
+model = "tiny-deberta"
+device = "cpu"
+[[configs]]
+name = "bce"
+loss = "bce"
+[[configs]]
+name = "asl"
+loss = "asl"
+"""
+
+
+@pytest.fixture(autouse=True)
+def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "trainer_command", lambda slot, args, **_: [sys.executable, str(FAKE), *args])
+
+
+def make(tmp_path: Path, behaviours: dict[str, str], configs: list[str], stall: float = 30, grace: float = 60,
+         extra: tuple[str, ...] = ()) -> Supervisor:
+    os.environ["FAKE_TRAINER"] = json.dumps(behaviours)  # sbatch exports the environment to the job
+    path = tmp_path / "fake.toml"
+    path.write_text(PRESET.format(stall=stall, grace=grace, extra=json.dumps(list(extra))))
+    preset, _ = load_preset(str(path))
+    pdir = tmp_path / "runs" / "p"
+    pdir.mkdir(parents=True, exist_ok=True)
+    return Supervisor(pdir, preset, [1], configs, poll_s=0.1)
+
+
+def test_runs_become_batch_jobs_with_script_and_output_in_the_run_folder(tmp_path: Path) -> None:
+    sup = make(tmp_path, {"bce": "ok", "asl": "ok"}, ["bce", "asl"])
+    assert sup.run() == EXIT_OK
+    paths = PipelinePaths(sup.dir)
+    events = read_events(paths.events)
+    launches = [e for e in events if e["type"] == "run_launch"]
+    assert {e["run"] for e in launches} == {"p1-bce", "p1-asl"} and all(e["job_id"].isdigit() for e in launches)
+    for event in events:
+        assert contract_violation(event) is None, event
+    for run in ("p1-bce", "p1-asl"):
+        folder = sup.dir / run
+        script = (folder / SLURM_SCRIPT_FILE).read_text()
+        assert "#SBATCH --requeue" in script and "#SBATCH --signal=B:TERM@90" in script and "\nexec " in script
+        assert "goemo: job" in (folder / "stderr.log").read_text()  # Slurm's own stderr, in the run folder
+        assert read_events(folder / "events.jsonl")[-1]["status"] == "completed"
+
+
+
+def _job_of(sup: Supervisor, run: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = read_events(PipelinePaths(sup.dir).events) if PipelinePaths(sup.dir).events.exists() else []
+        jobs = [e["job_id"] for e in events if e.get("type") == "run_launch" and e.get("run") == run]
+        if jobs:
+            return jobs[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"{run} was never launched")
+
+
+def _squeue_state(job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def test_a_requeued_job_is_reported_and_resumes_in_the_same_run_folder(tmp_path: Path) -> None:
+    import threading
+
+    sup = make(tmp_path, {"bce": "slow_until_requeued"}, ["bce"])
+
+    def requeue_once() -> None:  # what a preemption does: Slurm ends the job and queues it again
+        job = _job_of(sup, "p1-bce")
+        deadline = time.monotonic() + 30
+        while _squeue_state(job) != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # a few steps
+        subprocess.run(["scontrol", "requeue", job], check=True)
+        deadline = time.monotonic() + 30
+        while _squeue_state(job) != "PENDING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # A requeued job waits for its begin time (a couple of minutes); release it at once.
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+    driver = threading.Thread(target=requeue_once, daemon=True)
+    driver.start()
+    assert sup.run() == EXIT_OK  # the supervisor owns the main thread (it installs signal handlers)
+    driver.join(timeout=5)
+    job = _job_of(sup, "p1-bce")
+    events = read_events(PipelinePaths(sup.dir).events)
+    requeues = [e for e in events if e["type"] == "requeue"]
+    assert [(e["run"], e["restarts"]) for e in requeues] == [("p1-bce", 1)]
+    assert [e["job_id"] for e in events if e["type"] == "run_launch"] == [job]  # not submitted again
+    run_events = read_events(sup.dir / "p1-bce" / "events.jsonl")
+    assert [e["status"] for e in run_events if e["type"] == "run_end"] == ["stopped", "completed"]
+    assert "restart 1" in (sup.dir / "p1-bce" / "stderr.log").read_text()
+
+
+def test_a_stalled_job_is_dumped_through_scancel_and_resubmitted(tmp_path: Path) -> None:
+    sup = make(tmp_path, {"bce": "hang"}, ["bce"], stall=3)
+    sup.settings.stall_factor = 1.0
+    sup.run()
+    events = read_events(PipelinePaths(sup.dir).events)
+    stalls = [e for e in events if e["type"] == "stall"]
+    jobs = [e["job_id"] for e in events if e["type"] == "run_launch"]
+    assert len(stalls) == 2 and len(set(jobs)) == 2  # dumped, cancelled and submitted again (max_restarts 1)
+    dump = (sup.dir / "p1-bce" / "stall-1.txt").read_text()
+    assert "fake_trainer.py" in dump and "not on this machine" in dump  # the stack came back through Slurm
+    assert all(_squeue_state(j) == "" for j in jobs)  # nothing left in the queue
+
+
+class SupervisorDied(Exception):
+    """Stands in for a supervisor killed mid-pipeline: it stops without ending its jobs."""
+
+
+def test_a_resumed_supervisor_adopts_a_running_job_instead_of_submitting_it_twice(tmp_path: Path) -> None:
+    first = make(tmp_path, {"bce": "steady"}, ["bce"])
+
+    def die_once_running(sup: Supervisor) -> None:
+        if any(_squeue_state(a.process.job_id) == "RUNNING" for a in sup.active.values()):
+            raise SupervisorDied
+
+    first.on_tick = die_once_running
+    with pytest.raises(SupervisorDied):
+        first.run()
+    job = _job_of(first, "p1-bce")
+    assert _squeue_state(job) == "RUNNING"  # the job outlived its supervisor
+    second = make(tmp_path, {"bce": "steady"}, ["bce"])
+    assert second.run() == EXIT_OK
+    events = read_events(PipelinePaths(second.dir).events)
+    assert [e["job_id"] for e in events if e["type"] == "run_launch"] == [job]
+    assert any(e["type"] == "alert" and e["code"] == "adopted" for e in events)
+    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
+
+
+def test_a_job_waiting_in_the_queue_is_not_a_stall(tmp_path: Path) -> None:
+    import threading
+
+    sup = make(tmp_path, {"bce": "ok"}, ["bce"], stall=2, grace=2, extra=("--hold",))  # held: pending
+
+    def release_later() -> None:
+        job = _job_of(sup, "p1-bce")
+        time.sleep(6)  # three times the startup grace, in the queue
+        subprocess.run(["scontrol", "release", job], check=True)
+
+    threading.Thread(target=release_later, daemon=True).start()
+    assert sup.run() == EXIT_OK
+    events = read_events(PipelinePaths(sup.dir).events)
+    assert not [e for e in events if e["type"] == "stall"]
+    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
