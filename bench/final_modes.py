@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trainer.contract import TUNED_CV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key  # noqa: E402
+from trainer.contract import EVENTS_FILE, TUNED_CV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key  # noqa: E402
 from trainer.events import read_events  # noqa: E402
 
 DEFAULT_COMBOS = "f1@primary:retrain,tuned_cv:retrain,f1@primary:ensemble,tuned_cv:ensemble"
@@ -64,10 +64,15 @@ def figures(pipeline: Path) -> dict:
     summary = json.loads(paths.summary.read_text())
     final, primary = summary["final"], summary["primary_threshold"]
     events = read_events(paths.events)
+    # Wall time of every supervisor that worked on it: a resumed bench adds its segments, each from its
+    # pipeline_start to the last event, of the pipeline or of a run, before the next one (a supervisor
+    # that was killed wrote no pipeline_end, and its run went on writing until the kill).
+    times = sorted([e["t"] for e in events] + [e["t"] for run in pipeline.glob(f"*/{EVENTS_FILE}")
+                                                 for e in read_events(run)])
     starts = [e["t"] for e in events if e.get("type") == "pipeline_start"]
-    ends = [e["t"] for e in events if e.get("type") == "pipeline_end"]
-    # Wall time of every supervisor that worked on it (a resumed bench adds its segments).
-    wall = sum(end - start for start, end in zip(starts, ends))
+    wall = 0.0
+    for start, following in zip(starts, [*starts[1:], float("inf")]):
+        wall += max(t for t in times if start <= t < following) - start
     return {
         "pipeline": pipeline.name, "final": final["config"], "trained_in": final.get("trained_in"),
         "test_f1_primary": final["test"][f1_macro_key(primary)], "test_tuned": final["test"][TUNED_KEY],

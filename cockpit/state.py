@@ -208,7 +208,8 @@ class RunState:
         self.attempt = self.restarts = 0
         self.requeues = 0  # times Slurm started the job again on its own (preemption, requeue)
         # (t, host, gpus, gpu_error, cpu_pct, rss_mb) of the trainer's newest device event
-        self.device_report: tuple[Any, ...] | None = None
+        # (host, node) -> the newest device event from that node (a multi-node run has one per node)
+        self.device_reports: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.device: str = ""
         self.pid: int | None = None
         self.step, self.epoch = 0, 0.0
@@ -592,24 +593,26 @@ class PipelineState:
                     _num(g.get("mem_used_mb")), _num(g.get("mem_total_mb")), _num(g.get("temp_c")),
                     _num(g.get("power_w")),
                     tuple(str(x) for x in throttle) if isinstance(throttle, list) else ()))
-        run.device_report = (t, _str(e.get("host")), tuple(gpus), _str(e.get("gpu_error")) or None,
-                             _num(e.get("cpu_pct")), _num(e.get("rss_mb")))
+        host = _str(e.get("host"))
+        run.device_reports[(host, _int(e.get("node")) or 0)] = (
+            t, host, tuple(gpus), _str(e.get("gpu_error")) or None, _num(e.get("cpu_pct")), _num(e.get("rss_mb")))
 
     def host_devices(self) -> tuple[HostDevices, ...]:
         """Devices of the hosts where live runs run, grouped by host; this machine's own are left to the
         cockpit's own sampling (the GPU panel), so nothing is shown twice."""
         by_host: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
         for run in self.runs.values():
-            report = run.device_report
-            if report is None or not report[1] or report[1] == self.local_host or run.status in TERMINAL:
+            if run.status in TERMINAL:
                 continue
-            by_host.setdefault(report[1], []).append((run.run, report))
+            for (host, _node), report in run.device_reports.items():
+                if host and host != self.local_host:
+                    by_host.setdefault(host, []).append((run.run, report))
         hosts = []
         for host, reports in sorted(by_host.items()):
             newest = max(reports, key=lambda r: r[1][0])[1]
             cpu = [r[4] for _, r in reports if r[4] is not None]
             rss = [r[5] for _, r in reports if r[5] is not None]
-            hosts.append(HostDevices(host, tuple(sorted(run for run, _ in reports)), newest[2], newest[3],
+            hosts.append(HostDevices(host, tuple(sorted({run for run, _ in reports})), newest[2], newest[3],
                                      sum(cpu) if cpu else None, sum(rss) if rss else None, newest[0]))
         return tuple(hosts)
 

@@ -1,9 +1,9 @@
 """Incremental reading of a pipeline folder's event files, in a thread that knows no UI.
 
-`PipelineTail` discovers `pipeline.jsonl`, `summary.json`, `preset.toml` and `<run>/events.jsonl` (run
-folders appear while a pipeline runs), reads new lines through `trainer.events.EventReader`
+`PipelineTail` discovers `pipeline.jsonl`, `summary.json`, `preset.toml`, `<run>/events.jsonl` and a
+multi-node run's `<run>/devices-nodeN.jsonl` (run folders appear while a pipeline runs), reads new lines through `trainer.events.EventReader`
 in 256 KiB chunks, and hands each chunk to a callback as `(source, events)`: source is
-`"pipeline"`, `"summary"`, `"preset"` or the run id. It sleeps briefly when nothing is new and stops
+`"pipeline"`, `"summary"`, `"preset"` or the run id (a node's device file is handed over as its run's). It sleeps briefly when nothing is new and stops
 when its exit event is set (or a `should_stop` predicate says so).
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import EVENTS_FILE as RUN_EVENTS_FILE
-from trainer.contract import PIPELINE_FILE, PRESET_FILE, SUMMARY_FILE
+from trainer.contract import NODE_DEVICES_PREFIX, PIPELINE_FILE, PRESET_FILE, SUMMARY_FILE
 from trainer.events import EventReader
 
 __all__ = ["PipelineTail", "replay", "find_pipelines", "read_text_tail", "CHUNK_BYTES", "PIPELINE_FILE",
@@ -60,6 +60,7 @@ class PipelineTail(threading.Thread):
         self.rescan_s = rescan_s
         self.exit_event = threading.Event()
         self.readers: dict[str, EventReader] = {}
+        self._sources: dict[str, str] = {}  # reader key -> the source handed over, where they differ
         self._last_scan = float("-inf")
         self._whole_file_keys: dict[str, tuple[int, int]] = {}
 
@@ -100,7 +101,7 @@ class PipelineTail(threading.Thread):
             events = reader.read_new(self.chunk_size)
             consumed += max(reader.offset - before, 0)
             if events:
-                self.on_batch(source, events)
+                self.on_batch(self._sources.get(source, source), events)
         return consumed
 
     def drain(self) -> None:
@@ -120,8 +121,23 @@ class PipelineTail(threading.Thread):
         except OSError:
             return
         for entry in entries:
-            if entry.name not in self.readers and entry.is_dir(follow_symlinks=False):
-                self._add(entry.name, Path(entry.path) / RUN_EVENTS_FILE)
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            self._add(entry.name, Path(entry.path) / RUN_EVENTS_FILE)
+            if entry.name in self.readers:
+                self._add_node_devices(entry.name, Path(entry.path))
+
+    def _add_node_devices(self, run: str, folder: Path) -> None:
+        """The device files of a multi-node run's other nodes, read as the run's own events."""
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(NODE_DEVICES_PREFIX) and n.endswith(".jsonl")]
+        except OSError:
+            return
+        for name in names:
+            key = f"{run}/{name}"
+            if key not in self.readers:
+                self._add(key, folder / name)
+                self._sources[key] = run
 
     def _add(self, source: str, path: Path) -> None:
         if source not in self.readers and path.is_file():

@@ -149,6 +149,17 @@ HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")
 STALL_PREFIX = "stall-"
+# A multi-node run's other nodes report their devices into files of their own beside the run's events,
+# one per node (the main process's node writes into EVENTS_FILE): two hosts appending to one file on a
+# shared filesystem (NFS) can interleave or lose lines.
+NODE_DEVICES_PREFIX = "devices-node"
+
+
+def node_devices_file(node_rank: int) -> str:
+    """The device-events file of node ``node_rank`` (1, 2, …) of a multi-node run, in its run folder."""
+    return f"{NODE_DEVICES_PREFIX}{node_rank}.jsonl"
+
+
 # Trackers (report_to): Hugging Face's names; each one's local store inside the pipeline folder.
 TRACKERS = ("tensorboard", "mlflow", "trackio", "wandb")
 TENSORBOARD_DIR = "tb"  # runs/<id>/tb/<run-id>: `tensorboard --logdir runs/<id>/tb` shows the whole pipeline

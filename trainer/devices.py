@@ -192,12 +192,12 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def device_fields(snapshot: TelemetrySnapshot, host: str, local_rank: int) -> dict[str, Any]:
+def device_fields(snapshot: TelemetrySnapshot, host: str, local_rank: int, node: int = 0) -> dict[str, Any]:
     """The fields of a ``device`` event: the node's GPUs (NVML) and the CPU % and RSS of the run's processes."""
     cpu = [p.cpu_pct for p in snapshot.processes if p.cpu_pct is not None]
     rss = [p.rss_mb for p in snapshot.processes if p.rss_mb is not None]
     gpus = [{k: v for k, v in asdict(g).items() if k not in ("pids", "runs")} for g in snapshot.gpus]
-    return {"host": host, "local_rank": local_rank, "gpus": gpus, "gpu_error": snapshot.gpu_error,
+    return {"host": host, "node": node, "local_rank": local_rank, "gpus": gpus, "gpu_error": snapshot.gpu_error,
             "cpu_pct": round(sum(cpu), 1) if cpu else None, "rss_mb": round(sum(rss), 1) if rss else None}
 
 
@@ -208,8 +208,8 @@ class DeviceReporter:
 
     def __init__(self, emit: Callable[..., Any], interval_s: float, local_rank: int = 0,
                  sampler: TelemetrySampler | None = None, host: str | None = None,
-                 pid: int | None = None) -> None:
-        self.emit, self.interval_s, self.local_rank = emit, interval_s, local_rank
+                 pid: int | None = None, node: int = 0) -> None:
+        self.emit, self.interval_s, self.local_rank, self.node = emit, interval_s, local_rank, node
         self.sampler = sampler or TelemetrySampler()
         self.host = host or socket.gethostname()
         self.pid = pid if pid is not None else os.getpid()  # its children (other local ranks) count too
@@ -222,7 +222,7 @@ class DeviceReporter:
 
     def report(self) -> None:
         snapshot = self.sampler.sample({self.pid: "run"})
-        self.emit("device", **device_fields(snapshot, self.host, self.local_rank))
+        self.emit("device", **device_fields(snapshot, self.host, self.local_rank, self.node))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

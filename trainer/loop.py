@@ -26,7 +26,7 @@ from trainer import checkpoints
 from trainer.config import RunConfig
 from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,
                               EXPORT_DIR, LATEST, PROBS_FILES, RUN_CONFIG_FILE, THRESHOLDS_FILE, CheckpointStateError,
-                              best_metric_name, find_latest, selection_scores, steps_per_epoch, total_steps,
+                              best_metric_name, find_latest, node_devices_file, selection_scores, steps_per_epoch, total_steps,
                               write_atomic, write_json_atomic)
 from trainer.data import DataError, eval_batches, length_grouped_batches, pad_batch, tokenize_texts
 from trainer.events import EventWriter
@@ -85,6 +85,15 @@ def _lr_lambda(kind: str, warmup: int, total: int):
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
     return schedule
+
+
+def node_rank() -> int:
+    """This process's node in a multi-node run: torchrun's GROUP_RANK (accelerate launch and srun start
+    torchrun's agent per node), else the global rank over the ranks per node."""
+    if os.environ.get("GROUP_RANK", "").isdigit():
+        return int(os.environ["GROUP_RANK"])
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return int(os.environ.get("RANK", "0") or 0) // max(per_node, 1)
 
 
 def startup_grace_s() -> float:
@@ -221,11 +230,19 @@ class TrainingRun:
                                                                     sync_with_dataloader=False),
         )
         self.events = EventWriter(self.out / EVENTS_FILE) if self.accelerator.is_main_process else None
-        if self.events is not None and cfg.device_every_s > 0:
+        # The first process of every node reports its node's devices: the main process into the run's
+        # events, the first process of each other node into that node's own file beside them.
+        self.node_events: EventWriter | None = None
+        if cfg.device_every_s > 0 and self.accelerator.is_local_main_process:
             from trainer.devices import DeviceReporter
 
-            self.devices = DeviceReporter(self.emit, cfg.device_every_s,
-                                          self.accelerator.local_process_index).start()
+            emit: Any = self.emit
+            node = node_rank()
+            if self.events is None:
+                self.node_events = EventWriter(self.out / node_devices_file(node))
+                emit = self.node_events.emit
+            self.devices = DeviceReporter(emit, cfg.device_every_s, self.accelerator.local_process_index,
+                                          node=node).start()
         self.emit("activity", what="load", expect_s=startup_grace_s())
         set_seed(cfg.seed)
         self._setup_data()
@@ -599,11 +616,12 @@ class TrainingRun:
                       best=self.best)
         except (OSError, ValueError):
             pass
-        if self.events is not None:
-            try:
-                self.events.close()
-            except OSError:
-                pass
+        for writer in (self.events, self.node_events):
+            if writer is not None:
+                try:
+                    writer.close()
+                except OSError:
+                    pass
 
     def fail(self, code: str, message: str, reason: str) -> None:
         """An error alert and run_end ``failed``, each written if the events file still takes writes."""

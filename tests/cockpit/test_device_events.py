@@ -112,6 +112,34 @@ def test_the_state_groups_remote_devices_by_host_and_leaves_this_machine_to_its_
     assert hosts[0].cpu_pct == 196.0 and hosts[0].gpus[0].throttle == ("hardware thermal",)
 
 
+def test_a_multi_node_runs_other_nodes_are_read_from_their_own_files_and_shown_per_host(tmp_path: Path) -> None:
+    from cockpit.tail import replay
+    from trainer.contract import EVENTS_FILE, PIPELINE_FILE, node_devices_file
+
+    (tmp_path / PIPELINE_FILE).write_text(json.dumps({"v": 1, "t": 1.0, "type": "run_launch", "run": "p3-bce",
+                                                      "device": "slurm0", "pid": None, "attempt": 1}) + "\n")
+    run = tmp_path / "p3-bce"
+    run.mkdir()
+    (run / EVENTS_FILE).write_text(json.dumps(_device("node-a", 10.0)) + "\n")
+    # node 1 on another host, and node 2 on the same host as node 1: two processes, one host line
+    (run / node_devices_file(1)).write_text(json.dumps({**_device("node-b", 11.0, util=70.0), "node": 1}) + "\n")
+    (run / node_devices_file(2)).write_text(json.dumps({**_device("node-b", 12.0, util=80.0), "node": 2}) + "\n")
+    state = PipelineState()
+    state.local_host = "login-1"
+    sources = []
+
+    def on_batch(source: str, events: list) -> None:
+        sources.append(source)
+        for event in events:
+            state.apply(source, event)
+
+    replay(tmp_path, on_batch)
+    assert set(sources) == {"pipeline", "p3-bce"}  # the node files are handed over as the run's own
+    hosts = state.snapshot(20.0).hosts
+    assert [h.host for h in hosts] == ["node-a", "node-b"] and all(h.runs == ("p3-bce",) for h in hosts)
+    assert hosts[1].gpus[0].util_pct == 80.0 and hosts[1].cpu_pct == 196.0  # newest of node-b; both nodes' CPU
+
+
 def test_the_gpu_panel_shows_this_machine_and_a_slurm_node_160x48(snap_compare, live_pipeline: Path,
                                                                   make_test_app) -> None:
     with open(live_pipeline / "p3-asl" / "events.jsonl", "a", encoding="utf-8") as fh:

@@ -18,7 +18,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from tests.conftest import REPO, TINY, run_train, train_env
-from trainer.contract import rng_file
+from trainer.contract import node_devices_file, rng_file
 from trainer.events import read_events
 
 pytestmark = pytest.mark.e2e
@@ -129,7 +129,8 @@ def _free_port() -> int:
 def test_two_machines_on_localhost_train_as_one_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     port = str(_free_port())
-    nodes = [torchrun(*COMMON, "--out", str(out), nproc=1, wait=False,
+    # every node's first process reports its devices: node 0 into events.jsonl, node 1 into its own file
+    nodes = [torchrun(*COMMON, "--set", "device_every_s=0.5", "--out", str(out), nproc=1, wait=False,
                       extra=("--nnodes", "2", "--node_rank", str(rank), "--master_addr", "127.0.0.1",
                              "--master_port", port)) for rank in (0, 1)]
     for node in nodes:
@@ -138,3 +139,9 @@ def test_two_machines_on_localhost_train_as_one_run(tmp_path: Path) -> None:
     events = read_events(out / "events.jsonl")
     assert [e["world_size"] for e in events if e["type"] == "run_start"] == [2]
     assert steps(out) == list(range(1, 9)) and events[-1]["status"] == "completed"
+    node0 = [e for e in events if e["type"] == "device"]
+    node1 = read_events(out / node_devices_file(1))
+    assert node0 and {e["node"] for e in node0} == {0}
+    assert node1 and {e["type"] for e in node1} == {"device"} and {e["node"] for e in node1} == {1}
+    assert all(e["host"] == socket.gethostname() and e["rss_mb"] > 0 for e in node0 + node1)
+

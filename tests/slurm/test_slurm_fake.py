@@ -1,5 +1,6 @@
 """The Slurm launcher on a real one-node Slurm (tests/slurm/up.sh) with the torch-free stand-in trainer:
-jobs, their scripts and output in the run folders, requeue, stall dumps through scancel, re-adoption."""
+jobs, their scripts and output in the run folders, and a job waiting in the queue (no stall). Requeue,
+stall dumps through scancel and re-adoption are tested with the real trainer in test_slurm_e2e.py."""
 
 from __future__ import annotations
 
@@ -92,79 +93,6 @@ def _job_of(sup: Supervisor, run: str, timeout: float = 30) -> str:
             return jobs[-1]
         time.sleep(0.2)
     raise AssertionError(f"{run} was never launched")
-
-
-def _squeue_state(job: str) -> str:
-    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
-
-
-def test_a_requeued_job_is_reported_and_resumes_in_the_same_run_folder(tmp_path: Path) -> None:
-    import threading
-
-    sup = make(tmp_path, {"bce": "slow_until_requeued"}, ["bce"])
-
-    def requeue_once() -> None:  # what a preemption does: Slurm ends the job and queues it again
-        job = _job_of(sup, "p1-bce")
-        deadline = time.monotonic() + 30
-        while _squeue_state(job) != "RUNNING" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)  # a few steps
-        subprocess.run(["scontrol", "requeue", job], check=True)
-        deadline = time.monotonic() + 30
-        while _squeue_state(job) != "PENDING" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        # A requeued job waits for its begin time (a couple of minutes); release it at once.
-        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
-
-    driver = threading.Thread(target=requeue_once, daemon=True)
-    driver.start()
-    assert sup.run() == EXIT_OK  # the supervisor owns the main thread (it installs signal handlers)
-    driver.join(timeout=5)
-    job = _job_of(sup, "p1-bce")
-    events = read_events(PipelinePaths(sup.dir).events)
-    requeues = [e for e in events if e["type"] == "requeue"]
-    assert [(e["run"], e["restarts"]) for e in requeues] == [("p1-bce", 1)]
-    assert [e["job_id"] for e in events if e["type"] == "run_launch"] == [job]  # not submitted again
-    run_events = read_events(sup.dir / "p1-bce" / "events.jsonl")
-    assert [e["status"] for e in run_events if e["type"] == "run_end"] == ["stopped", "completed"]
-    assert "restart 1" in (sup.dir / "p1-bce" / "stderr.log").read_text()
-
-
-def test_a_stalled_job_is_dumped_through_scancel_and_resubmitted(tmp_path: Path) -> None:
-    sup = make(tmp_path, {"bce": "hang"}, ["bce"], stall=3)
-    sup.settings.stall_factor = 1.0
-    sup.run()
-    events = read_events(PipelinePaths(sup.dir).events)
-    stalls = [e for e in events if e["type"] == "stall"]
-    jobs = [e["job_id"] for e in events if e["type"] == "run_launch"]
-    assert len(stalls) == 2 and len(set(jobs)) == 2  # dumped, cancelled and submitted again (max_restarts 1)
-    dump = (sup.dir / "p1-bce" / "stall-1.txt").read_text()
-    assert "fake_trainer.py" in dump and "not on this machine" in dump  # the stack came back through Slurm
-    assert all(_squeue_state(j) == "" for j in jobs)  # nothing left in the queue
-
-
-class SupervisorDied(Exception):
-    """Stands in for a supervisor killed mid-pipeline: it stops without ending its jobs."""
-
-
-def test_a_resumed_supervisor_adopts_a_running_job_instead_of_submitting_it_twice(tmp_path: Path) -> None:
-    first = make(tmp_path, {"bce": "steady"}, ["bce"])
-
-    def die_once_running(sup: Supervisor) -> None:
-        if any(_squeue_state(a.process.job_id) == "RUNNING" for a in sup.active.values()):
-            raise SupervisorDied
-
-    first.on_tick = die_once_running
-    with pytest.raises(SupervisorDied):
-        first.run()
-    job = _job_of(first, "p1-bce")
-    assert _squeue_state(job) == "RUNNING"  # the job outlived its supervisor
-    second = make(tmp_path, {"bce": "steady"}, ["bce"])
-    assert second.run() == EXIT_OK
-    events = read_events(PipelinePaths(second.dir).events)
-    assert [e["job_id"] for e in events if e["type"] == "run_launch"] == [job]
-    assert any(e["type"] == "alert" and e["code"] == "adopted" for e in events)
-    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
 
 
 def test_a_job_waiting_in_the_queue_is_not_a_stall(tmp_path: Path) -> None:
