@@ -182,7 +182,8 @@ class TrainingRun:
         self.events: EventWriter | None = None
         self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold, self.cfg.select_by),
                                      "value": None, "step": None}
-        self.devices: Any = None  # the device reporter thread, on the main process
+        self.devices: Any = None  # the device reporter thread, on the first process of each node
+        self.node_events: EventWriter | None = None  # device events of a node other than the main one
         self.nonfinite_skipped = 0
         self.nonfinite_in_row = 0
         self.last_eval_step = -1
@@ -232,7 +233,6 @@ class TrainingRun:
         self.events = EventWriter(self.out / EVENTS_FILE) if self.accelerator.is_main_process else None
         # The first process of every node reports its node's devices: the main process into the run's
         # events, the first process of each other node into that node's own file beside them.
-        self.node_events: EventWriter | None = None
         if cfg.device_every_s > 0 and self.accelerator.is_local_main_process:
             from trainer.devices import DeviceReporter
 

@@ -32,10 +32,9 @@ def only_pipeline(runs: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    res = cockpit("--headless", "--preset", "smoke", "--runs-dir", str(runs))
-    return res, only_pipeline(runs)
+def smoke_run(smoke_pipeline):
+    res, pdir, _ = smoke_pipeline  # tests/conftest.py: the session's smoke pipeline (Slurm jobs where up)
+    return res, pdir
 
 
 def test_smoke_pipeline_completes_and_leaves_the_contract_folder(smoke_run):

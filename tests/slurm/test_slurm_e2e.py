@@ -1,11 +1,11 @@
-"""The real trainer under Slurm (tests/slurm/up.sh): the smoke preset as batch jobs, and a requeued
-job that resumes in the same run folder with the same step numbers and no duplicate steps."""
+"""The real trainer under Slurm (tests/slurm/up.sh): the smoke preset as batch jobs, a requeued job that
+resumes in the same run folder with the same step numbers and no duplicate steps, a hang dumped through
+scancel and resubmitted, and a killed supervisor whose --resume adopts the running job."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -14,15 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, train_env
+from tests.conftest import NO_SLURM, REPO, SLURM_SETTINGS, slurm_up, train_env
 from trainer.events import read_events
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
-    shutil.which("sbatch") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0,
-    reason="no Slurm cluster here (sbatch/sinfo missing or no controller); tests/slurm/up.sh brings one up as root")]
-
-# One job at a time on this machine's cores: two torch processes on two cores thrash.
-SLURM = ["--set", "pipeline.launcher=slurm", "--set", f"slurm.cpus_per_run={os.cpu_count() or 1}"]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not slurm_up(), reason=NO_SLURM)]
+SLURM = SLURM_SETTINGS
 
 
 def cockpit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -36,39 +32,17 @@ def only_pipeline(runs: Path) -> Path:
     return dirs[0]
 
 
-class QueueWatch:
-    """The job names squeue showed while the test ran."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self.stop.is_set():
-            out = subprocess.run(["squeue", "-h", "-o", "%j %T"], capture_output=True, text=True).stdout
-            self.names |= {line.split()[0] for line in out.splitlines() if line.strip()}
-            time.sleep(0.5)
-
-    def __enter__(self) -> "QueueWatch":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
-def test_the_smoke_preset_runs_as_slurm_jobs_and_completes(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    with QueueWatch() as queue:
-        res = cockpit("--headless", "--preset", "smoke", "--runs-dir", str(runs), *SLURM)
+def test_the_smoke_preset_runs_as_slurm_jobs_and_completes(smoke_pipeline) -> None:
+    # The session's smoke pipeline (tests/conftest.py) runs as Slurm jobs wherever this module runs; the
+    # contract tests in tests/e2e/test_pipeline.py read the same folder.
+    res, pdir, queue = smoke_pipeline
+    assert queue is not None, "the smoke pipeline ran locally although Slurm is up"
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    pdir = only_pipeline(runs)
     events = read_events(pdir / "pipeline.jsonl")
     launches = [e for e in events if e["type"] == "run_launch"]
     assert len(launches) == 8 and all(e.get("job_id") for e in launches)
-    assert {f"goemo-{pdir.name}-{e['run']}" for e in launches} <= queue.names  # squeue showed every job
+    assert {f"goemo-{pdir.name}-{e['run']}" for e in launches} <= queue  # squeue showed every job
+    assert all((pdir / e["run"] / "slurm-job.sh").is_file() for e in launches)
     summary = json.loads((pdir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final"]["test"]["f1_macro@0.2"] is not None
     assert (pdir / "final" / "thresholds.json").exists()
