@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, train_env
+from tests.webhook import WebHook
+from trainer.contract import ENV_NOTIFY
 from trainer.events import read_events
 from trainer.metrics import evaluate_probs, tune_thresholds, tuned_summary
 
@@ -129,7 +131,7 @@ def drill_preset(tmp_path: Path, configs: str, **pipeline: object) -> Path:
     return path
 
 
-def test_drills_hang_is_dumped_and_restarted_crash_resumes_nan_is_survived(tmp_path):
+def test_drills_hang_is_dumped_and_restarted_crash_resumes_nan_is_survived_and_the_webhook_hears(tmp_path):
     preset = drill_preset(tmp_path, """
 [[configs]]
 name = "hang"
@@ -148,7 +150,15 @@ fault = "nan@3"
 """, stall_floor_s=4, stall_factor=10)
     runs = tmp_path / "runs"
     started = time.time()
-    res = cockpit("--headless", "--preset", str(preset), "--runs-dir", str(runs))
+    # The same pipeline sends its notifications to a local webhook through apprise's json:// plugin.
+    hook = WebHook()
+    env = train_env()
+    env.pop(ENV_NOTIFY, None)  # only the URL given here
+    try:
+        res = cockpit("--headless", "--preset", str(preset), "--runs-dir", str(runs),
+                      "--set", f'pipeline.notify=["{hook.url}"]', env=env)
+    finally:
+        hook.close()
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     pdir = only_pipeline(runs)
     events = read_events(pdir / "pipeline.jsonl")
@@ -168,6 +178,18 @@ fault = "nan@3"
     nan_steps = [e for e in read_events(pdir / "p1-nan" / "events.jsonl") if e["type"] == "step"]
     assert nan_steps[-1]["nonfinite_skipped"] == 1
     assert "stalled" in res.stderr and time.time() - started < 300
+
+    # Notifications (the default notify_on): the stall, with its hanging frame, and the end; the crash
+    # was a restart and the NaN a skipped step, so neither is news. No send failed.
+    assert not [e for e in events if e["type"] == "alert" and e.get("code") == "notify"]
+    assert [p["title"] for p in hook.posts] == ["goemo p1-hang stalled", "goemo pipeline completed"], hook.posts
+    stall, end = hook.posts
+    print(f"--- {stall['title']} ---\n{stall['message']}\n--- {end['title']} ---\n{end['message']}")
+    assert pdir.name in stall["message"] and "p1-hang attempt 1" in stall["message"]
+    assert "restart 1 of 2" in stall["message"]
+    assert "injected_hang (faults.py:" in stall["message"]  # the hanging frame, innermost first
+    assert "completed (exit 0)" in end["message"] and "1. p1-" in end["message"]
+    assert end["type"] == "success"
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
