@@ -1,10 +1,11 @@
 """Incremental reading of a pipeline folder's event files, in a thread that knows no UI.
 
 `PipelineTail` discovers `pipeline.jsonl`, `summary.json`, `preset.toml`, `<run>/events.jsonl` and a
-multi-node run's `<run>/devices-nodeN.jsonl` (run folders appear while a pipeline runs), reads new lines through `trainer.events.EventReader`
-in 256 KiB chunks, and hands each chunk to a callback as `(source, events)`: source is
-`"pipeline"`, `"summary"`, `"preset"` or the run id (a node's device file is handed over as its run's). It sleeps briefly when nothing is new and stops
-when its exit event is set (or a `should_stop` predicate says so).
+multi-node run's `<run>/devices-nodeN.jsonl` (run folders appear while a pipeline runs), reads new lines
+through `trainer.events.EventReader` in 256 KiB chunks, and hands each chunk to a callback as
+`(source, events)`: source is `"pipeline"`, `"summary"`, `"preset"` or the run id (a node's device file
+is handed over as its run's). It sleeps briefly when nothing is new and stops when its exit event is set
+(or a `should_stop` predicate says so).
 """
 
 from __future__ import annotations
