@@ -328,21 +328,6 @@ def test_every_shipped_preset_loads():
         assert len(preset.configs) == 5
 
 
-def test_final_reuse_exports_the_best_run_without_retraining(tmp_path):
-    runs = tmp_path / "runs"
-    res = cockpit("--headless", "--preset", "smoke", "--runs-dir", str(runs), "--phases", "1,2,4",
-                  "--configs", "bce,asl", "--set", "pipeline.final=reuse")
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    pdir = only_pipeline(runs)
-    summary = json.loads((pdir / "summary.json").read_text())
-    best = summary["leaderboard"][0]
-    assert summary["final"]["trained_in"] == best["run"]
-    assert summary["final"]["dev"]["f1_macro@0.2"] == pytest.approx(best["f1_macro@0.2"])  # same weights, same dev
-    final_events = read_events(pdir / "p4-final" / "events.jsonl")
-    assert not any(e["type"] == "step" for e in final_events)  # exported, not retrained
-    assert (pdir / "final" / "thresholds.json").exists()
-
-
 def _predict(model: Path, *texts: str) -> list[dict]:
     res = subprocess.run([sys.executable, "-m", "trainer.predict", "--model", str(model), "--json", *texts],
                          capture_output=True, text=True, cwd=REPO, env=train_env(), timeout=120)
