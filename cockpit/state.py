@@ -26,11 +26,12 @@ from dataclasses import replace
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from cockpit.views import (
-    SECONDARY_THRESHOLD, Alert, ClassScore, DeviceGpu, EvalResult, FinalResult, HealthBadge, HostDevices, LeaderRow,
+    SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, HostDevices, LeaderRow,
     OversampleRow, PipelineView, RunView, Series, SourceRow, StallAlert,
 )
 from cockpit.pipeline.results import eval_source
 from trainer.contract import PIPELINE_SOURCE
+from trainer.devices import GpuSample
 from trainer.contract import (
     BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, FINAL_MODES, GRAD_ALERT_CODES, GRAD_BADGE_STEPS,
     GRAD_VANISHING_BELOW, PIPELINE_EVENTS, SELECT_BY, TRAINER_EVENTS, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY,
@@ -588,11 +589,12 @@ class PipelineState:
         for g in e.get("gpus") if isinstance(e.get("gpus"), list) else ():
             if isinstance(g, dict) and _int(g.get("index")) is not None:
                 throttle = g.get("throttle")
-                gpus.append(DeviceGpu(
+                # the event was written from a GpuSample (device_fields); its pids/runs are the other host's
+                gpus.append(GpuSample(
                     _int(g["index"]) or 0, _str(g.get("name"), "GPU"), _num(g.get("util_pct")),
                     _num(g.get("mem_used_mb")), _num(g.get("mem_total_mb")), _num(g.get("temp_c")),
-                    _num(g.get("power_w")),
-                    tuple(str(x) for x in throttle) if isinstance(throttle, list) else ()))
+                    _num(g.get("power_w")), pids=(), runs=(),
+                    throttle=tuple(str(x) for x in throttle) if isinstance(throttle, list) else ()))
         host = _str(e.get("host"))
         run.device_reports[(host, _int(e.get("node")) or 0)] = (
             t, host, tuple(gpus), _str(e.get("gpu_error")) or None, _num(e.get("cpu_pct")), _num(e.get("rss_mb")))

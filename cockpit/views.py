@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
+from trainer.devices import GpuSample
 
 SERIES_CAP = 2000
 SECONDARY_THRESHOLD = 0.5  # the fixed threshold shown beside the preset's primary one
@@ -237,26 +238,12 @@ class RunView:
 
 
 @dataclass(frozen=True)
-class DeviceGpu:
-    """One GPU as a run's ``device`` event reported it."""
-
-    index: int
-    name: str
-    util_pct: float | None
-    mem_used_mb: float | None
-    mem_total_mb: float | None
-    temp_c: float | None
-    power_w: float | None
-    throttle: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class HostDevices:
     """The devices of one host where runs of this pipeline run (from their trainers' ``device`` events)."""
 
     host: str
     runs: tuple[str, ...]
-    gpus: tuple[DeviceGpu, ...]
+    gpus: tuple[GpuSample, ...]  # as the trainer sampled them; pids and runs are empty (they are that host's)
     gpu_error: str | None
     cpu_pct: float | None  # of the runs' processes on that host, summed (% of one core)
     rss_mb: float | None

@@ -11,7 +11,7 @@ from textual.app import RenderResult
 from textual.widget import Widget
 
 from cockpit.views import HostDevices
-from trainer.devices import TelemetrySnapshot
+from trainer.devices import GpuSample, TelemetrySnapshot
 
 BAR_WIDTH = 10
 GIB = 1024.0
@@ -72,17 +72,21 @@ class GpuPanel(Widget):
             self.border_title = "system" if not hosts else f"system · {len(hosts) + 1} hosts"
             self.refresh(layout=len(self._lines()) != old_height)
 
-    def _gpu_line(self, index: int, util_pct: float | None, used: float | None, total: float | None,
-                  temp_c: float | None, power_w: float | None) -> Text:
+    def _gpu_lines(self, gpu: GpuSample) -> list[Text]:
+        """One GPU's bar line, and a throttle line when NVML reports a reason (its own line: the panel is
+        narrow, and this is the part not to miss). The same for this machine's GPUs and other hosts'."""
         style = self.get_component_rich_style
-        full, empty = _bar(util_pct)
-        line = Text.assemble((f"GPU{index} ", style("gpu-panel--label")), (full, style("gpu-panel--bar")),
+        full, empty = _bar(gpu.util_pct)
+        line = Text.assemble((f"GPU{gpu.index} ", style("gpu-panel--label")), (full, style("gpu-panel--bar")),
                              (empty, style("gpu-panel--bar-empty")))
-        util = "–" if util_pct is None else f"{util_pct:3.0f}%"
-        temp = "" if temp_c is None else f" {temp_c:.0f}°C"
-        power = "" if power_w is None else f" {power_w:.0f}W"
-        line.append(f" {util} {_mem(used, total)}{temp}{power}")
-        return line
+        util = "–" if gpu.util_pct is None else f"{gpu.util_pct:3.0f}%"
+        temp = "" if gpu.temp_c is None else f" {gpu.temp_c:.0f}°C"
+        power = "" if gpu.power_w is None else f" {gpu.power_w:.0f}W"
+        line.append(f" {util} {_mem(gpu.mem_used_mb, gpu.mem_total_mb)}{temp}{power}")
+        lines = [line]
+        if gpu.throttle:
+            lines.append(Text(f"     ⚠ throttled: {', '.join(gpu.throttle)}", style=style("gpu-panel--warn")))
+        return lines
 
     def _host_lines(self) -> list[Text]:
         style = self.get_component_rich_style
@@ -92,11 +96,7 @@ class GpuPanel(Widget):
             lines.append(Text.assemble((f"── {host.host} ", style("gpu-panel--label")),
                                        (f"{', '.join(host.runs)} · {age}s ago", style("gpu-panel--muted"))))
             for gpu in host.gpus:
-                line = self._gpu_line(gpu.index, gpu.util_pct, gpu.mem_used_mb, gpu.mem_total_mb, gpu.temp_c,
-                                      gpu.power_w)
-                lines.append(line)
-                if gpu.throttle:  # its own line: the panel is narrow, and this is the part not to miss
-                    lines.append(Text(f"     ⚠ throttled: {', '.join(gpu.throttle)}", style=style("gpu-panel--warn")))
+                lines.extend(self._gpu_lines(gpu))
             if host.gpu_error and not host.gpus:
                 lines.append(Text(f"  {host.gpu_error}", style=style("gpu-panel--muted")))
             cpu = "–" if host.cpu_pct is None else f"{host.cpu_pct:.0f}%"
@@ -111,8 +111,7 @@ class GpuPanel(Widget):
             return [Text("sampling…", style=style("gpu-panel--muted"))] + self._host_lines()
         lines = []
         for gpu in tel.gpus:
-            lines.append(self._gpu_line(gpu.index, gpu.util_pct, gpu.mem_used_mb, gpu.mem_total_mb, gpu.temp_c,
-                                        gpu.power_w))
+            lines.extend(self._gpu_lines(gpu))
             holders = ", ".join(gpu.runs) or ("idle" if not gpu.pids else "pids " + ", ".join(map(str, gpu.pids)))
             lines.append(Text(f"     ↳ {holders}", style=style("gpu-panel--muted")))
         if tel.gpu_error:

@@ -145,3 +145,28 @@ def test_the_gpu_panel_shows_this_machine_and_a_slurm_node_160x48(snap_compare, 
     with open(live_pipeline / "p3-asl" / "events.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(_device("gpu-node-7", FROZEN_NOW - 4, util=93.0)) + "\n")
     assert snap_compare(make_test_app(live_pipeline), terminal_size=(160, 48), run_before=wait_loaded)
+
+
+def test_this_machines_throttled_gpu_is_flagged_like_a_remote_one() -> None:
+    """Local and remote GPUs are drawn by one formatter: a throttle reason on this machine's GPU gets its
+    warning line too (it used to be shown for other hosts only)."""
+    import asyncio
+
+    from textual.app import App, ComposeResult
+
+    from cockpit.widgets.gpu_panel import GpuPanel
+
+    class PanelApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield GpuPanel()
+
+    async def scenario() -> list[str]:
+        async with PanelApp().run_test(size=(80, 16)) as pilot:
+            panel = pilot.app.query_one(GpuPanel)
+            panel.show(fake_sampler().sample({}))
+            return [line.plain for line in panel._lines()]
+
+    lines = asyncio.run(scenario())
+    assert lines[0].startswith("GPU0") and lines[2].startswith("GPU1")
+    assert lines[3].strip() == "⚠ throttled: hardware thermal"
+    assert sum("throttled" in line for line in lines) == 1  # GPU 0 is only idle-flagged, which is left out
