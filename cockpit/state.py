@@ -283,7 +283,9 @@ class RunState:
         self.version += 1
 
     def total_steps(self) -> int | None:
-        return self.reported_total or run_total_steps(self.config, self.train_size_after, self.world_size)
+        if self.reported_total is not None:
+            return self.reported_total
+        return run_total_steps(self.config, self.train_size_after, self.world_size)
 
     def eta_s(self) -> float | None:
         total = self.total_steps()
@@ -517,7 +519,8 @@ class PipelineState:
         run.pid = _int(e.get("pid")) if e.get("pid") is not None else run.pid
         run.world_size = _int(e.get("world_size")) or 1
         reported = _int(e.get("total_steps"))
-        run.reported_total = reported if reported and reported > 0 else None
+        # 0 is a job that does not train (a reuse export, an ensemble): no step total to draw
+        run.reported_total = reported if reported is not None and reported >= 0 else None
         run.device = run.device or _str(e.get("device"))
         run.grad_alert = None  # a new attempt watches its gradients afresh
         resumed = _num(e.get("resumed_from_step"))

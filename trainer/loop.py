@@ -166,7 +166,7 @@ class TrainingRun:
     """setup → train → (export) → cleanup for one RunConfig, writing events as it goes."""
 
     def __init__(self, prepared: Prepared, out_dir: Path, resume: bool = False,
-                 export_from: Path | None = None, config_text: str | None = None) -> None:
+                 export_from: Path | None = None, config_text: str | None = None, trains: bool = True) -> None:
         self.p = prepared
         self.cfg = prepared.config
         self.out = out_dir
@@ -176,6 +176,9 @@ class TrainingRun:
         self.ckpt_root = out_dir / CHECKPOINTS_DIR
         # Export only: weights come from another run's best checkpoint (the pipeline's "reuse" final).
         self.best_root = export_from / CHECKPOINTS_DIR if export_from else self.ckpt_root
+        # False for an export or ensemble job: run_start then says 0 steps, so views do not show a bar that
+        # never moves (0/173) for a run that only loads, scores and writes.
+        self.trains = trains and export_from is None
         self.faults = FaultPlan.from_env()
         self.stop_signal: int | None = None
         self.t0 = time.time()
@@ -312,7 +315,7 @@ class TrainingRun:
             device=str(self.accelerator.device), world_size=self.accelerator.num_processes, pid=os.getpid(),
             resumed_from_step=self.start_step if self.resume and self.start_step else None,
             precision=self.accelerator.mixed_precision, steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps, torch_threads=torch.get_num_threads(),
+            total_steps=self.total_steps if self.trains else 0, torch_threads=torch.get_num_threads(),
         )
 
     def _load_latest(self) -> None:
@@ -660,7 +663,7 @@ def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export
     export end the run with an ``alert`` and run_end ``failed`` (exit 1) and leave the checkpoints
     resumable; known errors print one line on stderr, others their traceback.
     """
-    run = TrainingRun(prepared, out_dir, resume, export_from, config_text)
+    run = TrainingRun(prepared, out_dir, resume, export_from, config_text, trains=not ensemble_from)
     _install_signal_handlers(run)
     try:
         run.setup()

@@ -264,6 +264,22 @@ def test_trainer_reported_total_steps_win_over_the_formula() -> None:
     assert state.snapshot(0).run("p1-x").total_steps == 123
 
 
+def test_a_job_that_does_not_train_shows_no_step_total() -> None:
+    """A reuse export or an ensemble final reports total_steps 0: the formula's 80 would be a bar that never
+    moves; the runs table then shows the bare step."""
+    from cockpit.widgets.tables import RunsTable
+
+    state = PipelineState()
+    state.apply("p4-final", ev("run_start", run="p4-final", config={"epochs": 1, "batch_size": 16}, model="m",
+                               n_params=1, device="cpu", world_size=1, pid=3, resumed_from_step=None, total_steps=0))
+    state.apply("p4-final", ev("data", train_size_before=10, train_size_after=1280, dev_size=1, test_size=1,
+                               per_class=[], oversampling={}))
+    run = state.snapshot(0).run("p4-final")
+    assert run.total_steps == 0 and run.eta_s is None
+    assert RunsTable().format_row((run.run, run.status, (run.step, run.total_steps or 0), run.epoch, None,
+                                   None, None, None))[2].plain.strip() == "0"
+
+
 def test_preset_gives_restart_limit_and_target(finished_pipeline: Path) -> None:
     state = load(finished_pipeline)
     assert state.max_restarts == 2 and state.target_f1 == 0.5

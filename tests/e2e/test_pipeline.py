@@ -353,6 +353,8 @@ def test_ensemble_final_averages_the_top_runs_by_tuned_cv_and_predict_uses_every
     assert final["config"] == "+".join(row["config"] for row in board[:2])
     final_events = read_events(pdir / "p4-final" / "events.jsonl")
     assert not any(e["type"] == "step" for e in final_events)  # no training
+    # ... and it says so: 0 steps, so the runs table does not show a 0/N bar that never moves
+    assert [e["total_steps"] for e in final_events if e["type"] == "run_start"] == [0]
     from trainer.contract import TRAINER_EVENTS, contract_violation
 
     assert all(contract_violation(e, TRAINER_EVENTS) is None for e in final_events)
