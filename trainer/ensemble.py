@@ -17,9 +17,10 @@ import numpy as np
 
 from trainer import checkpoints
 from trainer.config import RunConfig, read_toml, validate_config
-from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, EXPORT_DIR, MEMBERS_DIR, PROBS_FILES,
+from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, EXPORT_DIR, MEMBERS_DIR,
                               RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY, TUNED_KEY,
                               CheckpointStateError, f1_macro_key, f1_micro_key, split_run_id, write_json_atomic)
+from trainer.export_files import save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.models import export_classifier
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 # Keys that decide what a member's weights mean and how its inputs are tokenised: members must agree
 # on them, because they share one model skeleton and one tokenisation of dev and test.
 SHARED_KEYS = ("model", "pooling", "taxonomy", "max_length")
-GRID = [0.05, 0.95, 0.05]
 
 
 class EnsembleError(ValueError):
@@ -80,17 +80,6 @@ def score_block(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, p
     return block
 
 
-def _save_probs(folder: Path, dev: np.ndarray, test: np.ndarray, dev_labels: np.ndarray,
-                test_labels: np.ndarray) -> None:
-    for name, array in zip(PROBS_FILES, (dev, test, dev_labels.astype(np.uint8), test_labels.astype(np.uint8))):
-        np.save(folder / name, array)
-
-
-def _thresholds_file(names: Sequence[str], thresholds: np.ndarray, primary: float, **extra: Any) -> dict[str, Any]:
-    return {"labels": list(names), "thresholds": [float(t) for t in thresholds], "tuned_on": "dev", "grid": GRID,
-            "default": primary, **extra}
-
-
 def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, Any]:
     """Average the members' probabilities and write the ensemble export; returns ensemble.json's content."""
     cfg, names = run.cfg, run.p.names
@@ -113,8 +102,8 @@ def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, An
         own = tune_thresholds(dev_probs, dev_labels, default=primary)
         folder = export_dir / MEMBERS_DIR / member.name
         export_classifier(model, run.p.tokenizer, folder)
-        _save_probs(folder, dev_probs, test_probs, dev_labels, test_labels)
-        write_json_atomic(folder / THRESHOLDS_FILE, _thresholds_file(names, own, primary, best_step=meta.get("step")))
+        save_probs(folder, dev_probs, test_probs, dev_labels, test_labels)
+        write_thresholds(folder, names, own, primary, best_step=meta.get("step"))
         records.append({
             "run": member.name, "config": split_run_id(member.name)[1], "best_step": meta.get("step"),
             "best": meta, "dev": score_block(dev_probs, dev_labels, own, primary, names, seed=cfg.seed),
@@ -127,15 +116,11 @@ def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, An
     test_probs = (test_sum / len(members)).astype(np.float32)
     dev_labels, test_labels = run.eval_sets["dev"][1], run.eval_sets["test"][1]
     thresholds = tune_thresholds(dev_probs, dev_labels, default=primary)
-    for split, probs, labels in (("dev", dev_probs, dev_labels), ("test", test_probs, test_labels)):
-        metrics = evaluate_probs(probs, labels, cfg.thresholds, names, primary)
-        extra = {"tuned_cv": tuned_cv(probs, labels, seed=cfg.seed, default=primary)} if split == "dev" else {}
-        # No loss: the members were trained on different losses, and none of them scores the average.
-        run.emit("eval", step=0, epoch=0.0, split=split, loss=None, final=True, ensemble=[m.name for m in members],
-                 tuned=tuned_summary(probs, labels, thresholds), **extra, **metrics)
-    _save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
-    write_json_atomic(export_dir / THRESHOLDS_FILE,
-                      _thresholds_file(names, thresholds, primary, members=[m.name for m in members]))
+    # No loss: the members were trained on different losses, and none of them scores the average.
+    run.emit_final_evals(0, 0.0, (dev_probs, dev_labels, None), (test_probs, test_labels, None), thresholds,
+                         ensemble=[m.name for m in members])
+    save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
+    write_thresholds(export_dir, names, thresholds, primary, members=[m.name for m in members])
     ensemble = {"rule": ENSEMBLE_RULE, "labels": list(names), "primary_threshold": primary,
                 "members": records, "thresholds": THRESHOLDS_FILE}
     write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble

@@ -25,11 +25,12 @@ import torch
 from trainer import checkpoints
 from trainer.config import RunConfig
 from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED,
-                              EXPORT_DIR, LATEST, PROBS_FILES, RUN_CONFIG_FILE, THRESHOLDS_FILE, CheckpointStateError,
+                              EXPORT_DIR, LATEST, RUN_CONFIG_FILE, CheckpointStateError,
                               best_metric_name, find_latest, node_devices_file, selection_scores, steps_per_epoch, total_steps,
-                              write_atomic, write_json_atomic)
+                              write_atomic)
 from trainer.data import DataError, eval_batches, length_grouped_batches, pad_batch, tokenize_texts
 from trainer.events import EventWriter
+from trainer.export_files import save_probs, write_thresholds
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.losses import build_loss
@@ -567,6 +568,18 @@ class TrainingRun:
         self.emit("checkpoint", step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
 
     # -- export -------------------------------------------------------------------------------
+    def emit_final_evals(self, step: int, epoch: float, dev: tuple[np.ndarray, np.ndarray, float | None],
+                         test: tuple[np.ndarray, np.ndarray, float | None], thresholds: np.ndarray,
+                         **fields: Any) -> None:
+        """The final dev and test evals of an export: (probs, labels, loss) each, scored at the config's
+        thresholds and with the dev-tuned ``thresholds``; dev also gets the cross-fitted tuned_cv."""
+        for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
+            metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
+            extra = {"tuned_cv": tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+                     } if split == "dev" else {}
+            self.emit("eval", step=step, epoch=epoch, split=split, loss=loss, final=True,
+                      tuned=tuned_summary(probs, labels, thresholds), **fields, **extra, **metrics)
+
     def export(self, step: int) -> None:
         """Best weights → dev/test probabilities, per-label thresholds tuned on dev, one test evaluation."""
         if not self.accelerator.is_main_process:
@@ -588,25 +601,11 @@ class TrainingRun:
         test_probs, test_labels, test_loss = self.predict("test", model)
         thresholds = tune_thresholds(dev_probs, dev_labels, default=self.cfg.primary_threshold)
         at = self.best["step"] if best is not None else step
-        epoch = round(at / self.steps_per_epoch, 4)
-        for split, probs, labels, loss in (("dev", dev_probs, dev_labels, dev_loss),
-                                           ("test", test_probs, test_labels, test_loss)):
-            metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
-            extra = {"tuned_cv": tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
-                     } if split == "dev" else {}
-            self.emit("eval", step=at, epoch=epoch, split=split, loss=loss, final=True,
-                      tuned=tuned_summary(probs, labels, thresholds), **extra, **metrics)
+        self.emit_final_evals(at, round(at / self.steps_per_epoch, 4), (dev_probs, dev_labels, dev_loss),
+                              (test_probs, test_labels, test_loss), thresholds)
         export_classifier(model, self.p.tokenizer, export_dir)
-        dev_probs_file, test_probs_file, dev_labels_file, test_labels_file = PROBS_FILES  # the contract's order
-        for name, array in ((dev_probs_file, dev_probs), (test_probs_file, test_probs),
-                            (dev_labels_file, dev_labels.astype(np.uint8)),
-                            (test_labels_file, test_labels.astype(np.uint8))):
-            np.save(export_dir / name, array)
-        write_json_atomic(export_dir / THRESHOLDS_FILE, {
-            "labels": self.p.names, "thresholds": [float(t) for t in thresholds],
-            "tuned_on": "dev", "grid": [0.05, 0.95, 0.05], "default": self.cfg.primary_threshold,
-            "best_step": at,
-        })
+        save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
+        write_thresholds(export_dir, self.p.names, thresholds, self.cfg.primary_threshold, best_step=at)
         self.emit("checkpoint", step=at, path=EXPORT_DIR, kind="export")
 
     def finish(self, status: str, reason: str) -> None:
