@@ -326,6 +326,11 @@ def test_every_shipped_preset_loads():
     for name in names:
         preset, _ = load_preset(name, paths.get(name, []))
         assert len(preset.configs) == 5
+    # Issue 10: the DeBERTa presets take cpu-full's measured select_by and final (docs/results.md).
+    chosen = {name: (p.pipeline.select_by, p.pipeline.final)
+              for name in ("cpu-full", "deberta-v3-large", "deberta-v3-large-ddp")
+              for p in [load_preset(name, [])[0]]}
+    assert chosen["deberta-v3-large"] == chosen["deberta-v3-large-ddp"] == chosen["cpu-full"] == ("f1@primary", "reuse")
 
 
 def _predict(model: Path, *texts: str) -> list[dict]:
