@@ -52,8 +52,9 @@ def test_a_taxonomy_run_trains_exports_and_predicts_in_its_labels(tmp_path, taxo
     final = next(e for e in events if e["type"] == "eval" and e.get("final") and e["split"] == "test")
     assert [r["label"] for r in final["per_class"]] == names
     assert json.loads((out / "export" / "thresholds.json").read_text())["labels"] == names
-    [row] = predict(out / "export", "thank you, this made my day")
-    assert list(row["scores"]) == names and set(row["labels"]) <= set(names)
+    if taxonomy == "ekman":  # goemo-predict reads the labels from the export; one taxonomy shows it (CI time)
+        [row] = predict(out / "export", "thank you, this made my day")
+        assert list(row["scores"]) == names and set(row["labels"]) <= set(names)
 
 
 def test_every_source_kind_trains_together_with_masks_and_its_own_dev_eval(tmp_path):
