@@ -14,6 +14,7 @@ with a 95 % interval. `--average A,B` also scores three rules of averaging two o
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,19 +23,22 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trainer.contract import PROBS_FILES  # noqa: E402
+from trainer.contract import PROBS_FILES, THRESHOLDS_FILE  # noqa: E402
 from trainer.metrics import tune_thresholds, tuned_cv, tuned_summary  # noqa: E402
 
-PRIMARY = 0.2
 
-
-def load(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Dev/test probabilities and labels, and the dev-tuned thresholds and default the export ships."""
     dev_p, test_p, dev_y, test_y = (np.load(folder / name) for name in PROBS_FILES)  # the contract's order
-    return dev_p, test_p, dev_y.astype(bool), test_y.astype(bool)
+    shipped = json.loads((folder / THRESHOLDS_FILE).read_text())
+    return (dev_p, test_p, dev_y.astype(bool), test_y.astype(bool), np.asarray(shipped["thresholds"]),
+            float(shipped["default"]))
 
 
 def bootstrap_f1(pred: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Macro-F1 of fixed predictions under each row-count vector of `weights` (resamples x rows)."""
+    """Macro-F1 of fixed predictions under each row-count vector of `weights` (resamples x rows).
+    Hand-written rather than trainer.metrics.f1_summary per resample: one matrix product scores all
+    2,000 resamples at once."""
     tp, fp, fn = weights @ (pred & labels), weights @ (pred & ~labels), weights @ (~pred & labels)
     den = 2 * tp + fp + fn
     return np.where(den > 0, 2 * tp / np.maximum(den, 1e-12), 0.0).mean(axis=1)
@@ -62,10 +66,9 @@ def main() -> None:
     scores = {}
     print(f"| model | test tuned | bootstrap sd | dev tuned_cv, mean of {args.splits} splits | sd |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for name, (dev_p, test_p, dev_y, _) in models.items():
-        thresholds = tune_thresholds(dev_p, dev_y, default=PRIMARY)
+    for name, (dev_p, test_p, dev_y, _, thresholds, default) in models.items():
         scores[name] = bootstrap_f1(test_p >= thresholds, test_y, weights)
-        cv = [tuned_cv(dev_p, dev_y, seed=s, default=PRIMARY) for s in range(args.splits)]
+        cv = [tuned_cv(dev_p, dev_y, seed=s, default=default) for s in range(args.splits)]
         point = tuned_summary(test_p, test_y, thresholds)["f1_macro"]
         print(f"| {name} | {point:.4f} | {scores[name].std():.4f} | {np.mean(cv):.4f} | {np.std(cv):.4f} |")
     first = next(iter(scores))
@@ -75,7 +78,7 @@ def main() -> None:
               f"{np.percentile(diff, 97.5):+.4f}]")
     if args.average:
         a, b = (models[n] for n in args.average.split(","))
-        ta, tb = (tune_thresholds(m[0], m[2], default=PRIMARY) for m in (a, b))
+        ta, tb = a[4], b[4]
         sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
         rules = {
             "mean of probabilities": lambda i: (a[i] + b[i]) / 2,
@@ -85,7 +88,7 @@ def main() -> None:
         }
         for rule, avg in rules.items():
             dev_p, test_p = avg(0), avg(1)
-            thresholds = tune_thresholds(dev_p, a[2], default=PRIMARY)
+            thresholds = tune_thresholds(dev_p, a[2], default=a[5])
             print(f"{rule}: test tuned {tuned_summary(test_p, test_y, thresholds)['f1_macro']:.4f}")
 
 

@@ -31,12 +31,12 @@ from cockpit.views import (
 )
 from cockpit.pipeline.results import eval_source
 from trainer.contract import PIPELINE_SOURCE
-from trainer.devices import GpuSample
 from trainer.contract import (
     BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, FINAL_MODES, GRAD_ALERT_CODES, GRAD_BADGE_STEPS,
     GRAD_VANISHING_BELOW, PIPELINE_EVENTS, SELECT_BY, TRAINER_EVENTS, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY,
     f1_macro_key, f1_micro_key, missing_keys, split_run_id, steps_per_epoch, threshold_key, total_steps,
 )
+from trainer.devices import GpuSample
 
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
