@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -58,6 +59,16 @@ def split_run_id(run: str) -> tuple[int | None, str]:
     if sep and head[:1] == "p" and head[1:].isdigit():
         return int(head[1:]), tail
     return None, run
+
+
+# A run id as a folder name: one path component that starts with a letter or digit (so not '.' or '..').
+# Names read from files (ensemble.json's members) must match it: they cannot lead outside their folder.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def is_run_id(name: object) -> bool:
+    """Whether ``name`` is a run id that is safe as a folder name (``p3-combined_07``, not ``../x``)."""
+    return isinstance(name, str) and RUN_ID_PATTERN.fullmatch(name) is not None
 
 
 # -- metric keys --------------------------------------------------------------------------------
@@ -145,6 +156,9 @@ MODEL_META_FILE = "goemo_model.json"
 ENSEMBLE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"
 ENSEMBLE_RULE = "mean of the members' sigmoid probabilities"
+# Run-config keys every ensemble member must share: the members load into one model skeleton and share
+# one tokenisation of dev and test (trainer/ensemble.py checks the runs, the preset check the preset).
+ENSEMBLE_SHARED_KEYS = ("model", "pooling", "taxonomy", "max_length")
 HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")

@@ -17,19 +17,16 @@ import numpy as np
 
 from trainer import checkpoints
 from trainer.config import RunConfig, read_toml, validate_config
-from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, EXPORT_DIR, MEMBERS_DIR,
-                              RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY, TUNED_KEY,
-                              CheckpointStateError, f1_macro_key, f1_micro_key, split_run_id, write_json_atomic)
+from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, ENSEMBLE_SHARED_KEYS, EXPORT_DIR,
+                              MEMBERS_DIR, RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY,
+                              TUNED_KEY, CheckpointStateError, f1_macro_key, f1_micro_key, is_run_id, split_run_id,
+                              write_json_atomic)
 from trainer.export_files import save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.models import export_classifier
 
 if TYPE_CHECKING:
     from trainer.loop import TrainingRun
-
-# Keys that decide what a member's weights mean and how its inputs are tokenised: members must agree
-# on them, because they share one model skeleton and one tokenisation of dev and test.
-SHARED_KEYS = ("model", "pooling", "taxonomy", "max_length")
 
 
 class EnsembleError(ValueError):
@@ -53,13 +50,17 @@ def check_members(final: RunConfig, members: Sequence[Path]) -> list[RunConfig]:
         raise EnsembleError(f"--ensemble-from: a run is named twice ({', '.join(names)})")
     configs = []
     for member in members:
+        if not is_run_id(member.name):  # ensemble.json names members by folder: goemo-predict follows the name
+            raise EnsembleError(f"--ensemble-from {member}: the folder name {member.name!r} is not a run id "
+                                "(expected letters, digits, '.', '_' and '-', starting with a letter or digit)")
         config = member_config(member)
         if checkpoints.find_best(member / CHECKPOINTS_DIR) is None:
             raise EnsembleError(f"{member}: no best checkpoint to average (expected {CHECKPOINTS_DIR}/best)")
-        for key in SHARED_KEYS:
+        for key in ENSEMBLE_SHARED_KEYS:
             if getattr(config, key) != getattr(final, key):
                 raise EnsembleError(f"{member / RUN_CONFIG_FILE}: key '{key}' is {getattr(config, key)!r}, but the "
-                                    f"ensemble's is {getattr(final, key)!r} (members must share {', '.join(SHARED_KEYS)})")
+                                    f"ensemble's is {getattr(final, key)!r} "
+                                    f"(members must share {', '.join(ENSEMBLE_SHARED_KEYS)})")
         configs.append(config)
     return configs
 
@@ -103,7 +104,7 @@ def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, An
         folder = export_dir / MEMBERS_DIR / member.name
         export_classifier(model, run.p.tokenizer, folder)
         save_probs(folder, dev_probs, test_probs, dev_labels, test_labels)
-        write_thresholds(folder, names, own, primary, best_step=meta.get("step"))
+        write_thresholds(folder, names, own, primary, max_length=cfg.max_length, best_step=meta.get("step"))
         records.append({
             "run": member.name, "config": split_run_id(member.name)[1], "best_step": meta.get("step"),
             "best": meta, "dev": score_block(dev_probs, dev_labels, own, primary, names, seed=cfg.seed),
@@ -120,7 +121,8 @@ def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, An
     run.emit_final_evals(0, 0.0, (dev_probs, dev_labels, None), (test_probs, test_labels, None), thresholds,
                          ensemble=[m.name for m in members])
     save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
-    write_thresholds(export_dir, names, thresholds, primary, members=[m.name for m in members])
+    write_thresholds(export_dir, names, thresholds, primary, max_length=cfg.max_length,
+                     members=[m.name for m in members])
     ensemble = {"rule": ENSEMBLE_RULE, "labels": list(names), "primary_threshold": primary,
                 "members": records, "thresholds": THRESHOLDS_FILE}
     write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble
@@ -129,9 +131,15 @@ def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, An
 
 
 def member_dirs(model_dir: Path, ensemble: dict[str, Any]) -> list[Path]:
-    """The member model folders an ensemble.json names, in its order."""
+    """The member model folders an ensemble.json names, in its order; a name that is not a run id (``../..``)
+    is refused, so the file cannot point goemo-predict at a folder outside ``members/``."""
+    path = model_dir / ENSEMBLE_FILE
     members = ensemble.get("members")
     if not isinstance(members, list) or not members or not all(
             isinstance(m, dict) and isinstance(m.get("run"), str) and m["run"] for m in members):
-        raise EnsembleError(f"{model_dir / ENSEMBLE_FILE}: expected a non-empty 'members' list of objects with 'run'")
+        raise EnsembleError(f"{path}: expected a non-empty 'members' list of objects with 'run'")
+    bad = next((m["run"] for m in members if not is_run_id(m["run"])), None)
+    if bad is not None:
+        raise EnsembleError(f"{path}: member 'run' {bad!r} is not a run id (expected the name of a folder under "
+                            f"{MEMBERS_DIR}/: letters, digits, '.', '_' and '-', starting with a letter or digit)")
     return [model_dir / MEMBERS_DIR / m["run"] for m in members]

@@ -608,7 +608,8 @@ class TrainingRun:
                               (test_probs, test_labels, test_loss), thresholds)
         export_classifier(model, self.p.tokenizer, export_dir)
         save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
-        write_thresholds(export_dir, self.p.names, thresholds, self.cfg.primary_threshold, best_step=at)
+        write_thresholds(export_dir, self.p.names, thresholds, self.cfg.primary_threshold,
+                         max_length=self.cfg.max_length, best_step=at)
         self.emit("checkpoint", step=at, path=EXPORT_DIR, kind="export")
 
     def finish(self, status: str, reason: str) -> None:

@@ -2,7 +2,8 @@
 
 An ensemble folder (ensemble.json beside thresholds.json, one exported model per member under
 members/) scores each text with every member and averages the probabilities, as the pipeline did when
-it tuned the thresholds."""
+it tuned the thresholds. Texts are tokenised as in training: truncated to the ``max_length`` the export's
+thresholds.json records (128 for exports made before it was recorded)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,18 @@ from typing import Sequence
 
 from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE,
                               read_json_file)
+from trainer.export_files import read_max_length
+
+# The tokenizer encodes a whole text before it truncates (a 12 MB line took 2.27 GB), so texts are cut
+# first. Subword pieces of English average about 4 characters and vocabularies hold few over 20, so 64
+# characters per token keep every character the kept tokens come from; only a text whose first
+# max_length tokens average more (long runs of spaces, words too long for the vocabulary) loses some.
+CHARS_PER_TOKEN_BOUND = 64
+
+
+def clip_text(text: str, max_length: int) -> str:
+    """``text`` without the characters that lie beyond what ``max_length`` tokens can hold."""
+    return text[: max_length * CHARS_PER_TOKEN_BOUND]
 
 
 def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
@@ -59,6 +72,8 @@ def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64) -
     from trainer.models import load_exported
 
     members = _members(model_dir)
+    max_length = read_max_length(model_dir)  # the ensemble's members share it (trainer/ensemble.py checks)
+    clipped = [clip_text(t, max_length) for t in texts]
     probs = None
     names: list[str] = []
     for member in members:
@@ -69,8 +84,8 @@ def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64) -
         chunks = []
         with torch.no_grad():
             for start in range(0, len(texts), batch_size):
-                enc = tokenizer(list(texts[start:start + batch_size]), truncation=True, max_length=128, padding=True,
-                                return_tensors="pt")
+                enc = tokenizer(clipped[start:start + batch_size], truncation=True, max_length=max_length,
+                                padding=True, return_tensors="pt")
                 chunks.append(torch.sigmoid(model(enc["input_ids"], enc["attention_mask"])).numpy())
         member_probs = np.concatenate(chunks) if chunks else np.zeros((0, len(names)), dtype=np.float32)
         probs = member_probs if probs is None else probs + member_probs

@@ -294,9 +294,102 @@ def test_an_ensemble_averages_its_members(exports, tmp_path, capfd):
     ({"members": []}, "non-empty 'members' list"),
     ({"rule": "mean"}, "non-empty 'members' list"),
     ({"members": [{"run": "p3-gone"}]}, "p3-gone"),
+    ({"members": [{"run": "p3-head"}, {"run": "/etc"}]}, "'/etc' is not a run id"),
+    ({"members": [{"run": ".."}]}, "'..' is not a run id"),
 ])
 def test_a_broken_ensemble_is_named(exports, tmp_path, capfd, body, says):
     model = _ensemble(exports, tmp_path / "ensemble", body)
     code, out, err = _predict(capfd, model)
     line = _assert_one_line_error(code, out, err, model)
     assert says in line
+
+
+def test_an_ensemble_member_outside_members_is_not_followed(exports, tmp_path, capfd):
+    """A member named '../../elsewhere' would load (and run) whatever model lies there."""
+    shutil.copytree(exports["head"], tmp_path / "elsewhere")
+    model = _ensemble(exports, tmp_path / "ensemble", {"members": [{"run": "../../elsewhere"}]})
+    line = _assert_one_line_error(*_predict(capfd, model), model)
+    assert "'../../elsewhere' is not a run id" in line
+
+
+def test_an_ensemble_of_a_folder_that_is_no_run_id_is_refused_before_training(tmp_path):
+    from trainer.config import RunConfig
+    from trainer.ensemble import EnsembleError, check_members
+
+    with pytest.raises(EnsembleError, match="'my run' is not a run id"):
+        check_members(RunConfig(), [tmp_path / "my run"])
+
+
+def _thresholds_with(model: Path, **keys: object) -> None:
+    path = model / THRESHOLDS_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **keys}))
+
+
+# Two texts whose first tokens agree and whose ends differ.
+SAME_START = ("thanks so much, you made my day and I will never forget it",
+              "thanks so much, you made my day but the rest of the week was awful")
+
+
+def test_predict_truncates_at_the_max_length_the_export_records(folder, capfd):
+    model = folder("mean")
+    code, out, err = _predict(capfd, model, *SAME_START)
+    assert code == EXIT_OK, err
+    whole = [json.loads(line)["scores"] for line in out.splitlines()]
+    assert whole[0] != whole[1]  # an older export: 128 tokens, both ends are read
+    _thresholds_with(model, max_length=8)
+    code, out, err = _predict(capfd, model, *SAME_START)
+    assert code == EXIT_OK, err
+    first8 = [json.loads(line)["scores"] for line in out.splitlines()]
+    assert first8[0] == first8[1]  # trained on 8 tokens: only the common start is read
+
+
+@pytest.mark.parametrize("value, says", [(3, "greater than or equal to 8"), (10**6, "less than or equal to 4096"),
+                                         ("128", "whole number"), (True, "whole number")])
+def test_a_bad_max_length_is_named(folder, capfd, value, says):
+    model = folder("head")
+    _thresholds_with(model, max_length=value)
+    line = _assert_one_line_error(*_predict(capfd, model), model / THRESHOLDS_FILE)
+    assert "max_length" in line and says in line
+
+
+def test_a_huge_text_is_cut_before_the_tokenizer_sees_it(folder, capfd, monkeypatch):
+    """The tokenizer encodes a whole text before truncating: 12 MB took 2.27 GB. It now sees what
+    max_length tokens can come from, and the scores are those of the whole text."""
+    import trainer.models
+    from trainer.predict import CHARS_PER_TOKEN_BOUND
+
+    model = folder("head")
+    _thresholds_with(model, max_length=16)
+    huge = "thanks so much, you made my day! " * 30_000  # about 1 MB
+    code, out, err = _predict(capfd, model, huge[:16 * 8])  # well past 16 tokens, far below the cut
+    assert code == EXIT_OK, err
+    expected = json.loads(out)["scores"]
+    seen: list[int] = []
+    load = trainer.models.load_exported
+
+    def spying(member: Path):
+        net, tokenizer, names = load(member)
+
+        def tokenize(texts, **kwargs):
+            seen.extend(len(t) for t in texts)
+            return tokenizer(texts, **kwargs)
+        return net, tokenize, names
+
+    monkeypatch.setattr(trainer.models, "load_exported", spying)
+    code, out, err = _predict(capfd, model, huge)
+    assert code == EXIT_OK, err
+    assert seen == [16 * CHARS_PER_TOKEN_BOUND]
+    assert json.loads(out)["scores"] == expected
+    assert json.loads(out)["text"] == huge  # the output still names the whole text
+
+
+def test_an_export_records_the_max_length_predict_reads(tmp_path):
+    import numpy as np
+
+    from trainer.export_files import LEGACY_MAX_LENGTH, read_max_length, write_thresholds
+
+    write_thresholds(tmp_path, LABELS, np.full(len(LABELS), 0.5), 0.2, max_length=256, best_step=3)
+    assert json.loads((tmp_path / THRESHOLDS_FILE).read_text())["max_length"] == 256
+    assert read_max_length(tmp_path) == 256
+    (tmp_path / THRESHOLDS_FILE).write_text(json.dumps({"labels": LABELS, "thresholds": [0.5] * len(LABELS)}))
+    assert read_max_length(tmp_path) == LEGACY_MAX_LENGTH == 128  # an older export: what predict always used
