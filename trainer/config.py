@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer.contract import TRACKERS
 from trainer.loss_names import loss_params_problem
 
 
@@ -16,6 +17,8 @@ class ConfigError(ValueError):
 
 
 SOURCE_KINDS = ("goemotions", "semeval2018-ec", "isear", "meld", "table")
+# A source weight above this is a typo, not a plan: weight x rows train rows are drawn (1e300 overflowed).
+MAX_SOURCE_WEIGHT = 100.0
 
 
 class SourceSpec(BaseModel):
@@ -31,7 +34,8 @@ class SourceSpec(BaseModel):
     path: str | None = Field(None, description="file or folder; goemotions: 'embedded' (default), 'hub' or a folder")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                              description="shown in events and views (default: the kind)")
-    weight: float = Field(1.0, gt=0, description="sampling weight: train rows are drawn weight x as often")
+    weight: float = Field(1.0, gt=0, le=MAX_SOURCE_WEIGHT,
+                          description="sampling weight: train rows are drawn weight x as often (at most 100)")
     max_train_samples: int | None = Field(None, ge=0, description="seeded subset of this source's train rows")
     label_map: str | None = Field(None, description="a TOML label map overriding the shipped one")
     text: str | None = Field(None, description="table: the text column (default 'text')")
@@ -144,6 +148,23 @@ class RunConfig(BaseModel):
     def resolved_sources(self) -> list[SourceSpec]:
         """The sources of this run; the one-source ``source = ...`` of older configs is a goemotions source."""
         return list(self.sources) if self.sources is not None else [SourceSpec(kind="goemotions", path=self.source)]
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_as_hugging_face_takes_it(cls, value: Any) -> Any:
+        """'all', 'none', one tracker's name or a list of names; ["all"] and ["none"] mean 'all' and 'none'."""
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"expected 'all', 'none', a tracker's name or a list of them (got {value!r})")
+        unknown = [n for n in names if n not in (*TRACKERS, "all", "none")]
+        if unknown:
+            raise ValueError(f"unknown tracker {unknown[0]!r} (expected 'all', 'none', or one or a list of "
+                             f"{', '.join(TRACKERS)})")
+        if len(names) == 1 and names[0] in ("all", "none"):
+            return names[0]
+        if "all" in names or "none" in names:
+            raise ValueError(f"'all' and 'none' stand alone, not in a list with trackers (got {value!r})")
+        return names
 
     @field_validator("thresholds")
     @classmethod
