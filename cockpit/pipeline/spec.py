@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, set_dotted, validate_config
-from trainer.contract import DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENV_NOTIFY, FINAL_RUN, PHASE_NAMES, run_id
+from trainer.contract import (DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENSEMBLE_SHARED_KEYS, ENV_NOTIFY, FINAL_RUN,
+                              PHASE_NAMES, run_id)
 
 RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
 
@@ -235,6 +236,7 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
         raise PresetError(_pydantic_line(source, exc, text)) from None
     _check_outlets(preset, source)
     try:
+        _check_ensemble_members(preset, source)
         for config in preset.configs:
             for phase in RUN_PHASES:
                 _check_inputs(preset.run_config(phase, config, run_id(phase, config.name)), source)
@@ -258,6 +260,32 @@ def _check_outlets(preset: Preset, source: str) -> None:
         problem = check_notify_urls(notify_urls(list(preset.pipeline.notify)))
         if problem:
             raise PresetError(f"{source}: key 'pipeline.notify': {problem}")
+
+
+def _check_ensemble_members(preset: Preset, source: str) -> None:
+    """``final = "ensemble"`` averages Phase 3's (else Phase 1's) runs of the top configs: all of them must
+    share the keys the members share, or p4-final refuses them after every other phase has trained."""
+    if preset.pipeline.final != "ensemble":
+        return
+    runs = [(run_id(p, c.name), preset.run_config(p, c, run_id(p, c.name))) for c in preset.configs for p in (1, 3)]
+    first_run, first = runs[0]
+    differing = []
+    for key in ENSEMBLE_SHARED_KEYS:
+        other = next(((run, config) for run, config in runs if getattr(config, key) != getattr(first, key)), None)
+        if other is not None:
+            differing.append(f"'{key}' is {getattr(first, key)!r} in {first_run} but {getattr(other[1], key)!r} "
+                             f"in {other[0]}")
+    if differing:
+        raise PresetError(f"{source}: pipeline.final = 'ensemble' averages runs that must share "
+                          f"{', '.join(ENSEMBLE_SHARED_KEYS)} (per config and per phase): {'; '.join(differing)}")
+
+
+def check_phase_selection(phases: list[int], where: str) -> None:
+    """Phase 2 ranks the runs Phase 1 trains in the same pipeline: without Phase 1 it has nothing to rank,
+    and the pipeline would end "completed" with an empty leaderboard."""
+    if 2 in phases and 1 not in phases:
+        raise PresetError(f"{where}: phase 2 ranks phase 1's runs, so it needs phase 1 in the same pipeline "
+                          "(e.g. phases 1,2)")
 
 
 _checked_sources: set[str] = set()

@@ -17,7 +17,7 @@ import tomli_w
 from cockpit.pipeline.control import ControlError, check_control_dir
 from cockpit.pipeline.lock import PipelineLocked, check_unlocked
 from cockpit.pipeline.slots import plan_slots
-from cockpit.pipeline.spec import Preset, PresetError, load_preset, phase1_plan
+from cockpit.pipeline.spec import Preset, PresetError, check_phase_selection, load_preset, phase1_plan
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state, write_atomic)
 from trainer.events import read_events
@@ -113,6 +113,8 @@ def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
         return PreparedPipeline(preset, phases, configs, request.resume, None)
     preset, data = load_preset(request.preset, request.overrides)
     phases = request.phases or preset.pipeline.phases
+    check_phase_selection(phases, f"--phases {','.join(map(str, phases))}" if request.phases else
+                          f"{request.preset}: key 'pipeline.phases' = {phases}")
     configs = list(dict.fromkeys(request.configs or [c.name for c in preset.configs]))
     phase1_plan(preset, configs)  # unknown config names are bad input
     if request.pipeline_dir is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -26,8 +27,8 @@ from cockpit.pipeline.slots import Slot, plan_slots
 from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
 from trainer.config import config_to_toml
-from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
-                              FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, checkpoint_step, run_id, split_run_id,
+from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
+                              FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, RunPaths, checkpoint_step, run_id, split_run_id,
                               write_atomic)
 from trainer.events import EventReader, EventWriter, read_events
 
@@ -37,6 +38,30 @@ __all__ = ["Supervisor", "Slot", "plan_slots", "RunRecord", "PipelineIOError"]
 
 class PipelineIOError(RuntimeError):
     """The disk filled up or failed under the supervisor: one line, runs ended, exit 1."""
+
+
+# A run that exits 2 (EXIT_BAD_INPUT) printed why as its last line on stderr: read that much of the file's end.
+STDERR_TAIL_BYTES = 64 * 1024
+_ERROR_PREFIX = re.compile(r"^[\w.-]+: error: ")  # argparse's "goemo-train: error: ", shown once as "bad input: "
+
+
+def last_stderr_line(stderr: Path) -> str | None:
+    """The last non-empty line of a run's stderr file (at most 500 characters), or None."""
+    try:
+        with open(stderr, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - STDERR_TAIL_BYTES))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    line = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), None)
+    return line[:500] if line else None
+
+
+def _exit_reason(run: RunPaths, code: int) -> str:
+    """Why a run exited that said nothing in its events: for bad input, the one line it printed."""
+    line = last_stderr_line(run.stderr) if code == EXIT_BAD_INPUT else None
+    return f"bad input: {_ERROR_PREFIX.sub('', line)}" if line else _describe_exit(code)
 
 
 def _describe_exit(code: int) -> str:
@@ -398,7 +423,8 @@ class Supervisor:
         rec = active.record
         self.scheduler.release(active)
         status = (active.ended or {}).get("status")
-        reason = "stalled" if active.intent == "stall" else (active.ended or {}).get("reason") or _describe_exit(code)
+        reason = ("stalled" if active.intent == "stall" else (active.ended or {}).get("reason")
+                  or _exit_reason(self.paths.run(rec.run_id), code))
         self.emit("run_exit", run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
         decision = self.policy.decide(code, status, active.intent, rec.attempts)
         if decision.outcome is Outcome.COMPLETED:

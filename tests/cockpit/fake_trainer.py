@@ -4,7 +4,9 @@ What it does is named by the run's config (the part of the run id after ``pN-``)
 JSON object config -> behaviour: ``ok`` (a few steps, a dev eval, run_end, exit 0), ``fail`` (exit 1 at
 once), ``crash`` (exit 1 after two steps), ``slow`` (a step every 0.1 s until SIGTERM, then run_end
 stopped and exit 143), ``hang`` (one step, then silence), ``slow_until_requeued`` (``slow`` until Slurm
-starts the job again, then ``ok``), ``steady`` (a step every 0.2 s for 6 s, then ``ok``). SIGUSR1 dumps every thread's stack to stderr, as goemo-train's does.
+starts the job again, then ``ok``), ``steady`` (a step every 0.2 s for 6 s, then ``ok``), ``bad_input`` (a
+library's warning, then goemo-train's one-line error on stderr, exit 2 before any event). SIGUSR1 dumps
+every thread's stack to stderr, as goemo-train's does.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ behaviour = json.loads(os.environ.get("FAKE_TRAINER", "{}")).get(config, "ok")
 if behaviour == "slow_until_requeued":
     behaviour = "ok" if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 else "slow"
 faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+if behaviour == "bad_input":
+    print("UserWarning: a library says something first", file=sys.stderr)
+    print(f"goemo-train: error: {args.config}: key 'max_length' is 64, but the ensemble's is 128\n", file=sys.stderr)
+    sys.exit(2)
 stop = {"signal": None}
 signal.signal(signal.SIGTERM, lambda s, f: stop.update(signal=s))
 events = EventWriter(args.out / EVENTS_FILE)

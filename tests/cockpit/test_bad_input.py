@@ -71,6 +71,18 @@ CASES = {
     "garbage gzip": (lambda t: ["--set", f"source={data_folder(t, 'gzip')}"], "train.tsv.gz"),
     "unknown config": (lambda t: ["--configs", "bce,hinge"], "unknown config 'hinge'"),
     "bad phases": (lambda t: ["--phases", "1,7"], "--phases"),
+    "phase 2 alone": (lambda t: ["--phases", "2"], "--phases 2: phase 2 ranks phase 1's runs"),
+    "phase 2 without 1 in the preset": (lambda t: ["--set", "pipeline.phases=[2, 3]"],
+                                        "key 'pipeline.phases' = [2, 3]: phase 2 ranks phase 1's runs"),
+    "ensemble of runs that differ per phase": (
+        lambda t: ["--set", "pipeline.final=ensemble", "--set", "phase1.max_length=64"],
+        "'max_length' is 64 in p1-bce but 128 in p3-bce"),
+    "ensemble of runs that differ per config": (
+        lambda t: ["--set", "pipeline.final=ensemble", "--set", "configs.1.settings.taxonomy=ekman"],
+        "'taxonomy' is 'goemotions' in p1-bce but 'ekman' in p1-asl"),
+    "unknown tracker": (lambda t: ["--set", 'report_to=["foo"]'], "unknown tracker 'foo'"),
+    "source weight 1e300": (lambda t: ["--set", 'sources=[{kind = "goemotions", weight = 1e300}]'],
+                            "key 'sources.0.weight'"),
 }
 
 
@@ -85,6 +97,18 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_created(tmp_path: Path, cap
     code, err = run(capsys, "--headless", "--runs-dir", str(runs), *args)
     assert code == 2 and len(err) == 1 and needle in err[0], err
     assert not runs.exists()
+
+
+def test_an_ensemble_of_runs_that_cannot_be_averaged_names_every_differing_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, "--headless", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"),
+                    "--set", "pipeline.final=ensemble", "--set", "phase3.pooling=mean",
+                    "--set", "configs.2.settings.max_length=64")
+    assert code == 2 and len(err) == 1, err
+    assert "pipeline.final = 'ensemble'" in err[0] and "model, pooling, taxonomy, max_length" in err[0]
+    assert "'pooling' is 'auto' in p1-bce but 'mean' in p3-bce" in err[0]
+    assert "'max_length' is 128 in p1-bce but 64 in p1-combined_07" in err[0]
+    assert "'model' is" not in err[0] and "'taxonomy' is" not in err[0]  # only the keys that differ
 
 
 @pytest.mark.skipif(not NO_GPU, reason="needs a machine without an NVIDIA GPU")
@@ -146,4 +170,52 @@ def test_no_traceback_reaches_the_terminal(tmp_path: Path) -> None:
                          timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
+
+def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not just "bad input": the console, the TUI's alert line and the notification quote the run's stderr."""
+    import io
+    import socket
+
+    from cockpit.headless import HeadlessConsole
+    from cockpit.pipeline import launcher
+    from cockpit.pipeline.notify_messages import Context, build
+    from cockpit.pipeline.slots import Slot
+    from cockpit.pipeline.spec import load_preset
+    from cockpit.pipeline.supervisor import Supervisor
+    from trainer.contract import EXIT_FAILED, PIPELINE_SOURCE, PipelinePaths
+    from trainer.events import read_events
+
+    fake = Path(__file__).with_name("fake_trainer.py")
+    monkeypatch.setattr(launcher, "trainer_command", lambda slot, args, **_: [sys.executable, str(fake), *args])
+    monkeypatch.setenv("FAKE_TRAINER", json.dumps({"bce": "bad_input"}))
+    preset_file = tmp_path / "fake.toml"
+    preset_file.write_text('name = "fake"\n[pipeline]\nphases = [1]\nmax_restarts = 2\n[defaults]\n'
+                           'model = "tiny-deberta"\ndevice = "cpu"\n[[configs]]\nname = "bce"\nloss = "bce"\n')
+    preset, _ = load_preset(str(preset_file))
+    pdir = tmp_path / "runs" / "p"
+    pdir.mkdir(parents=True)
+    console_err = io.StringIO()
+    console = HeadlessConsole(out=io.StringIO(), err=console_err)
+    sup = Supervisor(pdir, preset, [1], ["bce"], on_event=console.on_event, poll_s=0.05,
+                     slots=[Slot("cpu0", "cpu", (), 1)])
+    assert sup.run() == EXIT_FAILED
+    reason = "bad input: " + str(pdir / "p1-bce" / "run.toml") + ": key 'max_length' is 64, but the ensemble's is 128"
+    events = read_events(PipelinePaths(pdir).events)
+    assert [e["reason"] for e in events if e["type"] == "run_exit"] == [reason]  # exit 2: never restarted
+    alert = next(e for e in events if e["type"] == "alert" and e["code"] == "run_failed")
+    assert alert["message"] == f"p1-bce failed after 1 attempt(s): {reason}"  # the TUI's alert line
+    assert f"!! [p1-bce] exited with 2: {reason}" in console_err.getvalue()
+    done = next(e for e in events if e["type"] == "run_done")
+    note = build("failed", PIPELINE_SOURCE, done, Context("p", socket.gethostname(), 2, reason), pdir, 0.2)
+    assert reason in note.body
+
+
+def test_the_reason_is_the_last_line_of_a_long_stderr(tmp_path: Path) -> None:
+    from cockpit.pipeline.supervisor import STDERR_TAIL_BYTES, last_stderr_line
+
+    stderr = tmp_path / "stderr.log"
+    assert last_stderr_line(stderr) is None  # no file: the exit code's own words are shown
+    stderr.write_text("warning\n" * (STDERR_TAIL_BYTES // 4) + "goemo-train: error: the reason\n\n  \n")
+    assert last_stderr_line(stderr) == "goemo-train: error: the reason"
 
