@@ -395,6 +395,7 @@ def test_ensemble_final_averages_the_top_runs_by_tuned_cv_and_predict_uses_every
     assert np.allclose(test_p, np.mean(member_test, axis=0), atol=1e-6)
     thresholds = json.loads((folder / "thresholds.json").read_text())
     assert np.allclose(thresholds["thresholds"], tune_thresholds(dev_p, dev_y))
+    assert thresholds["max_length"] == 128  # goemo-predict tokenises as the members were trained
     again = evaluate_probs(test_p, test_y, [0.2, 0.5], thresholds["labels"])
     assert final["test"]["f1_macro@0.2"] == pytest.approx(again["f1_macro"]["0.2"])
     assert final["test"]["f1_macro_tuned"] == pytest.approx(
