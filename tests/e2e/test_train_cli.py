@@ -57,6 +57,7 @@ def test_learning_run_follows_the_contract_and_exports(tmp_path):
     final = {e["split"]: e for e in events if e["type"] == "eval" and e.get("final")}
     thresholds = json.loads((export / "thresholds.json").read_text())
     assert thresholds["tuned_on"] == "dev" and len(thresholds["thresholds"]) == 28
+    assert thresholds["max_length"] == start["config"]["max_length"]  # what goemo-predict truncates at
     names = thresholds["labels"]
     for split in ("dev", "test"):
         probs = np.load(export / f"{split}_probs.npy")
