@@ -10,12 +10,14 @@ from typing import Any
 
 class WebHook:
     """A local HTTP endpoint: records the JSON body of each accepted POST. ``mode``: ok (200), fail (500),
-    hang (answers only when released)."""
+    hang (never answers until released), slow (takes the POST, then answers 200 after ``delay_s``)."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.received: list[str] = []  # the title of every POST, answered or not
         self.requests = 0
         self.mode = "ok"
+        self.delay_s = 1.0
         self.release = threading.Event()
         hook = self
 
@@ -23,8 +25,15 @@ class WebHook:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hook.requests += 1
+                hook.received.append(json.loads(body).get("title", ""))
                 if hook.mode == "hang":
                     hook.release.wait(30)
+                    return
+                if hook.mode == "slow":
+                    hook.posts.append(json.loads(body))  # it arrived; only the answer is late
+                    hook.release.wait(hook.delay_s)
+                    self.send_response(200)
+                    self.end_headers()
                     return
                 if hook.mode == "fail":
                     self.send_response(500)

@@ -2,10 +2,15 @@
 end of a pipeline reaches the user's phone.
 
 ``Notifier.on_event`` runs on the supervisor thread for every event: it only classifies the event and
-queues it. One daemon thread builds the messages (``notify_messages``) and sends them, each send in a
-throwaway thread joined with a deadline, so a service that never answers costs a timeout, never the
-supervisor or ``close()``. A failed send becomes one ``notify`` alert and its message is kept, per URL,
-and sent again before the next notification to that URL. Secrets in URLs never reach an alert.
+queues it. One daemon thread builds the messages (``notify_messages``) and hands each to every URL's own
+sender thread, so a URL that never answers delays only itself: the others, and the final message, go out
+at once. A sender sends one message at a time, each in a throwaway thread joined with a deadline, so a hung
+service costs an alert, never the supervisor or ``close()``.
+
+A send the service refused (an error status, a refused connection) becomes one ``notify`` alert; the message
+is kept and sent again before the next one to that URL. A send that timed out is never sent again: the
+service may have taken it and only answered late (a slow webhook once got the same POST 7 times).
+Secrets in URLs never reach an alert, an error line or the disk.
 """
 
 from __future__ import annotations
@@ -18,20 +23,21 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from cockpit.pipeline.notify_messages import NOTIFY_CODE, Context, Notification, build, classify
 from trainer.contract import ENV_NOTIFY, PIPELINE_SOURCE
 
-__all__ = ["Notifier", "notify_urls", "check_notify_urls", "mask_url", "APPRISE_MISSING"]
+__all__ = ["Notifier", "notify_urls", "check_notify_urls", "mask_url", "seconds_text", "APPRISE_MISSING"]
 
 APPRISE_MISSING = "notify needs apprise: pip install apprise"
 URL_HELP = "https://github.com/caronc/apprise/wiki"
 BACKLOG = 20  # unsent messages kept per URL; the oldest go first, counted
-QUEUE_MAX = 200  # classified events waiting for the sender thread
+QUEUE_MAX = 200  # classified events waiting for the builder thread
 WATCHDOG_GRACE_S = 1.0  # apprise's own socket timeouts normally fire first
+TIMED_OUT_SLACK = 0.95  # a failed send that took this share of its socket timeout timed out
 _STOP = object()
 
 # GOEMO_NOTIFY: spaces, or commas that start another URL (a comma inside ?to=a@x,b@y stays)
@@ -39,6 +45,7 @@ _SPLIT = re.compile(r"\s+|,(?=\s*[A-Za-z][A-Za-z0-9+.\-]*://)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)(:\d+)?")
 _PLAIN_QUERY_KEYS = frozenset({"cto", "rto", "method", "format", "overflow", "verify", "priority", "mode"})
+_MASKED = re.compile(r"\*{4}|.{0,4}\.\.\..{0,4}")  # apprise's privacy renderings: '****', 'a...z', '...wxyz'
 
 
 def notify_urls(configured: list[str], environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -48,12 +55,20 @@ def notify_urls(configured: list[str], environ: Mapping[str, str] = os.environ) 
     return list(dict.fromkeys(u for u in urls if u))
 
 
+def seconds_text(seconds: float) -> str:
+    """A timeout as alerts say it: '3 s', '0.2 s', '2.5 s' (one decimal at most: no '2.99853 s')."""
+    return f"{round(float(seconds), 1):g} s"
+
+
 def _mask(secret: str) -> str:
+    if _MASKED.fullmatch(secret):
+        return secret  # apprise masked it already
     return f"{secret[0]}...{secret[-1]}" if len(secret) >= 8 else "****"
 
 
 def _url_secrets(url: str) -> tuple[str, list[str]]:
-    """(the URL with its secrets masked, the secrets): passwords, token-like hosts, path segments, query values."""
+    """(the URL with its secrets masked, the secrets): the user part, passwords, token-like hosts, path
+    segments and query values."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return _mask(url), [url]
@@ -62,10 +77,10 @@ def _url_secrets(url: str) -> tuple[str, list[str]]:
     secrets: list[str] = []
     userinfo, at, hostport = host.rpartition("@")
     if at:
+        # ntfy://TOKEN@host, pover://USER_KEY@TOKEN, twilio://SID:TOKEN@...: a user part can be the secret
         user, colon, password = userinfo.partition(":")
-        if colon and password:
-            secrets.append(password)
-        userinfo = user + (":****" if colon else "")
+        secrets += [s for s in (user, password) if s]
+        userinfo = (_mask(user) if user else "") + (":****" if colon else "")
     if hostport and not _HOST.fullmatch(hostport):
         secrets.append(hostport)
         hostport = _mask(hostport)
@@ -86,9 +101,26 @@ def _url_secrets(url: str) -> tuple[str, list[str]]:
     return shown, secrets
 
 
-def mask_url(url: str) -> str:
-    """The URL as alerts and errors show it: scheme, user and host names kept, everything secret-like masked."""
-    return _url_secrets(url)[0]
+def _privacy_url(service: Any) -> str | None:
+    """apprise's own rendering of a service's URL with its secrets masked, without the query of defaults."""
+    try:
+        shown = str(service.url(privacy=True))
+    except Exception:  # noqa: BLE001 - a plugin without a privacy rendering: mask it ourselves
+        return None
+    return shown.partition("?")[0].rstrip("/") if "://" in shown else None
+
+
+def mask_url(url: str, service: Any = None) -> str:
+    """The URL as alerts and errors show it: apprise's privacy rendering when apprise reads the URL, and
+    any user part, token-like host, path segment or query value it left in clear masked as well."""
+    if service is None:
+        try:
+            import apprise
+        except ImportError:
+            apprise = None
+        service = _instantiate(apprise, url) if apprise is not None else None
+    shown = _privacy_url(service) if service is not None else None
+    return _url_secrets(shown or url)[0]
 
 
 def _scrub(text: str, url: str) -> str:
@@ -116,7 +148,7 @@ def _known_scheme(scheme: str) -> bool:
 
 
 def _url_problem(apprise: Any, url: str) -> str | None:
-    shown = mask_url(url)
+    shown = _url_secrets(url)[0]  # apprise cannot render a URL it does not read
     scheme, sep, _ = url.partition("://")
     if not sep or not _SCHEME.fullmatch(scheme):
         return (f"notify URL {shown!r}: expected an apprise URL SCHEME://... (e.g. ntfy://TOPIC, "
@@ -180,16 +212,130 @@ def _notify_type(apprise: Any, level: str) -> Any:
         return level
 
 
-@dataclass(eq=False)
-class _Target:
-    """One URL: its apprise service, its unsent messages and a send that never came back."""
+@dataclass(frozen=True)
+class _Outcome:
+    """How one send ended: ``sent``, ``refused`` (nothing arrived: safe to send again) or ``timed_out`` (it
+    may have arrived: never sent again)."""
 
-    url: str
-    shown: str
-    service: Any
-    backlog: deque = field(default_factory=deque)
-    dropped: int = 0
-    hung: threading.Thread | None = None
+    status: str
+    why: str = ""
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    message: Notification
+    delayed: bool = False  # held up behind a failed send: the body says when it was made
+
+
+class _UrlSender:
+    """One URL's own thread: its messages in order, one send at a time, so a dead or slow URL holds up
+    nothing but itself."""
+
+    def __init__(self, url: str, service: Any, apprise: Any, timeout_s: float,
+                 alert: Callable[[str], None]) -> None:
+        self.url = url
+        self.shown = mask_url(url, service)
+        self.service = service
+        self.apprise = apprise
+        self.timeout_s = timeout_s
+        self.alert = alert
+        self.gave_up = False  # close() has said it abandoned this URL
+        self._pending: deque[_Outgoing] = deque()
+        self._dropped = 0
+        self._refused = False  # the head was refused: wait for a new message before sending again
+        self._stopping = False
+        self._cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="goemo-notify-send", daemon=True)
+        self.thread.start()
+
+    def put(self, message: Notification) -> None:
+        with self._cond:
+            self._pending.append(_Outgoing(message))
+            while len(self._pending) > BACKLOG:
+                self._pending.popleft()
+                self._dropped += 1
+            self._refused = False  # a new message: try the kept ones again, oldest first
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Send what can go out now, then end; what a refusal holds back is reported, not retried."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while (self._refused or not self._pending) and not self._stopping:
+                    self._cond.wait()
+                if not self._pending or self._refused:
+                    left = len(self._pending)
+                    break
+                head, dropped = self._pending[0], self._dropped
+            outcome = self._send(head, dropped)
+            with self._cond:
+                if outcome.status == "refused":
+                    self._refused = True
+                    for outgoing in self._pending:
+                        outgoing.delayed = True
+                    kept = len(self._pending)
+                else:
+                    self._pending.popleft()
+                    self._dropped = 0 if outcome.status == "sent" else self._dropped
+            title = head.message.title
+            if outcome.status == "refused":
+                older = f" ({dropped} older dropped)" if dropped else ""
+                self.alert(f"notification {title!r} not sent to {self.shown}: {outcome.why}; "
+                           f"{kept} kept for the next try{older}")
+            elif outcome.status == "timed_out":
+                self.alert(f"notification {title!r} to {self.shown}: {outcome.why}; not sent again "
+                           f"(it may have arrived)")
+        if left:
+            self.alert(f"{left} notification(s) never sent to {self.shown} "
+                       f"(kept after failures until the pipeline closed)")
+
+    def _send(self, outgoing: _Outgoing, dropped: int) -> _Outcome:
+        """One send, watched for ``timeout_s``; a send still out then is waited for, never repeated."""
+        message = outgoing.message
+        notes = []
+        if outgoing.delayed:
+            notes.append(f"(delayed: from {time.strftime('%H:%M:%S', time.localtime(message.made_at))})")
+        if dropped:
+            notes.append(f"({dropped} older notification(s) dropped)")
+        body = "\n".join([*notes, message.body])
+        failures = _apprise_failures()
+        outcome: dict[str, Any] = {}
+
+        def attempt() -> None:
+            failures.take()  # a line left by an earlier thread with the same ident
+            try:
+                outcome["ok"] = bool(self.service.notify(body=body, title=message.title,
+                                                         notify_type=_notify_type(self.apprise, message.level)))
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug is a failed send
+                outcome["error"] = f"{type(exc).__name__}: {exc}"
+            outcome["log"] = failures.take()
+
+        started = time.monotonic()
+        worker = threading.Thread(target=attempt, name="goemo-notify-attempt", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s + WATCHDOG_GRACE_S)
+        if worker.is_alive():
+            # The request may be on the wire: sending it again could deliver it twice. Wait for this one.
+            self.alert(f"notification {message.title!r} to {self.shown}: no answer within "
+                       f"{seconds_text(self.timeout_s)}; not sent again (it may have arrived), and later ones wait for it")
+            worker.join()
+            return _Outcome("sent") if outcome.get("ok") else _Outcome("gone")
+        if outcome.get("ok"):
+            return _Outcome("sent")
+        if time.monotonic() - started >= TIMED_OUT_SLACK * self._socket_timeout():
+            return _Outcome("timed_out", f"no answer within {seconds_text(self._socket_timeout())}")
+        why = _scrub(str(outcome.get("error") or outcome.get("log") or "the service refused it"), self.url)
+        return _Outcome("refused", why)
+
+    def _socket_timeout(self) -> float:
+        """The shortest socket timeout apprise sends with: a failure that took this long timed out."""
+        limits = [getattr(self.service, a, None) for a in ("socket_connect_timeout", "socket_read_timeout")]
+        return min([float(v) for v in limits if isinstance(v, (int, float)) and v > 0] or [self.timeout_s])
 
 
 class Notifier:
@@ -214,7 +360,7 @@ class Notifier:
         self._overflow = 0
         self._closed = False
         self._gave_up = False
-        self._apprise: Any = None  # the module, imported by the sender thread
+        self._senders: list[_UrlSender] = []
         self._alerts: list[dict[str, Any]] = []
         self._alerts_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="goemo-notify", daemon=True)
@@ -259,7 +405,8 @@ class Notifier:
         return alerts
 
     def close(self, timeout_s: float) -> None:
-        """Let queued notifications go out, waiting at most ``timeout_s``; later events are ignored."""
+        """Let queued notifications go out, waiting at most ``timeout_s`` in all (every URL at once, so the
+        last message reaches the URLs that answer); later events are ignored."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         if not self._closed:
             self._closed = True
@@ -274,42 +421,48 @@ class Notifier:
             except queue.Full:
                 pass
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive() and not self._gave_up:
-            self._gave_up = True
-            self._alert(f"notifications still being sent after {timeout_s:g} s were given up")
+        if self._thread.is_alive():
+            if not self._gave_up:
+                self._gave_up = True
+                self._alert(f"notifications still being prepared after {seconds_text(timeout_s)} were given up")
+            return
+        for sender in self._senders:
+            sender.thread.join(max(0.0, deadline - time.monotonic()))
+        for sender in self._senders:
+            if sender.thread.is_alive() and not sender.gave_up:
+                sender.gave_up = True
+                self._alert(f"notifications to {sender.shown} still being sent after {seconds_text(timeout_s)} "
+                            f"were given up")
 
     def _alert(self, message: str) -> None:
         with self._alerts_lock:
             self._alerts.append({"level": "warn", "code": NOTIFY_CODE, "message": message})
 
-    # -- the sender thread ----------------------------------------------------------------------
+    # -- the builder thread ---------------------------------------------------------------------
     def _serve(self) -> None:
-        targets = self._connect()
+        self._senders = self._connect()
         while True:
             item = self._queue.get()
             if item is _STOP:
-                for target in targets:
-                    if target.backlog:
-                        self._alert(f"{len(target.backlog)} notification(s) never sent to {target.shown} "
-                                    f"(kept after failures until the pipeline closed)")
+                for sender in self._senders:
+                    sender.stop()
                 return
             kind, source, event, ctx = item
             try:
                 message = build(kind, source, event, ctx, self.pipeline_dir, self.primary)
-            except Exception as exc:  # noqa: BLE001 - a torn file must not end the sender
+            except Exception as exc:  # noqa: BLE001 - a torn file must not end the builder
                 self._alert(f"notification of {kind} not built: {type(exc).__name__}: {exc}")
                 continue
-            for target in targets:
-                self._deliver(target, message)
+            for sender in self._senders:
+                sender.put(message)
 
-    def _connect(self) -> list[_Target]:
+    def _connect(self) -> list[_UrlSender]:
         try:
             import apprise
         except ImportError:
             self._alert(APPRISE_MISSING)
             return []
-        self._apprise = apprise
-        targets = []
+        senders = []
         for url in self.urls:
             service = _instantiate(apprise, url)
             if service is None:
@@ -320,57 +473,5 @@ class Notifier:
                 current = getattr(service, attr, None)
                 explicit = param in url and isinstance(current, (int, float))
                 setattr(service, attr, min(float(current), self.timeout_s) if explicit else self.timeout_s)
-            targets.append(_Target(url, mask_url(url), service))
-        return targets
-
-    def _deliver(self, target: _Target, message: Notification) -> None:
-        """Send the target's backlog, oldest first, then this message; stop at the first failure (one alert)."""
-        target.backlog.append(message)
-        while len(target.backlog) > BACKLOG:
-            target.backlog.popleft()
-            target.dropped += 1
-        if target.hung is not None and target.hung.is_alive():
-            self._alert(f"notification {message.title!r} not sent to {target.shown}: its previous send has not "
-                        f"returned; {len(target.backlog)} kept for the next try")
-            return
-        target.hung = None
-        while target.backlog:
-            head = target.backlog[0]
-            why = self._send(target, head, late=head is not message)
-            if why is not None:
-                dropped = f" ({target.dropped} older dropped)" if target.dropped else ""
-                self._alert(f"notification {head.title!r} not sent to {target.shown}: {why}; "
-                            f"{len(target.backlog)} kept for the next try{dropped}")
-                return
-            target.backlog.popleft()
-            target.dropped = 0
-
-    def _send(self, target: _Target, message: Notification, late: bool) -> str | None:
-        """One send, bounded by timeout_s; None when the service took it, else why not (secrets masked)."""
-        notes = []
-        if late:
-            notes.append(f"(delayed: from {time.strftime('%H:%M:%S', time.localtime(message.made_at))})")
-        if target.dropped:
-            notes.append(f"({target.dropped} older notification(s) dropped)")
-        body = "\n".join([*notes, message.body])
-        failures = _apprise_failures()
-        outcome: dict[str, Any] = {}
-
-        def attempt() -> None:
-            failures.take()  # a line left by an earlier thread with the same ident
-            try:
-                outcome["ok"] = bool(target.service.notify(body=body, title=message.title,
-                                                           notify_type=_notify_type(self._apprise, message.level)))
-            except Exception as exc:  # noqa: BLE001 - a plugin's bug is a failed send
-                outcome["error"] = f"{type(exc).__name__}: {exc}"
-            outcome["log"] = failures.take()
-
-        worker = threading.Thread(target=attempt, name="goemo-notify-send", daemon=True)
-        worker.start()
-        worker.join(self.timeout_s + WATCHDOG_GRACE_S)
-        if worker.is_alive():
-            target.hung = worker  # abandoned: a daemon thread, and the next try waits until it returns
-            return f"no answer within {self.timeout_s:g} s"
-        if outcome.get("ok"):
-            return None
-        return _scrub(str(outcome.get("error") or outcome.get("log") or "the service refused it"), target.url)
+            senders.append(_UrlSender(url, service, apprise, self.timeout_s, self._alert))
+        return senders
