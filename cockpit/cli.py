@@ -48,7 +48,7 @@ def _request(args: argparse.Namespace) -> PipelineRequest:
 
 def run_headless(args: argparse.Namespace) -> int:
     from cockpit.headless import HeadlessConsole
-    from cockpit.pipeline.supervisor import PipelineIOError, Supervisor
+    from cockpit.pipeline.supervisor import PipelineIOError, PipelineLaunchError, Supervisor
 
     try:
         prepared = prepare_pipeline(_request(args))
@@ -65,7 +65,7 @@ def run_headless(args: argparse.Namespace) -> int:
         code = supervisor.run()
     except BAD_INPUT_ERRORS as exc:
         return _bad_input(exc)
-    except PipelineIOError as exc:
+    except (PipelineIOError, PipelineLaunchError) as exc:
         print(f"goemo-cockpit: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:

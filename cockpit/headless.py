@@ -116,7 +116,8 @@ class HeadlessConsole:
     def _run_launch(self, source: str, e: dict[str, Any]) -> None:
         run = self._run(e["run"])
         if run is not None:
-            self._say(f"[{run.run}] launched on {run.device} (attempt {run.attempt}, pid {run.pid})")
+            where = f"job {run.job_id}" if run.job_id else f"pid {run.pid}"
+            self._say(f"[{run.run}] launched on {run.device} (attempt {run.attempt}, {where})")
 
     def _run_exit(self, source: str, e: dict[str, Any]) -> None:
         if e["code"] != 0:
@@ -222,7 +223,8 @@ class HeadlessConsole:
             if run.status != "running":
                 continue  # queued, finished (the process is only exiting), stalled or restarting: said already
             if not run.step or not run.total_steps:
-                self._say(f"[{run.run}] starting…")
+                waiting = f" (queued in Slurm: {run.pending_reason})" if run.pending_reason else ""
+                self._say(f"[{run.run}] starting…{waiting}")
                 continue
             sps = f"{run.samples_per_s:.0f}" if run.samples_per_s is not None else DASH
             eta = f"  ETA {_duration(run.eta_s)}" if run.eta_s is not None else ""

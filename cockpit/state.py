@@ -213,6 +213,8 @@ class RunState:
         self.device_reports: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.device: str = ""
         self.pid: int | None = None
+        self.job_id: str | None = None  # a Slurm run's job (run_launch.job_id)
+        self.pending_reason: str | None = None  # why Slurm keeps the job waiting, until it starts
         self.step, self.epoch = 0, 0.0
         self.samples_per_s = self.loss = self.lr = self.grad_norm = None
         self.nonfinite_skipped = self.nonfinite_alerts = 0
@@ -306,7 +308,8 @@ class RunState:
             loss_raw=self.loss_raw.view(), loss_smooth=self.loss_smooth.view(), dev_f1=self.dev_f1.view(),
             lr_series=self.lr_series.view(), grad_series=self.grad_series.view(), per_class=self.per_class,
             best_dev=self.best_dev, test=self.test, last_eval=self.last_eval, alerts=tuple(self.alerts),
-            stall_dumps=tuple(self.stall_dumps), last_event_t=self.last_event_t,
+            stall_dumps=tuple(self.stall_dumps), last_event_t=self.last_event_t, job_id=self.job_id,
+            pending_reason=self.pending_reason,
         )
 
 
@@ -466,6 +469,10 @@ class PipelineState:
         run = self._touch(e["run"])
         run.sup_status, run.launch_t = "running", t
         run.attempt, run.device, run.pid = int(e["attempt"]), str(e["device"]), _int(e.get("pid"))
+        run.job_id, run.pending_reason = _str(e.get("job_id")) or None, None
+
+    def _run_pending(self, e: dict[str, Any], t: float) -> None:
+        self._touch(e["run"]).pending_reason = _str(e.get("reason")) or None
 
     def _stall(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
@@ -495,6 +502,7 @@ class PipelineState:
         # The job's first life ended with run_end "stopped" (SIGTERM); it runs again from now on.
         run.sup_status, run.launch_t = "running", t
         run.requeues = _int(e.get("restarts")) or run.requeues + 1
+        run.pending_reason = None
 
     def _run_done(self, e: dict[str, Any], t: float) -> None:
         run = self._touch(e["run"])
@@ -516,6 +524,7 @@ class PipelineState:
     def _run_start(self, run: RunState, e: dict[str, Any], t: float) -> None:
         run.config = e["config"] if isinstance(e["config"], dict) else {}
         run.trainer_status = "running"
+        run.pending_reason = None  # it left the queue
         run.pid = _int(e.get("pid")) if e.get("pid") is not None else run.pid
         run.world_size = _int(e.get("world_size")) or 1
         reported = _int(e.get("total_steps"))
@@ -631,6 +640,7 @@ class PipelineState:
         "stall": _stall,
         "restart": _restart,
         "requeue": _requeue,
+        "run_pending": _run_pending,
         "run_done": _run_done,
         "alert": _pipeline_alert,
         "phase_end": _phase_end,

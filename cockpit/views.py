@@ -235,6 +235,8 @@ class RunView:
     alerts: tuple[Alert, ...]
     stall_dumps: tuple[str, ...]
     last_event_t: float | None
+    job_id: str | None = None  # a Slurm run's job id (its pid is on a node: None)
+    pending_reason: str | None = None  # why Slurm keeps the job waiting (Resources, Priority, …), until it starts
 
 
 @dataclass(frozen=True)

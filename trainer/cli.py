@@ -12,6 +12,7 @@ from trainer.config import ConfigError, RunConfig, apply_overrides, config_to_to
     validate_config
 from trainer.contract import (BEST, CHECKPOINTS_DIR, EVENTS_FILE, EXIT_BAD_INPUT, RUN_CONFIG_FILE, TRAINER_STATE_FILE,
                               WEIGHTS_FILE, CheckpointStateError, find_best, find_latest)
+from trainer.run_lock import RunLock, RunLocked, is_first_process
 
 # flag → config key, for the keys people change most often
 FLAG_KEYS = {
@@ -82,12 +83,22 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    lock = RunLock(args.out)
+    try:
+        return _main(args, lock)
+    finally:
+        lock.release()  # the process's end drops it anyway; this is for callers that run main() twice
+
+
+def _main(args: argparse.Namespace, lock: RunLock) -> int:
     from trainer.data import DataError
     from trainer.faults import FaultPlan, FaultSpecError
     from trainer.model_source import ModelError
 
     try:
         config = resolve_config(args)
+        if is_first_process():  # held until the trainer ends: a second trainer on this folder exits here
+            lock.acquire()
         FaultPlan.from_env()
         if not args.resume and (args.out / EVENTS_FILE).exists():
             raise ConfigError(f"{args.out}: already holds a run ({EVENTS_FILE}); "
@@ -106,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainer.loop import prepare, run_training
 
         prepared = prepare(config)
-    except (ConfigError, DataError, ModelError, FaultSpecError, ValueError) as exc:
+    except (ConfigError, DataError, ModelError, FaultSpecError, ValueError, RunLocked) as exc:
         print(f"goemo-train: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     run_toml = args.out / RUN_CONFIG_FILE

@@ -136,6 +136,10 @@ STDERR_FILE = "stderr.log"
 SLURM_SCRIPT_FILE = "slurm-job.sh"  # a Slurm run's batch script, in its run folder
 SUPERVISOR_LOG_FILE = "supervisor.log"
 LOCK_FILE = "supervisor.lock"
+# A run folder's lock: its trainer holds an flock on it for its whole life (trainer/run_lock.py), so a
+# second trainer on the same folder (a resubmitted job while the old one still runs) exits 2 at once.
+RUN_LOCK_FILE = "trainer.lock"
+ENV_SLURM_JOB_ID = "SLURM_JOB_ID"  # set by Slurm in a batch job: the lock's holder line names the job
 CONTROL_DIR = "control"
 FINAL_DIR = "final"
 EXPORT_DIR = "export"
@@ -221,6 +225,10 @@ class RunPaths:
     @property
     def stderr(self) -> Path:
         return self.root / STDERR_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.root / RUN_LOCK_FILE
 
     @property
     def checkpoints(self) -> Path:
@@ -415,6 +423,7 @@ PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
     "stall": ("run", "attempt", "silent_s", "dump"),
     "restart": ("run", "attempt", "from_step"),
     "requeue": ("run", "attempt", "restarts"),  # Slurm started the job again on its own (preemption, requeue)
+    "run_pending": ("run", "attempt", "reason"),  # why Slurm keeps the job waiting (Resources, Priority, ...)
     "run_done": ("run", "status", "attempts"),
     "alert": ("level", "code", "message"),
     "phase_end": ("phase",),

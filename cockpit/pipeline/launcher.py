@@ -16,13 +16,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from cockpit.pipeline.slots import Slot
 from trainer.contract import RunPaths
 
 if TYPE_CHECKING:
     from cockpit.pipeline.spec import Preset
+
+
+class LaunchError(RuntimeError):
+    """A run could not be launched (sbatch refused the job): one line; the pipeline ends as failed."""
 
 
 def process_start_time(pid: int) -> float | None:
@@ -53,6 +57,9 @@ class RunHandle(Protocol):
 
     def waiting(self) -> bool:
         """Queued and not yet started (a pending Slurm job): silence then is no stall."""
+
+    def pending_reason(self) -> str | None:
+        """Why the scheduler keeps it waiting (Slurm's ``Resources``, ``Priority``, …); None when not waiting."""
 
     def dump_stack(self) -> None:
         """Ask the trainer to write every thread's stack to the run's stderr file (SIGUSR1, faulthandler)."""
@@ -98,6 +105,9 @@ class RunProcess:
 
     def waiting(self) -> bool:
         return False
+
+    def pending_reason(self) -> str | None:
+        return None
 
     def dump_stack(self) -> None:
         try:
@@ -185,10 +195,12 @@ class LocalLauncher:
         return None
 
 
-def make_launcher(preset: "Preset", pipeline: str) -> Launcher:
-    """The launcher a preset asks for (``[pipeline] launcher``); one factory for the CLI and the tests."""
+def make_launcher(preset: "Preset", pipeline: str,
+                  on_alert: Callable[[str, str, str], None] | None = None) -> Launcher:
+    """The launcher a preset asks for (``[pipeline] launcher``); one factory for the CLI and the tests.
+    ``on_alert(level, code, message)`` hears what the launcher has to say (Slurm not answering)."""
     if preset.pipeline.launcher == "slurm":
         from cockpit.pipeline.slurm import SlurmLauncher
 
-        return SlurmLauncher(preset.slurm, pipeline)
+        return SlurmLauncher(preset.slurm, pipeline, on_alert)
     return LocalLauncher()

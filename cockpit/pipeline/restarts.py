@@ -7,6 +7,10 @@ from enum import Enum
 
 from trainer.contract import EXIT_BAD_INPUT, EXIT_OK
 
+# The shell could not run the trainer at all (126: not executable, 127: not found, e.g. a wrong
+# ``[slurm] python``): the same command fails the same way, so a restart would only repeat it.
+EXIT_NOT_RUNNABLE = (126, 127)
+
 
 class Outcome(Enum):
     COMPLETED = "completed"
@@ -38,7 +42,7 @@ class RestartPolicy:
             return Decision(Outcome.STOPPED)
         if intent == "pipeline":
             return Decision(Outcome.REQUEUED)
-        if code == EXIT_BAD_INPUT:  # the same input would fail the same way
+        if code == EXIT_BAD_INPUT or code in EXIT_NOT_RUNNABLE:  # the same input would fail the same way
             return self._failed()
         if intent == "restart" or attempts <= self.max_restarts:
             return Decision(Outcome.RESTART)

@@ -54,6 +54,34 @@ class SlurmSettings(BaseModel):
     processes_per_node: int = Field(1, ge=1, description="CPU runs over several nodes: torchrun processes per node")
     python: str | None = Field(None, description="the Python that runs goemo-train on the nodes (default: this one)")
 
+    @field_validator("partition", "account", "mem", "time", "python")
+    @classmethod
+    def _one_word(cls, value: str | None) -> str | None:
+        # Each becomes an #SBATCH option or the exec line: a newline would end the #SBATCH block early
+        # (sbatch then ignores every later option) and inject a shell line.
+        if value is not None and (not value or any(c.isspace() or not c.isprintable() for c in value)):
+            raise ValueError(f"{value!r}: expected one word, without spaces or newlines")
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _sbatch_options(cls, value: list[str]) -> list[str]:
+        # Each item is one #SBATCH line: one option such as '--qos=high', nothing a shell would read.
+        for item in value:
+            if not item.startswith("-") or any(c.isspace() or not c.isprintable() for c in item):
+                raise ValueError(f"{item!r}: expected one sbatch option per item, e.g. '--qos=high' "
+                                 "(no spaces or newlines)")
+        return value
+
+    @field_validator("setup")
+    @classmethod
+    def _shell_lines(cls, value: str) -> str:
+        # Shell lines by design (module load, source a venv), run after the #SBATCH block; only bytes no
+        # script can hold are refused (a NUL ends the line bash reads; a CR makes every command 'not found').
+        if "\0" in value or "\r" in value:
+            raise ValueError("expected shell lines without NUL or carriage-return characters")
+        return value
+
 
 class PipelineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -96,6 +96,19 @@ def _check_runs_dir(runs_dir: Path) -> None:
             return
 
 
+def _check_launcher(preset: Preset) -> None:
+    """Slurm: sbatch and scontrol are here and ``sbatch --test-only`` takes the first job script, before
+    anything is created (an unknown partition, a bad time or mem, GPUs on a cluster without any)."""
+    if preset.pipeline.launcher != "slurm":
+        return
+    from cockpit.pipeline.slurm import SlurmError, preflight
+
+    try:
+        preflight(preset.slurm, preset.name, plan_slots(preset)[0])
+    except SlurmError as exc:
+        raise PresetError(str(exc)) from None
+
+
 def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
     """Validate everything a pipeline needs before anything is created; raises one of BAD_INPUT_ERRORS."""
     if request.resume is not None:
@@ -110,6 +123,7 @@ def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
         phase1_plan(preset, configs)
         _check_checkpoints(paths)
         plan_slots(preset)
+        _check_launcher(preset)
         return PreparedPipeline(preset, phases, configs, request.resume, None)
     preset, data = load_preset(request.preset, request.overrides)
     phases = request.phases or preset.pipeline.phases
@@ -120,6 +134,7 @@ def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
     if request.pipeline_dir is None:
         _check_runs_dir(request.runs_dir)
     plan_slots(preset)
+    _check_launcher(preset)
     return PreparedPipeline(preset, phases, configs, request.pipeline_dir, data)
 
 

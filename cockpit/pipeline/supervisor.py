@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cockpit.pipeline import control
-from cockpit.pipeline.launcher import Launcher, make_launcher, process_start_time
+from cockpit.pipeline.launcher import LaunchError, Launcher, make_launcher, process_start_time
 from cockpit.pipeline.lock import PipelineLock
 from cockpit.pipeline.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
@@ -38,6 +38,10 @@ __all__ = ["Supervisor", "Slot", "plan_slots", "RunRecord", "PipelineIOError"]
 
 class PipelineIOError(RuntimeError):
     """The disk filled up or failed under the supervisor: one line, runs ended, exit 1."""
+
+
+class PipelineLaunchError(RuntimeError):
+    """A run could not be launched (sbatch refused its job): one line, the other runs ended, exit 1."""
 
 
 # A run that exits 2 (EXIT_BAD_INPUT) printed why as its last line on stderr: read that much of the file's end.
@@ -67,7 +71,9 @@ def _exit_reason(run: RunPaths, code: int) -> str:
 def _describe_exit(code: int) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
-    return {1: "failed", 2: "bad input", 130: "interrupted", 143: "terminated"}.get(code, f"exit code {code}")
+    return {1: "failed", 2: "bad input", 126: "the trainer could not be executed (exit 126)",
+            127: "the trainer's command was not found (exit 127; check [slurm] python and setup)",
+            130: "interrupted", 143: "terminated"}.get(code, f"exit code {code}")
 
 
 class Supervisor:
@@ -95,7 +101,7 @@ class Supervisor:
         self.records: dict[str, RunRecord] = {}
         self.policy = RestartPolicy(self.settings.max_restarts, self.settings.on_run_failure)
         self.publisher = ResultsPublisher(self.paths, preset)
-        self.launcher: Launcher = make_launcher(preset, pipeline_dir.name)
+        self.launcher: Launcher = make_launcher(preset, pipeline_dir.name, on_alert=self.alert)
         self.scheduler = Scheduler(slots if slots is not None else plan_slots(preset), self._launch,
                                    self.on_event, self.settings.term_grace_s)
         self.interrupted: str | None = None
@@ -103,6 +109,7 @@ class Supervisor:
         self.current_phase: int | None = None
         self.log: EventWriter | None = None
         self._history: list[dict[str, Any]] = []  # pipeline.jsonl as it was when run() started (resume)
+        self._pending_said: dict[str, str | None] = {}  # run -> the queue's reason last written (Slurm)
         # The phases, in the order a pipeline runs them.
         self.phase_table: dict[int, Callable[[], None]] = {
             1: self.screen, 2: self.analyse, 3: self.extend, 4: self.finalise,
@@ -147,6 +154,9 @@ class Supervisor:
                 return self._run(resumed, stale)
             except OSError as exc:
                 raise self._io_failure(exc) from None
+            except PipelineLaunchError as exc:
+                self._launch_failure(str(exc))
+                raise
             finally:
                 close_all(self.outlets, self.settings.notify_timeout_s)
                 for sig, handler in previous.items():
@@ -196,6 +206,16 @@ class Supervisor:
         except OSError:
             pass
         return PipelineIOError(line)
+
+    def _launch_failure(self, line: str) -> None:
+        """A launch refused: end the other runs (they checkpoint), alert, and end the pipeline as failed."""
+        for exit_ in self.scheduler.end_all("pipeline"):
+            self.scheduler.release(exit_.active)
+        self.scheduler.queue.clear()
+        if self.log:
+            self.alert("error", "launch", line)
+            self._write_summary("failed")
+            self.emit("pipeline_end", status="failed", exit_code=EXIT_FAILED)
 
     def _outcome(self) -> tuple[int, str]:
         if self.interrupted:
@@ -344,8 +364,12 @@ class Supervisor:
         fault = None if record.exports_only else self.preset.config(record.config).fault
         if fault:
             env[ENV_FAULT] = fault
-        process = self.launcher.start(run, slot, args, env, drop_env=(ENV_FAULT,),
-                                      accelerate_config=config.accelerate_config)
+        try:
+            process = self.launcher.start(run, slot, args, env, drop_env=(ENV_FAULT,),
+                                          accelerate_config=config.accelerate_config)
+        except LaunchError as exc:
+            record.attempts -= 1  # nothing was launched: a --resume tries this attempt again
+            raise PipelineLaunchError(f"{record.run_id}: launch failed: {exc}") from None
         record.status = "running"
         self.emit("run_launch", run=record.run_id, device=slot.name, attempt=record.attempts, phase=record.phase,
                   config=record.config, **{"pid": None, **process.launch_fields()})
@@ -395,6 +419,7 @@ class Supervisor:
                 self.emit("requeue", run=active.record.run_id, attempt=active.record.attempts, restarts=restarts)
                 active.watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor,
                                                 self.settings.startup_grace_s)  # it starts up again
+            self._report_pending()
             for active in stalled:
                 exited.append(self._handle_stall(active))
             self._apply_all(exited)
@@ -402,6 +427,15 @@ class Supervisor:
             self.on_tick(self)
             time.sleep(self.poll_s)
         self.scheduler.queue.clear()  # an abort leaves the rest unlaunched
+
+    def _report_pending(self) -> None:
+        """Say why the scheduler keeps a run waiting (Slurm's pending reason), each time the reason changes."""
+        for active in list(self.active.values()):
+            run = active.record.run_id
+            reason = active.process.pending_reason() if active.watchdog.last_progress is None else None
+            if reason and reason != self._pending_said.get(run):
+                self.emit("run_pending", run=run, attempt=active.record.attempts, reason=reason)
+            self._pending_said[run] = reason
 
     def _apply_all(self, exits: list[Exited]) -> None:
         """Apply collected exits one by one; an abort on the way ends the others, which are applied too."""

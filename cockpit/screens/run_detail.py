@@ -25,7 +25,9 @@ STDERR_EVERY_S = 2.0
 
 def run_line(run: RunView, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> str:
     best = run.best_dev
-    parts = [f"{run.run}: {run.status}", f"attempt {run.attempt}", f"device {run.device or '–'}",
+    status = f"{run.status} (queued in Slurm: {run.pending_reason})" if run.pending_reason else run.status
+    parts = [f"{run.run}: {status}", f"attempt {run.attempt}", f"device {run.device or '–'}"
+             + (f" (job {run.job_id})" if run.job_id else ""),
              f"step {run.step}" + (f"/{run.total_steps}" if run.total_steps else ""), f"epoch {run.epoch:.2f}",
              f"ETA {fmt_duration(run.eta_s)}", f"lr {fmt_si(run.lr)}", f"grad {run.health.text}",
              f"best dev {f1_at(primary)} {fmt_float(best.f1_primary if best else None)}"

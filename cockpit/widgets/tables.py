@@ -200,7 +200,8 @@ class RunsTable(SnapshotTable):
 
     def show(self, runs: Sequence[RunView], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
         self.set_primary(primary)
-        self.set_rows([(r.run, (r.run, r.status, (r.step, r.total_steps or 0), r.epoch, r.samples_per_s, r.eta_s,
+        self.set_rows([(r.run, (r.run, f"pending: {r.pending_reason}" if r.pending_reason else r.status,
+                                (r.step, r.total_steps or 0), r.epoch, r.samples_per_s, r.eta_s,
                                 r.loss, r.best_dev.f1_primary if r.best_dev else None)) for r in runs])
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
