@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from trainer.contract import TRACKERS
 from trainer.loss_names import loss_params_problem
@@ -41,6 +41,16 @@ class SourceSpec(BaseModel):
     text: str | None = Field(None, description="table: the text column (default 'text')")
     labels: str | None = Field(None, description="table: the labels column (default 'labels')")
     split_seed: int = Field(0, ge=0, description="seed of the 80/10/10 split of a source without one")
+
+    @field_validator("name")
+    @classmethod
+    def _goemotions_name_is_the_goemotions_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # views and events read the name "goemotions" as the data that selects and tests
+        kind = info.data.get("kind")
+        if value == "goemotions" and kind not in (None, "goemotions"):
+            raise ValueError(f"the name 'goemotions' belongs to the goemotions source (expected another name "
+                             f"for this {kind!r} source)")
+        return value
 
     @model_validator(mode="after")
     def _keys_fit_kind(self) -> "SourceSpec":
@@ -186,7 +196,8 @@ def _describe_error(source: str, exc: ValidationError) -> str:
     if err["type"] == "value_error":
         return f"{source}: key '{key}': {err['ctx']['error']}"
     got = err.get("input")
-    return f"{source}: key '{key}': {err['msg'].lower()} (got {got!r})"
+    msg = err["msg"]  # only its first letter lowered: the rest may be a pattern such as [A-Za-z0-9]
+    return f"{source}: key '{key}': {msg[:1].lower() + msg[1:]} (got {got!r})"
 
 
 def parse_override(item: str, source: str = "--set") -> tuple[str, Any]:

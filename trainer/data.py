@@ -17,6 +17,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from trainer.input_files import (ENV_MAX_SOURCE_BYTES, InputFileError, int_limit_message, max_source_bytes,
+                                 read_input_file)
 from trainer.taxonomy import NUM_GOEMOTIONS_LABELS, goemotions_labels
 
 NUM_LABELS = NUM_GOEMOTIONS_LABELS
@@ -112,16 +114,37 @@ def _validated_rows(rows: Iterable[tuple[int, Any, Any]], origin: str) -> tuple[
     return texts, ids
 
 
-def _csv_error(exc: csv.Error, origin: str, line_num: int, quoted: bool) -> DataError:
+def field_too_large(origin: str, start: int, end: int) -> DataError:
+    """csv's "field larger than field limit" for the record on lines ``start``..``end``, as one line.
+
+    Only a quoted field runs on past the end of its line, so a record that did is an unclosed quote; one that
+    did not holds a field that is really that long.
+    """
+    if end > start:
+        return DataError(f"{origin}:{start}: a field longer than {MAX_TEXT_CHARS} characters, running on to line "
+                         f"{end} (expected its closing quote; an unclosed quote?)")
+    return DataError(f"{origin}:{start}: a field longer than {MAX_TEXT_CHARS} characters "
+                     f"(expected a text of at most {MAX_TEXT_CHARS})")
+
+
+def json_line_error(exc: ValueError | RecursionError, origin: str, line: int, expected: str) -> DataError:
+    """Why ``json.loads`` refused one line, as one line: nesting too deep, a number too long, or not JSON."""
+    if isinstance(exc, RecursionError):
+        return DataError(f"{origin}:{line}: JSON nested too deeply to read (expected {expected})")
+    too_long = int_limit_message(exc)
+    if too_long:
+        return DataError(f"{origin}:{line}: {too_long}, more than Python reads as an integer (expected {expected})")
+    return DataError(f"{origin}:{line}: not valid JSON (expected {expected})")
+
+
+def _csv_error(exc: csv.Error, origin: str, start: int, end: int) -> DataError:
     """csv's own errors (a field over the limit, ...) as one line naming file and line."""
     if "field larger than field limit" in str(exc):
-        hint = "; an unclosed quote?" if quoted else ""
-        return DataError(f"{origin}:{line_num}: a field longer than {MAX_TEXT_CHARS} characters "
-                         f"(expected a short comment{hint})")
-    return DataError(f"{origin}:{line_num}: not valid CSV ({exc})")
+        return field_too_large(origin, start, end)
+    return DataError(f"{origin}:{start}: not valid CSV ({exc})")
 
 
-def _csv_records(reader: Any, origin: str, quoted: bool) -> Iterable[Any]:
+def _csv_records(reader: Any, origin: str) -> Iterable[Any]:
     """The records of a csv reader; an error names the line its record starts on (an unclosed quote's line)."""
     ends = getattr(reader, "reader", reader)  # a DictReader updates its own line_num only after a good row
     while True:
@@ -131,14 +154,14 @@ def _csv_records(reader: Any, origin: str, quoted: bool) -> Iterable[Any]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise _csv_error(exc, origin, start, quoted) from None
+            raise _csv_error(exc, origin, start, ends.line_num) from None
         yield record
 
 
 def _tsv_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
     # QUOTE_NONE: GoEmotions texts contain quote characters that are not CSV quoting.
     reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-    for row in _csv_records(reader, origin, quoted=False):
+    for row in _csv_records(reader, origin):
         if not row:
             continue  # a blank line
         if len(row) < 2:
@@ -152,10 +175,10 @@ def _csv_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]]:
     try:
         fieldnames = reader.fieldnames  # reads the header row
     except csv.Error as exc:
-        raise _csv_error(exc, origin, 1, quoted=True) from None
+        raise _csv_error(exc, origin, 1, reader.reader.line_num) from None
     if not fieldnames or not {"text", "labels"} <= set(fieldnames):
         raise DataError(f"{origin}:1: expected a header with columns 'text' and 'labels'")
-    for row in _csv_records(reader, origin, quoted=True):
+    for row in _csv_records(reader, origin):
         # line_num: the line a record ends on (a quoted text may span lines)
         yield reader.line_num, row.get("text"), row.get("labels") or ""
 
@@ -166,8 +189,8 @@ def _jsonl_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
-            raise DataError(f"{origin}:{line_no}: not valid JSON") from None
+        except (ValueError, RecursionError) as exc:
+            raise json_line_error(exc, origin, line_no, "an object with keys 'text' and 'labels'") from None
         if not isinstance(obj, dict) or "text" not in obj or "labels" not in obj:
             raise DataError(f"{origin}:{line_no}: expected an object with keys 'text' and 'labels'")
         yield line_no, obj["text"], obj["labels"]
@@ -183,32 +206,42 @@ def read_split_file(path: Path, name: str) -> Split:
     kind = suffixes[-2] if gz and len(suffixes) >= 2 else path.suffix
     if kind not in _READERS:
         raise DataError(f"{path}: unsupported file type (expected .tsv, .csv or .jsonl)")
-    opener = gzip.open if gz else open
-    # csv's default field limit (131072) is below MAX_TEXT_CHARS; set for this read only (it is process-wide)
-    old_limit = csv.field_size_limit(MAX_TEXT_CHARS)
+    cap = max_source_bytes()
     try:
-        # utf-8-sig: a byte-order mark (Excel writes one) is dropped instead of joining the first header/text
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            texts, ids = _validated_rows(_READERS[kind](fh, str(path)), str(path))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: expected a data file, found a folder") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied (expected a readable data file)") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raw = read_input_file(path, "a data file", cap, ENV_MAX_SOURCE_BYTES)
+        data = _gunzip(raw, path, cap) if gz else raw
+    except InputFileError as exc:
+        raise DataError(str(exc)) from None
     except gzip.BadGzipFile as exc:
         raise DataError(f"{path}: not a gzip file ({exc}); expected gzip-compressed {kind} text") from None
     except EOFError:
         raise DataError(f"{path}: gzip data ends early (truncated file?)") from None
     except zlib.error as exc:
         raise DataError(f"{path}: corrupt gzip data ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        # utf-8-sig: a byte-order mark (Excel writes one) is dropped instead of joining the first header/text
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    # csv's default field limit (131072) is below MAX_TEXT_CHARS; set for this read only (it is process-wide)
+    old_limit = csv.field_size_limit(MAX_TEXT_CHARS)
+    try:
+        texts, ids = _validated_rows(_READERS[kind](io.StringIO(text, newline=""), str(path)), str(path))
     finally:
         csv.field_size_limit(old_limit)
     return Split(name, texts, _multi_hot(ids), str(path))
+
+
+def _gunzip(raw: bytes, path: Path, cap: int) -> bytes:
+    """Decompressed bytes, at most ``cap`` of them: a small gzip file can expand to far more than memory."""
+    out = bytearray()
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+        while chunk := fh.read(1 << 20):
+            out += chunk
+            if len(out) > cap:
+                raise InputFileError(f"{path}: more than {cap} bytes once decompressed, over the limit "
+                                     f"(set {ENV_MAX_SOURCE_BYTES} to read larger files)")
+    return bytes(out)
 
 
 def _find_split_file(folder: Path, name: str) -> Path:

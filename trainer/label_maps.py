@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from trainer.input_files import (ENV_MAX_LABEL_MAP_BYTES, InputFileError, int_limit_message, max_label_map_bytes,
+                                 read_input_file)
 from trainer.taxonomy import goemotions_labels
 
 # The source kinds whose labels are not already ours, and so ship a map.
@@ -29,7 +31,9 @@ class LabelMap:
     """One source's labels, lower-cased, each to a tuple of our label ids (empty: known, not mapped)."""
 
     path: str
-    targets: dict[str, tuple[int, ...]]
+    targets: dict[str, tuple[int, ...]]  # in the map file's order
+    # What a row's label may be, for the error on one it is not; None: the map's keys, in file order.
+    known: str | None = None
 
     def observed_ids(self) -> list[int]:
         """Our label ids this source can teach, ascending."""
@@ -45,9 +49,11 @@ class LabelMap:
         for label in labels:
             key = label.strip().lower()
             if key not in self.targets:
-                known = ", ".join(sorted(self.targets))
+                if self.known:
+                    raise LabelMapError(f"{where}: label {label.strip()!r} is not one of {self.known}")
                 raise LabelMapError(f"{where}: label {label.strip()!r} is not in the label map {self.path} "
-                                    f"(expected one of: {known}; add it there, mapped to [] to ignore it)")
+                                    f"(expected one of: {_listed(list(self.targets))}; add it there, mapped "
+                                    f"to [] to ignore it)")
             out.update(self.targets[key])
         return sorted(out)
 
@@ -59,20 +65,21 @@ def shipped_map_path(kind: str) -> Path:
 def load_label_map(path: str | Path) -> LabelMap:
     """Read and check a label map file: every target must be one of our 28 label names."""
     path = Path(path).expanduser()
+    expected = "a TOML label map with a [labels] table"
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise LabelMapError(f"{path}: label map not found (expected a TOML file with a [labels] table)") from None
-    except IsADirectoryError:
-        raise LabelMapError(f"{path}: expected a label map TOML file, found a folder") from None
+        text = read_input_file(path, expected, max_label_map_bytes(), ENV_MAX_LABEL_MAP_BYTES).decode("utf-8-sig")
+    except InputFileError as exc:
+        raise LabelMapError(str(exc)) from None
     except UnicodeDecodeError as exc:
         raise LabelMapError(f"{path}: not UTF-8 text ({exc.reason}); expected a TOML label map") from None
-    except OSError as exc:
-        raise LabelMapError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LabelMapError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise LabelMapError(f"{path}: values nested too deeply to read (expected {expected})") from None
+    except ValueError as exc:  # tomllib lets Python's cap on an integer's digits through as a bare ValueError
+        raise LabelMapError(f"{path}: {int_limit_message(exc) or exc} (expected {expected})") from None
     table = data.get("labels")
     if not isinstance(table, dict) or not table:
         raise LabelMapError(f"{path}: expected a non-empty [labels] table, source label = [our labels]")
@@ -105,6 +112,12 @@ def map_for(kind: str, override: str | None) -> LabelMap | None:
     if kind in MAPPED_KINDS:
         return load_label_map(shipped_map_path(kind))
     return None
+
+
+def _listed(keys: list[str], most: int = 30) -> str:
+    """Keys in their own order, the first ``most`` of them: an error line stays readable."""
+    shown = ", ".join(keys[:most])
+    return shown if len(keys) <= most else f"{shown}, ... ({len(keys)} in all)"
 
 
 def _line_of(text: str, key: str) -> int | None:

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import ftfy
 import numpy as np
 
-from trainer.data import MAX_TEXT_CHARS, SPLITS, DataError
+from trainer.data import MAX_TEXT_CHARS, SPLITS, DataError, field_too_large, json_line_error
+from trainer.input_files import ENV_MAX_SOURCE_BYTES, InputFileError, max_source_bytes, read_input_file
 
 DROP_REASONS = ("placeholder", "empty")
 
@@ -159,17 +160,12 @@ def _line_at(data: bytes, offset: int) -> int:
 
 
 def _read_bytes(path: Path, expected: str) -> bytes:
-    """A file's bytes; a missing, unreadable or binary file is a DataError saying what was ``expected``."""
+    """A file's bytes; a missing, unreadable, non-regular, oversized or binary file is a DataError saying what
+    was ``expected``."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (expected {expected})") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder (expected {expected})") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied (expected a readable {expected})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc}; expected {expected})") from None
+        data = read_input_file(path, expected, max_source_bytes(), ENV_MAX_SOURCE_BYTES)
+    except InputFileError as exc:
+        raise DataError(str(exc)) from None
     # No text file holds a NUL byte: this is a binary file, or UTF-16 (as Excel sometimes saves).
     nul = data.find(b"\x00")
     if nul >= 0:
@@ -242,9 +238,10 @@ def _records(text: str, origin: str, delimiter: str, quoted: bool) -> list[tuple
             except StopIteration:
                 return out
             except csv.Error as exc:
-                hint = "; an unclosed quote?" if quoted and "field larger" in str(exc) else ""
+                if "field larger" in str(exc):
+                    raise field_too_large(origin, start, reader.line_num) from None
                 raise DataError(f"{origin}:{start}: not valid {'CSV' if quoted else 'delimited text'} "
-                                f"({exc}{hint})") from None
+                                f"({exc})") from None
             if record:  # [] is a blank line
                 out.append((start, record))
     finally:
@@ -526,8 +523,8 @@ def _read_jsonl_table(path: Path, text_key: str, labels_key: str) -> _Rows:
             continue
         try:
             obj = json.loads(raw)
-        except ValueError:
-            raise DataError(f"{origin}:{line}: not valid JSON (expected one JSON object per line)") from None
+        except (ValueError, RecursionError) as exc:
+            raise json_line_error(exc, origin, line, "one JSON object per line") from None
         if not isinstance(obj, dict):
             raise DataError(f"{origin}:{line}: a JSON {type(obj).__name__} (expected one object per line)")
         for name, setting in ((text_key, "text"), (labels_key, "labels")):

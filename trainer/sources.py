@@ -67,7 +67,10 @@ def _identity_map(origin: str) -> LabelMap:
     """A table without a label map: its labels are ours, by name or by id."""
     names = goemotions_labels()
     targets = {n: (i,) for i, n in enumerate(names)} | {str(i): (i,) for i in range(len(names))}
-    return LabelMap(f"(our 28 label names or ids 0..27; set label_map for other labels: {origin})", targets)
+    # the 56 keys as our label order and an id range, not one by one
+    known = (f"our {len(names)} labels (expected a name: {', '.join(names)}; or an id 0..{len(names) - 1}; "
+             f"set label_map in the source for other labels)")
+    return LabelMap(f"(our {len(names)} labels: {origin})", targets, known)
 
 
 def _read_raw(spec: SourceSpec) -> RawSource:
