@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from cockpit.pipeline.spec import PresetError, list_presets, load_preset
+from cockpit.pipeline.spec import PresetError, list_presets, load_preset, shell_setting
 from cockpit.pipeline.start import (BAD_INPUT_ERRORS, PipelineRequest, materialise, parse_configs, parse_phases,
                                     prepare_pipeline, start_detached)
 from cockpit.web import add_web_arguments, web_problem
-from trainer.contract import EXIT_BAD_INPUT, EXIT_FAILED, PipelinePaths, is_pipeline_dir
+from trainer.contract import ENV_NOTIFY, EXIT_BAD_INPUT, EXIT_FAILED, PipelinePaths, is_pipeline_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,8 @@ def run_headless(args: argparse.Namespace) -> int:
         return _bad_input(exc)
     except OSError as exc:
         return _bad_input(PresetError(f"{exc.filename or args.runs_dir}: {exc.strerror or exc}"))
+    for warning in prepared.warnings:
+        print(f"goemo-cockpit: warning: {warning}", file=sys.stderr)
     preset = prepared.preset
     console = HeadlessConsole(primary=preset.pipeline.primary_threshold, select_by=preset.pipeline.select_by)
     supervisor = Supervisor(pipeline_dir, preset, prepared.phases, prepared.configs,
@@ -94,12 +97,19 @@ def run_tui(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
-def _web_argv(args: argparse.Namespace) -> list[str]:
-    """The goemo-cockpit arguments each browser session runs: the same TUI, without --web."""
+def _web_argv(args: argparse.Namespace, notify: list[str] | None = None) -> list[str]:
+    """The goemo-cockpit arguments each browser session runs: the same TUI, without --web. Notify URLs set
+    with --set go to the sessions through $GOEMO_NOTIFY (``notify``: the preset's resolved URLs), since a
+    session's command line is public (ps)."""
     if args.attach is not None:
         return ["--attach", str(args.attach.resolve())]
+    from cockpit.pipeline.notify import notify_environment
+
+    overrides, env = notify_environment(list(notify or []), list(args.overrides))
+    if env.get(ENV_NOTIFY) != os.environ.get(ENV_NOTIFY):
+        os.environ[ENV_NOTIFY] = env[ENV_NOTIFY]  # textual-serve starts each session with a copy of os.environ
     argv = ["--preset", args.preset, "--runs-dir", str(args.runs_dir.resolve())]
-    for item in args.overrides:
+    for item in overrides:
         argv += ["--set", item]
     return argv
 
@@ -132,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = web_problem(args)
         if problem:
             return _bad_input(PresetError(problem))
+        if shell := next((item for item in args.overrides if shell_setting(item)), None):
+            return _bad_input(PresetError(f"--set {shell.split('=', 1)[0].strip()}: runs shell commands, so under "
+                                          f"--web it comes from the preset file only"))
         if args.resume is not None:  # resumed once, here: every browser tab then attaches to it
             try:
                 args.attach = start_detached(_request(args))
@@ -140,12 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.attach is not None and not is_pipeline_dir(args.attach):
             return _bad_input(PresetError(f"{args.attach}: not a pipeline folder "
                                           f"(expected {PipelinePaths(args.attach).events.name})"))
+        notify: list[str] = []
         if args.attach is None:
             try:
-                load_preset(args.preset, args.overrides)
+                notify = list(load_preset(args.preset, args.overrides)[0].pipeline.notify)
             except BAD_INPUT_ERRORS as exc:
                 return _bad_input(exc)
-        return run_web(args, _web_argv(args))
+        return run_web(args, _web_argv(args, notify))
     return run_tui(args)
 
 

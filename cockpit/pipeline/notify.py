@@ -22,15 +22,18 @@ import re
 import socket
 import threading
 import time
+import tomllib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cockpit.pipeline.notify_messages import NOTIFY_CODE, Context, Notification, build, classify
+from trainer.config import ConfigError, parse_override
 from trainer.contract import ENV_NOTIFY, PIPELINE_SOURCE
 
-__all__ = ["Notifier", "notify_urls", "check_notify_urls", "mask_url", "seconds_text", "APPRISE_MISSING"]
+__all__ = ["Notifier", "notify_urls", "check_notify_urls", "mask_url", "seconds_text", "APPRISE_MISSING",
+           "NotifyFileError", "notify_file_urls", "notify_source", "notify_environment", "shown_override"]
 
 APPRISE_MISSING = "notify needs apprise: pip install apprise"
 URL_HELP = "https://github.com/caronc/apprise/wiki"
@@ -53,6 +56,92 @@ def notify_urls(configured: list[str], environ: Mapping[str, str] = os.environ) 
     extra = _SPLIT.split(environ.get(ENV_NOTIFY, "") or "")
     urls = (str(u).strip().strip(",").strip() for u in [*configured, *extra])
     return list(dict.fromkeys(u for u in urls if u))
+
+
+NOTIFY_KEY = "pipeline.notify"
+NOTIFY_FROM_DEPTH = 4  # notify_from files naming further files: a loop ends here
+
+
+class NotifyFileError(ValueError):
+    """A ``notify_from`` file that cannot be read: one line naming it."""
+
+
+def _pipeline_table(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            table = tomllib.load(fh).get("pipeline", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise NotifyFileError(f"{path}: {reason} (expected a TOML file with [pipeline] notify = [...])") from None
+    return table if isinstance(table, dict) else {}
+
+
+def _notify_from_path(value: Any, base: Path) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def notify_file_urls(path: Path, _depth: int = 0) -> list[str]:
+    """The ``[pipeline] notify`` URLs of a TOML file (a preset), then those of its own ``notify_from``.
+
+    This is how a pipeline folder finds its URLs again on ``--resume``: they are never saved in it."""
+    table = _pipeline_table(path)
+    urls = table.get("notify", [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise NotifyFileError(f"{path}: key 'pipeline.notify': expected a list of apprise URLs")
+    nested = table.get("notify_from")
+    if nested and _depth < NOTIFY_FROM_DEPTH:
+        urls = [*urls, *notify_file_urls(_notify_from_path(nested, path.parent), _depth + 1)]
+    return list(dict.fromkeys(urls))
+
+
+def notify_source(preset_path: Path) -> str | None:
+    """What a new pipeline folder's preset.toml records as ``notify_from``: the preset file itself when it
+    names notify URLs (or a file of them), so that --resume reads them again; None when it names none."""
+    try:
+        table = _pipeline_table(preset_path)
+    except NotifyFileError:
+        return None
+    return str(preset_path.resolve()) if table.get("notify") or table.get("notify_from") else None
+
+
+def strip_notify_overrides(overrides: list[str]) -> tuple[list[str], bool]:
+    """(the overrides without those that set ``pipeline.notify`` or one of its items, whether there were
+    any): a launch hands the URLs to a detached process through its environment, never its command line,
+    which ``ps`` shows to every user."""
+    kept = []
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key != NOTIFY_KEY and not (key.startswith(NOTIFY_KEY + ".") and key[len(NOTIFY_KEY) + 1:].isdigit()):
+            kept.append(item)
+    return kept, len(kept) < len(overrides)
+
+
+def notify_environment(urls: list[str], overrides: list[str],
+                       environ: Mapping[str, str] = os.environ) -> tuple[list[str], dict[str, str]]:
+    """A detached process's overrides and environment: when overrides set notify URLs, the resolved URLs
+    (``urls``: the preset's, the overrides' and $GOEMO_NOTIFY's) travel in $GOEMO_NOTIFY and the command line
+    says only ``pipeline.notify=[]``, so that nothing is added twice or lost."""
+    kept, touched = strip_notify_overrides(overrides)
+    env = dict(environ)
+    if touched:
+        kept.append(f"{NOTIFY_KEY}=[]")
+        env[ENV_NOTIFY] = " ".join(notify_urls(urls, environ))
+    return kept, env
+
+
+def shown_override(item: str) -> str:
+    """An override as a view shows it: a ``pipeline.notify`` value with every URL masked."""
+    key, eq, value = item.partition("=")
+    if key.strip() != NOTIFY_KEY or not eq:
+        return item
+    try:
+        _, urls = parse_override(item)
+    except ConfigError:
+        return f"{key}=****"
+    if not isinstance(urls, list):
+        urls = [urls]
+    return f"{key}=[{', '.join(_url_secrets(str(u))[0] for u in urls)}]"
 
 
 def seconds_text(seconds: float) -> str:

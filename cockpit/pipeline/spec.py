@@ -111,10 +111,15 @@ class PipelineSettings(BaseModel):
     stall_factor: float = Field(10.0, gt=0)
     startup_grace_s: float = Field(180.0, gt=0, description="silence allowed before a run's first event")
     term_grace_s: float = Field(20.0, gt=0, description="SIGTERM to SIGKILL when ending a run")
-    notify: list[str] = Field(default_factory=list, description="apprise URLs (plus $GOEMO_NOTIFY), e.g. ntfy://topic")
+    notify: list[str] = Field(default_factory=list, description="apprise URLs (plus $GOEMO_NOTIFY), e.g. ntfy://topic; "
+                                                               "never saved in the pipeline folder")
+    notify_from: str | None = Field(None, description="a TOML file whose [pipeline] notify URLs are added at each "
+                                                      "start and --resume; a pipeline folder's preset.toml names its "
+                                                      "preset here instead of saving the URLs")
     notify_on: list[Literal["stall", "failed", "nonfinite_abort", "pipeline_end", "run_done", "phase_end", "alert"]] = (
         Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON), description="which events send a notification"))
-    notify_timeout_s: float = Field(10.0, gt=0, description="a send that takes longer is given up (and alerted)")
+    notify_timeout_s: float = Field(10.0, gt=0, le=600, description="a send that takes longer is given up (and "
+                                                                     "alerted); at most 600 s")
 
     @field_validator("phases")
     @classmethod
@@ -225,7 +230,12 @@ def _pydantic_line(source: str, exc: ValidationError, text: str | None) -> str:
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key '{key}'"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{where}: key '{key}': {msg[:1].lower() + msg[1:]} (got {err.get('input')!r})"
+    got = err.get("input")
+    if tuple(err["loc"][:2]) == ("pipeline", "notify"):  # URLs hold tokens: never on stderr in full
+        from cockpit.pipeline.notify import mask_url
+
+        got = [mask_url(str(u)) for u in got] if isinstance(got, list) else mask_url(str(got))
+    return f"{where}: key '{key}': {msg[:1].lower() + msg[1:]} (got {got!r})"
 
 
 def _line_of_key(text: str, key: str) -> int | None:
@@ -285,9 +295,12 @@ def _check_outlets(preset: Preset, source: str) -> None:
     if preset.pipeline.notify or os.environ.get(ENV_NOTIFY):
         from cockpit.pipeline.notify import check_notify_urls, notify_urls
 
-        problem = check_notify_urls(notify_urls(list(preset.pipeline.notify)))
+        problem = check_notify_urls(list(preset.pipeline.notify))
         if problem:
             raise PresetError(f"{source}: key 'pipeline.notify': {problem}")
+        problem = check_notify_urls(notify_urls([]))
+        if problem:
+            raise PresetError(f"environment variable {ENV_NOTIFY}: {problem}")
 
 
 def _check_ensemble_members(preset: Preset, source: str) -> None:
@@ -380,3 +393,20 @@ def phase1_plan(preset: Preset, selected: list[str] | None = None) -> list[Plann
         raise PresetError(f"unknown config {unknown[0]!r} (preset {preset.name} has: "
                           f"{', '.join(c.name for c in preset.configs)})")
     return [PlannedRun(run_id(1, n), 1, n) for n in names]
+
+
+# Settings whose values become shell lines or pick what runs them: a browser session (--web) may not set
+# them; they come from the preset file, which only the owner writes.
+SHELL_SETTINGS = ("pipeline.launcher", "slurm.setup", "slurm.python", "slurm.extra")
+
+
+def shell_setting(item: str) -> str | None:
+    """The shell-running setting a ``key=value`` override would set (also through a parent table such as
+    ``slurm={...}``), or None."""
+    key = item.split("=", 1)[0].strip().strip(".")
+    top = key.split(".", 1)[0]
+    key = key if top in Preset.model_fields else f"defaults.{key}"
+    for setting in SHELL_SETTINGS:
+        if key == setting or setting.startswith(key + ".") or key.startswith(setting + "."):
+            return setting
+    return None

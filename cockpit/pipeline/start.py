@@ -17,7 +17,8 @@ import tomli_w
 from cockpit.pipeline.control import ControlError, check_control_dir
 from cockpit.pipeline.lock import PipelineLocked, check_unlocked
 from cockpit.pipeline.slots import plan_slots
-from cockpit.pipeline.spec import Preset, PresetError, check_phase_selection, load_preset, phase1_plan
+from cockpit.pipeline.spec import (Preset, PresetError, check_phase_selection, load_preset, phase1_plan,
+                                   resolve_preset_path)
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state, write_atomic)
 from trainer.events import read_events
@@ -48,6 +49,7 @@ class PreparedPipeline:
     configs: list[str]
     pipeline_dir: Path | None
     data: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)  # one line each, for the console or supervisor.log
 
 
 def parse_phases(text: str | None) -> list[int] | None:
@@ -109,6 +111,45 @@ def _check_launcher(preset: Preset) -> None:
         raise PresetError(str(exc)) from None
 
 
+def _with_notify_from(preset: Preset, preset_file: Path, resumed: bool) -> tuple[Preset, list[str]]:
+    """The preset with the URLs of its ``notify_from`` file added. On --resume a file that is gone is a
+    warning, not a refusal: the pipeline goes on, notifying the URLs it still has ($GOEMO_NOTIFY)."""
+    settings = preset.pipeline
+    if not settings.notify_from:
+        return preset, []
+    from cockpit.pipeline.notify import NotifyFileError, check_notify_urls, notify_file_urls
+
+    path = Path(settings.notify_from).expanduser()
+    path = path if path.is_absolute() else preset_file.parent / path
+    try:
+        urls = notify_file_urls(path)
+    except NotifyFileError as exc:
+        if not resumed:
+            raise PresetError(f"{preset_file}: key 'pipeline.notify_from': {exc}") from None
+        return preset, [f"{preset_file}: key 'pipeline.notify_from': {exc}; its notify URLs are not used"]
+    problem = check_notify_urls(urls) if urls else None
+    if problem:
+        raise PresetError(f"{path}: key 'pipeline.notify': {problem}")
+    merged = list(dict.fromkeys([*settings.notify, *urls]))
+    return preset.model_copy(update={"pipeline": settings.model_copy(update={"notify": merged})}), []
+
+
+def _data_to_save(data: dict[str, Any], preset_file: Path) -> dict[str, Any]:
+    """preset.toml as the pipeline folder keeps it: notify URLs hold tokens and the file is world-readable,
+    so they are left out and ``notify_from`` names the preset file that --resume reads them from again."""
+    from cockpit.pipeline.notify import notify_source
+
+    pipeline = dict(data.get("pipeline") or {})
+    pipeline.pop("notify", None)
+    source = notify_source(preset_file)
+    if source is not None:
+        pipeline["notify_from"] = source
+    elif pipeline.get("notify_from"):  # set with --set: relative to the preset file, as when it was read
+        named = Path(str(pipeline["notify_from"])).expanduser()
+        pipeline["notify_from"] = str(named if named.is_absolute() else (preset_file.parent / named).resolve())
+    return {**data, "pipeline": pipeline} if pipeline or "pipeline" in data else data
+
+
 def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
     """Validate everything a pipeline needs before anything is created; raises one of BAD_INPUT_ERRORS."""
     if request.resume is not None:
@@ -119,13 +160,17 @@ def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
         check_unlocked(paths)
         check_control_dir(request.resume)
         preset, _ = load_preset(str(paths.preset))
+        preset, warnings = _with_notify_from(preset, paths.preset, resumed=True)
         phases, configs = _resume_selection(paths)
         phase1_plan(preset, configs)
         _check_checkpoints(paths)
         plan_slots(preset)
         _check_launcher(preset)
-        return PreparedPipeline(preset, phases, configs, request.resume, None)
+        return PreparedPipeline(preset, phases, configs, request.resume, None, warnings)
     preset, data = load_preset(request.preset, request.overrides)
+    preset_file = resolve_preset_path(request.preset)
+    preset, warnings = _with_notify_from(preset, preset_file, resumed=False)
+    data = _data_to_save(data, preset_file)
     phases = request.phases or preset.pipeline.phases
     check_phase_selection(phases, f"--phases {','.join(map(str, phases))}" if request.phases else
                           f"{request.preset}: key 'pipeline.phases' = {phases}")
@@ -135,7 +180,7 @@ def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
         _check_runs_dir(request.runs_dir)
     plan_slots(preset)
     _check_launcher(preset)
-    return PreparedPipeline(preset, phases, configs, request.pipeline_dir, data)
+    return PreparedPipeline(preset, phases, configs, request.pipeline_dir, data, warnings)
 
 
 def new_pipeline_dir(runs_dir: Path, preset_name: str) -> Path:
@@ -170,7 +215,10 @@ def start_detached(request: PipelineRequest) -> Path:
 
     Raises one of BAD_INPUT_ERRORS before anything is started.
     """
+    from cockpit.pipeline.notify import notify_environment
+
     prepared = prepare_pipeline(request)
+    env = dict(os.environ)
     if request.resume is not None:
         pipeline_dir = request.resume
         cmd = [sys.executable, "-m", "cockpit.cli", "--headless", "--resume", str(pipeline_dir)]
@@ -178,14 +226,16 @@ def start_detached(request: PipelineRequest) -> Path:
         pipeline_dir = new_pipeline_dir(request.runs_dir, prepared.preset.name)
         cmd = [sys.executable, "-m", "cockpit.cli", "--headless", "--preset", request.preset,
                "--pipeline-dir", str(pipeline_dir), "--runs-dir", str(request.runs_dir)]
-        cmd += [f"--set={o}" for o in request.overrides]
+        # notify URLs set by overrides go in the environment: the command line is public (ps)
+        overrides, env = notify_environment(list(prepared.preset.pipeline.notify), request.overrides)
+        cmd += [f"--set={o}" for o in overrides]
         if request.phases:
             cmd += ["--phases", ",".join(map(str, request.phases))]
         if request.configs:
             cmd += ["--configs", ",".join(request.configs)]
     log = open(PipelinePaths(pipeline_dir).supervisor_log, "ab")
     subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                     env=dict(env, PYTHONUNBUFFERED="1"))
     log.close()
     return pipeline_dir
 

@@ -235,7 +235,7 @@ class TrackerFanout:
             if lane.thread.is_alive() and not lane.dead:
                 lane.dead = True
                 busy = lane.busy_with if lane.busy_since is not None else "its backlog"
-                self._alert(lane.run, f"{lane.tracker} did not finish {lane.run} within {timeout_s:g} s "
+                self._alert(lane.run, f"{lane.tracker} did not finish {lane.run} within {round(timeout_s, 1):g} s "
                                       f"(busy with: {busy}); abandoned")
         self._wake.set()
 
@@ -262,5 +262,5 @@ class TrackerFanout:
                 if not lane.dead and lane.hung_for(now) > self.call_timeout_s:
                     lane.dead = True
                     self._alert(lane.run, f"{lane.tracker} stopped answering for {lane.run} "
-                                          f"({lane.busy_with} took over {self.call_timeout_s:g} s); "
+                                          f"({lane.busy_with} took over {round(self.call_timeout_s, 1):g} s); "
                                           f"no longer forwarding it there")

@@ -14,12 +14,16 @@ from typing import Any, Callable
 import fake_pipeline as fp
 import pytest
 
-from cockpit.pipeline import notify
-from cockpit.pipeline.notify import APPRISE_MISSING, Notifier, check_notify_urls, notify_urls
+from cockpit.cli import _web_argv, build_parser
+from cockpit.pipeline import notify, start
+from cockpit.pipeline.notify import (APPRISE_MISSING, Notifier, check_notify_urls, mask_url, notify_urls,
+                                     seconds_text, shown_override)
+from cockpit.pipeline.spec import PresetError, load_preset
+from cockpit.pipeline.start import PipelineRequest, materialise, prepare_pipeline, start_detached
 from cockpit.pipeline.notify_messages import main_thread_frames
 from cockpit.pipeline.watchdog import write_stall_forensics
-from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_SOURCE, SUMMARY_FILE, TUNED_KEY,
-                              PipelinePaths, f1_macro_key, stall_file)
+from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_SOURCE, PRESET_FILE, SUMMARY_FILE,
+                              TUNED_KEY, PipelinePaths, f1_macro_key, stall_file)
 from trainer.events import read_events
 from tests.webhook import WebHook
 
@@ -355,3 +359,133 @@ def test_check_notify_urls_says_one_line_naming_the_bad_url_without_its_secret(m
     assert "s3cret" not in check_notify_urls(["slack://s3cretT0kenvalue"])
     monkeypatch.setitem(sys.modules, "apprise", None)  # as if not installed
     assert check_notify_urls(good) == APPRISE_MISSING
+
+
+TOKEN = "tk_Zq81vXLw0s5RcdM2yT7p"  # an ntfy access token
+NTFY = f"ntfy://{TOKEN}@ntfy.example.com/goemo-alerts"
+PRESET = """name = "fake"
+[pipeline]
+phases = [1]
+{pipeline}
+[defaults]
+model = "tiny-deberta"
+device = "cpu"
+[[configs]]
+name = "bce"
+loss = "bce"
+"""
+
+
+def preset_file(tmp_path: Path, pipeline: str = "") -> Path:
+    path = tmp_path / "mine.toml"
+    path.write_text(PRESET.format(pipeline=pipeline))
+    return path
+
+
+@pytest.mark.parametrize("url, secrets", [
+    (NTFY, [TOKEN, "goemo-alerts"]),
+    ("pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi",
+     ["uQiRzpo4DXghDmr9QzzfQu27cmVRsG", "azGDORePK8gMaC0QOYAMyEEuzJnyUi"]),
+    ("twilio://AC1234567890abcdef1234567890abcd:9f8e7d6c5b4a39281706f5e4d3c2b1a0@15551234567/15557654321",
+     ["AC1234567890abcdef1234567890abcd", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"]),
+    ("json://hookuser:pw12345678@hooks.example.com/in/Xk29sLq0", ["hookuser", "pw12345678", "Xk29sLq0"]),
+    ("foo://TOKEN1234567890@example.com/x", ["TOKEN1234567890"]),  # apprise cannot read it: the user part too
+])
+def test_a_urls_user_part_and_secrets_are_masked(url, secrets):
+    shown = mask_url(url)
+    print(shown)
+    assert shown.split("://")[0] in url and not any(secret in shown for secret in secrets)
+
+
+def test_a_token_url_never_reaches_an_alert_or_an_error_line(tmp_path):
+    server = WebHook()
+    port = server.port
+    server.close()  # nothing listens there any more
+    url = f"ntfy://{TOKEN}@127.0.0.1:{port}/goemo-alerts"
+    notifier = Notifier([url], ["stall"], tmp_path, 0.2, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall())
+    notifier.close(10)
+    alerts = [a["message"] for a in notifier.drain_alerts()]
+    print(alerts)
+    assert alerts and f"@127.0.0.1:{port}/" in alerts[0]
+    assert not any(TOKEN in a or TOKEN[3:-3] in a for a in alerts)
+    line = check_notify_urls([f"foo://{TOKEN}@ntfy.example.com/t"])
+    assert "unknown service 'foo://'" in line and TOKEN[3:-3] not in line
+
+
+def test_notify_urls_are_never_saved_and_a_resume_reads_them_again(tmp_path, monkeypatch):
+    env_url = "json://127.0.0.1:9/from-env"
+    monkeypatch.setenv(ENV_NOTIFY, env_url)
+    source = preset_file(tmp_path, f'notify = ["{NTFY}"]')
+    prepared = prepare_pipeline(PipelineRequest(str(source), tmp_path / "runs", overrides=["pipeline.top_k=1"]))
+    pipeline_dir = materialise(prepared, tmp_path / "runs")
+    saved = PipelinePaths(pipeline_dir).preset.read_text()
+    print(saved)
+    assert TOKEN not in saved and "ntfy://" not in saved and "from-env" not in saved
+    assert f"notify_from = {json.dumps(str(source.resolve()))}" in saved and "top_k = 1" in saved
+    PipelinePaths(pipeline_dir).events.write_text(json.dumps(
+        {"v": 1, "t": 1.0, "type": "pipeline_start", "pipeline": pipeline_dir.name, "preset": "fake",
+         "phases": [1], "configs": ["bce"]}) + "\n")
+    resumed = prepare_pipeline(PipelineRequest(resume=pipeline_dir))
+    assert notify_urls(resumed.preset.pipeline.notify) == [NTFY, env_url] and resumed.warnings == []
+    source.unlink()  # the preset file is gone: the resume goes on with $GOEMO_NOTIFY, and says so
+    resumed = prepare_pipeline(PipelineRequest(resume=pipeline_dir))
+    assert notify_urls(resumed.preset.pipeline.notify) == [env_url]
+    assert len(resumed.warnings) == 1 and "notify_from" in resumed.warnings[0] and TOKEN not in resumed.warnings[0]
+
+
+def test_a_detached_launch_passes_notify_urls_in_its_environment_not_on_its_command_line(tmp_path, monkeypatch):
+    launched: dict[str, Any] = {}
+    monkeypatch.setattr(start.subprocess, "Popen", lambda cmd, **kw: launched.update(cmd=cmd, env=kw["env"]))
+    monkeypatch.delenv(ENV_NOTIFY, raising=False)
+    source = preset_file(tmp_path, 'notify = ["json://127.0.0.1:9/replaced"]')
+    overrides = ["pipeline.top_k=1", f'pipeline.notify=["{NTFY}"]']
+    pipeline_dir = start_detached(PipelineRequest(str(source), tmp_path / "runs", [1], overrides=overrides))
+    cmd = launched["cmd"]
+    print(cmd)
+    assert not any(TOKEN in arg for arg in cmd) and "--set=pipeline.top_k=1" in cmd
+    assert launched["env"][ENV_NOTIFY] == NTFY
+    # the supervisor it starts reads the same URLs as the launch did: the override's, not the preset file's
+    monkeypatch.setenv(ENV_NOTIFY, launched["env"][ENV_NOTIFY])
+    child = prepare_pipeline(PipelineRequest(str(source), tmp_path / "runs", [1], pipeline_dir=pipeline_dir,
+                                             overrides=[a.removeprefix("--set=") for a in cmd if a.startswith("--set=")]))
+    assert notify_urls(child.preset.pipeline.notify) == [NTFY]
+
+
+def test_web_sessions_get_notify_urls_through_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_NOTIFY, "")  # restored after the test: _web_argv sets it for textual-serve's sessions
+    source = preset_file(tmp_path)
+    args = build_parser().parse_args(["--web", "--preset", str(source), "--set", f'pipeline.notify=["{NTFY}"]'])
+    argv = _web_argv(args, list(load_preset(str(source), args.overrides)[0].pipeline.notify))
+    assert not any(TOKEN in arg for arg in argv) and "pipeline.notify=[]" in argv
+    assert notify_urls([]) == [NTFY]
+
+
+def test_the_picker_shows_a_notify_override_masked():
+    shown = shown_override(f'pipeline.notify=["{NTFY}", "json://127.0.0.1:9/hook"]')
+    assert shown.startswith("pipeline.notify=[ntfy://") and TOKEN[3:-3] not in shown, shown
+    assert shown_override("pipeline.top_k=1") == "pipeline.top_k=1"
+
+
+def test_a_bad_goemo_notify_is_blamed_on_the_environment_variable(tmp_path, monkeypatch):
+    source = preset_file(tmp_path, 'notify = ["json://127.0.0.1:9/hook"]')
+    monkeypatch.setenv(ENV_NOTIFY, "foo://bar")
+    with pytest.raises(PresetError) as err:
+        load_preset(str(source))
+    assert str(err.value).startswith(f"environment variable {ENV_NOTIFY}: notify URL ") and "'foo://'" in str(err.value)
+    assert "pipeline.notify" not in str(err.value)
+
+
+def test_notify_timeout_has_an_upper_bound_and_a_wrong_notify_value_is_masked(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_NOTIFY, raising=False)
+    source = preset_file(tmp_path)
+    with pytest.raises(PresetError) as err:
+        load_preset(str(source), ["pipeline.notify_timeout_s=1e308"])
+    assert "pipeline.notify_timeout_s" in str(err.value) and "600" in str(err.value)
+    with pytest.raises(PresetError) as err:
+        load_preset(str(source), [f"pipeline.notify={NTFY}"])  # a string, not a list
+    assert "pipeline.notify" in str(err.value) and TOKEN[3:-3] not in str(err.value), str(err.value)
+
+
+def test_timeouts_are_rounded_in_messages():
+    assert [seconds_text(s) for s in (2.99853, 0.2, 10, 0.25)] == ["3 s", "0.2 s", "10 s", "0.2 s"]

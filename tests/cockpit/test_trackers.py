@@ -312,7 +312,7 @@ def test_a_hung_tracker_is_abandoned_and_close_keeps_its_timeout(pipeline: Path,
 
     monkeypatch.setattr(RecordingRun, "apply", hang)
     try:
-        fanout = TrackerFanout(pipeline, PID, call_timeout_s=0.3)
+        fanout = TrackerFanout(pipeline, PID, call_timeout_s=0.29876)  # shown rounded: 0.3 s
         durations = timed_on_event(fanout, pipeline, {"p1-bce": ["tensorboard"]}, (fp.BASELINE_RUN,))
         deadline = time.monotonic() + 5
         alerts: list[dict[str, Any]] = []
@@ -330,7 +330,7 @@ def test_a_hung_tracker_is_abandoned_and_close_keeps_its_timeout(pipeline: Path,
         stuck = TrackerFanout(pipeline, PID)  # the default 30 s watchdog: only close's deadline catches this one
         assert_fast(timed_on_event(stuck, pipeline, {"p1-bce": ["tensorboard"]}, (fp.BASELINE_RUN,)))
         start = time.monotonic()
-        stuck.close(timeout_s=1)
+        stuck.close(timeout_s=0.99853)  # what is left of the supervisor's budget; shown rounded: 1 s
         assert 0.9 < time.monotonic() - start < 1.5
         (alert,) = stuck.drain_alerts()
         assert alert["message"].startswith("tensorboard did not finish p1-bce within 1 s (busy with: step event)")
