@@ -110,3 +110,31 @@ def test_a_job_waiting_in_the_queue_is_not_a_stall(tmp_path: Path) -> None:
     events = read_events(PipelinePaths(sup.dir).events)
     assert not [e for e in events if e["type"] == "stall"]
     assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
+    # Why it waited, in Slurm's words, once (the views show it where they would say "starting…").
+    assert [(e["run"], e["reason"]) for e in events if e["type"] == "run_pending"] == [("p1-bce", "JobHeldUser")]
+
+
+def test_scontrol_failing_mid_run_is_no_end_and_submits_nothing_twice(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A busy or restarting controller: `scontrol show job` fails for 3 s while the job runs. Before, the
+    # supervisor took the job for failed, submitted the run again beside it and declared the pipeline failed.
+    shim_bin, state = tmp_path / "bin", tmp_path / "flaky"
+    shim_bin.mkdir()
+    state.mkdir()
+    (shim_bin / "scontrol").symlink_to(Path(__file__).with_name("flaky_scontrol"))
+    monkeypatch.setenv("REAL_SCONTROL", shutil.which("scontrol") or "scontrol")
+    monkeypatch.setenv("FLAKY_DIR", str(state))
+    monkeypatch.setenv("FLAKY_AFTER", "3")
+    monkeypatch.setenv("FLAKY_SECONDS", "3")
+    monkeypatch.setenv("PATH", f"{shim_bin}{os.pathsep}{os.environ['PATH']}")
+    sup = make(tmp_path, {"bce": "steady"}, ["bce"])
+    assert sup.run() == EXIT_OK
+    assert (state / "failed").exists(), "scontrol never failed: the shim was not used"
+    events = read_events(PipelinePaths(sup.dir).events)
+    assert len([e for e in events if e["type"] == "run_launch"]) == 1  # one job for the one attempt
+    assert not [e for e in events if e["type"] in ("restart", "run_exit") and e.get("code", 0) != 0]
+    assert not [e for e in events if e["type"] == "alert" and e["level"] != "info"]  # 3 s is no outage to report
+    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
+    run_events = read_events(sup.dir / "p1-bce" / "events.jsonl")
+    assert [e["step"] for e in run_events if e["type"] == "step"] == [1, 2, 3]  # every step once
+    assert len([e for e in run_events if e["type"] == "run_start"]) == 1
