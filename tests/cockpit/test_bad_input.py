@@ -7,6 +7,7 @@ real subprocess to prove that no traceback reaches the terminal.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,8 @@ CASES = {
     "garbage gzip": (lambda t: ["--set", f"source={data_folder(t, 'gzip')}"], "train.tsv.gz"),
     "unknown config": (lambda t: ["--configs", "bce,hinge"], "unknown config 'hinge'"),
     "bad phases": (lambda t: ["--phases", "1,7"], "--phases"),
+    "a source named goemotions": (lambda t: ["--set", 'sources=[{kind="goemotions"}, {kind="table", path="x.csv", '
+                                                      'name="goemotions"}]'], "'sources.1.name'"),
     "phase 2 alone": (lambda t: ["--phases", "2"], "--phases 2: phase 2 ranks phase 1's runs"),
     "phase 2 without 1 in the preset": (lambda t: ["--set", "pipeline.phases=[2, 3]"],
                                         "key 'pipeline.phases' = [2, 3]: phase 2 ranks phase 1's runs"),
@@ -162,6 +165,20 @@ def test_resume_with_a_broken_trainer_state_is_refused_before_anything_runs(
 def test_resume_of_a_folder_that_is_no_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(capsys, "--headless", "--resume", str(tmp_path))
     assert code == 2 and len(err) == 1 and "not a pipeline folder" in err[0], err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_a_fifo_as_a_source_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    # a subprocess with a timeout: a regression that opens the FIFO blocks forever, and must fail, not hang CI
+    fifo = tmp_path / "mine.csv"
+    os.mkfifo(fifo)
+    sources = f'sources=[{{kind="goemotions"}}, {{kind="table", path="{fifo}"}}]'
+    res = subprocess.run([sys.executable, "-m", "cockpit.cli", "--headless", "--preset", "smoke", "--runs-dir",
+                          str(tmp_path / "runs"), "--set", sources], capture_output=True, text=True, cwd=REPO,
+                         timeout=60)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and f"{fifo}: expected " in lines[0] and "FIFO" in lines[0], lines
+    assert not (tmp_path / "runs").exists()
 
 
 def test_no_traceback_reaches_the_terminal(tmp_path: Path) -> None:
