@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from cockpit.pipeline import launcher
-from cockpit.pipeline.spec import load_preset
+from cockpit.pipeline.spec import PresetError, load_preset
+from cockpit.pipeline.start import PipelineRequest, prepare_pipeline
 from cockpit.pipeline.supervisor import Supervisor
 from trainer.contract import EXIT_OK, SLURM_SCRIPT_FILE, PipelinePaths, contract_violation
 from trainer.events import read_events
@@ -82,6 +83,15 @@ def test_runs_become_batch_jobs_with_script_and_output_in_the_run_folder(tmp_pat
         assert "goemo: job" in (folder / "stderr.log").read_text()  # Slurm's own stderr, in the run folder
         assert read_events(folder / "events.jsonl")[-1]["status"] == "completed"
 
+
+
+def test_a_job_script_the_cluster_refuses_is_one_line_before_anything_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "fake.toml"
+    path.write_text(PRESET.format(stall=30, grace=60, extra='["--partition=nope"]'))
+    with pytest.raises(PresetError) as caught:
+        prepare_pipeline(PipelineRequest(str(path), tmp_path / "runs"))
+    assert str(caught.value).startswith("[slurm]: sbatch --test-only refused the job script: invalid partition")
+    assert "\n" not in str(caught.value) and not (tmp_path / "runs").exists()
 
 
 def _job_of(sup: Supervisor, run: str, timeout: float = 30) -> str:
