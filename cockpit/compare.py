@@ -25,6 +25,7 @@ from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, split_run_id
 PROG = "goemo-cockpit compare"
 SEED_KEY = "seed"  # removed at any depth of preset.toml before presets are compared
 DASH = "–"
+UNREADABLE = "unreadable"  # the status of a pipeline whose files cannot be read: never "running"
 UNBOUNDED_WIDTH = 10_000  # how wide a table printed to a file or a pipe may be
 
 
@@ -49,7 +50,7 @@ class ComparedPipeline:
     path: Path
     preset: str
     seed: str | None  # the seed(s) its preset.toml names, as text; None when it names none
-    status: str
+    status: str  # the pipeline's own status, or "unreadable" when its files cannot be read
     primary: float
     final_run: str | None
     test_f1: float | None  # macro-F1 at its primary threshold
@@ -122,7 +123,8 @@ class Comparison:
     configs: tuple[ConfigRow, ...]
     labels: tuple[LabelRow, ...]
     seed_rows: tuple[SeedRow, ...]
-    notes: tuple[str, ...]  # caveats a reader should see (thresholds that differ, pipelines still running)
+    notes: tuple[str, ...]  # caveats a reader should see (thresholds that differ, pipelines still running,
+    # unreadable files, skipped lines)
 
     @property
     def primary(self) -> float | None:
@@ -163,7 +165,8 @@ def _compared(label: str, record: PipelineRecord) -> ComparedPipeline:
     view, final = record.view, record.view.final
     seeds = seeds_in(record.preset) if record.preset is not None else ()
     return ComparedPipeline(label, record.path.name, record.path, view.preset or DASH, ", ".join(seeds) or None,
-                            view.status, view.primary, final.run if final else None,
+                            view.status if record.readable else UNREADABLE, view.primary,
+                            final.run if final else None,
                             final.test_f1_primary if final else None, final.test_tuned if final else None)
 
 
@@ -270,6 +273,11 @@ def compare_pipelines(dirs: Sequence[str | Path]) -> Comparison:
     live = [p.label for p in pipelines if p.status in ("running", "waiting")]
     if live:
         notes.append(f"{', '.join(live)} still running: numbers may change")
+    for p, record in zip(pipelines, records):
+        if record.problem is not None:
+            notes.append(f"{p.label} {UNREADABLE}: {record.problem}")
+        elif record.bad_lines:
+            notes.append(f"{p.label}: {record.bad_lines} bad line{'s' if record.bad_lines != 1 else ''} skipped")
     return Comparison(pipelines, configs, labels, seed_rows, tuple(notes))
 
 

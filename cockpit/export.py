@@ -12,15 +12,19 @@ import argparse
 import csv
 import importlib
 import io
+import json
+import math
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cockpit.pipeline.results import dev_evals, final_evals
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState, _int, _num  # one rule for numbers in events
-from cockpit.tail import replay
+from cockpit.tail import PipelineTail
+from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
 from trainer.contract import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS,
                               TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key,
@@ -43,7 +47,12 @@ class PipelineRecord:
     view: PipelineView
     run_events: Mapping[str, tuple[dict[str, Any], ...]]
     preset: Mapping[str, Any] | None
-    bad_lines: int
+    bad_lines: int  # event lines skipped because they did not parse, over every file
+    problem: str | None = None  # why the folder cannot be trusted (a file that cannot be read), in one line
+
+    @property
+    def readable(self) -> bool:
+        return self.problem is None
 
 
 @dataclass(frozen=True)
@@ -69,17 +78,50 @@ def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
     state = PipelineState()
     events: dict[str, list[dict[str, Any]]] = {}
     preset: list[Mapping[str, Any]] = []
+    seen: set[str] = set()  # sources that handed over at least one event
 
     def fold(source: str, batch: list[dict[str, Any]]) -> None:
+        seen.add(source)
         state.apply_batch(source, batch)
         if source == PRESET_SOURCE:
             preset[:] = [batch[-1]["data"]]
         elif source not in (PIPELINE_SOURCE, SUMMARY_SOURCE):
             events.setdefault(source, []).extend(batch)
 
-    tail = replay(path, fold)
+    tail = PipelineTail(path, fold)
+    problem = None
+    try:
+        tail.drain()
+    except OSError as exc:  # an events file that exists but cannot be opened or read
+        problem = f"{exc.filename or path}: cannot read it ({exc.strerror or exc}); expected a readable file"
+    problem = problem or _unreadable(path, tail, PIPELINE_SOURCE in seen, bool(preset), SUMMARY_SOURCE in seen)
     return PipelineRecord(path, state.snapshot(time.time()), {run: tuple(e) for run, e in events.items()},
-                          preset[0] if preset else None, tail.bad_lines)
+                          preset[0] if preset else None, tail.bad_lines, problem)
+
+
+def _unreadable(path: Path, tail: PipelineTail, has_events: bool, has_preset: bool,
+                has_summary: bool) -> str | None:
+    """Why a folder read without an OSError still cannot be trusted: a pipeline.jsonl with bytes but not one
+    event, or a preset.toml or summary.json that is there but does not parse (the tail skips those quietly,
+    as a live reader must); None when it is fine."""
+    paths = PipelinePaths(path)
+    reader = tail.readers.get(PIPELINE_SOURCE)
+    if not has_events and reader is not None and reader.bad_lines:
+        return (f"{paths.events}: {reader.bad_lines} bad line{'s' if reader.bad_lines != 1 else ''} and not one "
+                "event; expected one JSON event per line")
+    for present, file, parse, kind in ((has_preset, paths.preset, lambda b: tomllib.loads(b.decode()), "TOML"),
+                                       (has_summary, paths.summary, json.loads, "JSON")):
+        if present or not file.exists():
+            continue
+        try:
+            data = parse(file.read_bytes())
+        except OSError as exc:
+            return f"{file}: cannot read it ({exc.strerror or exc}); expected a readable file"
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
+            return f"{file}: not valid {kind} ({' '.join(str(exc).split())[:200]}); expected valid {kind}"
+        if not isinstance(data, dict):
+            return f"{file}: a {type(data).__name__}; expected a {kind} object"
+    return None
 
 
 
@@ -255,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("pipeline_dir", type=Path, help="a pipeline folder, e.g. runs/20261126-221500-quick")
     parser.add_argument("--to", required=True, metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
     parser.add_argument("--out", type=Path, help=f"where the table files go (default: PIPELINE_DIR/{TABLES_DIR})")
+    parser.add_argument("--tracker-timeout", type=float, metavar="SECONDS", default=None,
+                        help=f"trackers only: how long one tracker call may take before the export gives up with "
+                             f"exit 1 (default {CALL_TIMEOUT_S:g}, as live forwarding)")
     return parser
 
 
@@ -263,19 +308,25 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _replay_to_tracker(pipeline_dir: Path, tracker: str) -> int:
+def skipped(bad_lines: int) -> str:
+    """What the one output line says about lines that were skipped: nothing when none were."""
+    return f"; {bad_lines} bad line{'s' if bad_lines != 1 else ''} skipped" if bad_lines else ""
+
+
+def _replay_to_tracker(pipeline_dir: Path, tracker: str, timeout_s: float) -> int:
     try:
-        from cockpit.trackers import TrackerError, replay as replay_to_tracker
+        from cockpit.trackers import REPLAY_TAG, TrackerError, replay as replay_to_tracker
     except ImportError as exc:
         return _fail(f"--to {tracker}: tracker replay unavailable ({exc})")
     try:
-        count = replay_to_tracker(pipeline_dir, tracker)
+        report = replay_to_tracker(pipeline_dir, tracker, call_timeout_s=timeout_s)
     except ValueError as exc:
         return _fail(str(exc))
-    except TrackerError as exc:  # the tracker itself failed part-way: not the user's input, exit 1
+    except TrackerError as exc:  # the tracker itself failed or stopped answering part-way: not the input, exit 1
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{pipeline_dir}: {count} runs replayed to {tracker}")
+    print(f"{pipeline_dir}: {report.runs} runs replayed to {tracker}, tagged {REPLAY_TAG} = {report.replayed_at}"
+          f"{skipped(report.bad_lines)}")
     return EXIT_OK
 
 
@@ -294,18 +345,26 @@ def main_export(argv: list[str]) -> int:
     if fmt in TRACKERS:
         if args.out is not None:
             return _fail(f"--out applies to {' and '.join(TABLE_FORMATS)} only; {fmt} writes to its own store")
-        return _replay_to_tracker(pipeline_dir, fmt)
+        timeout_s = CALL_TIMEOUT_S if args.tracker_timeout is None else args.tracker_timeout
+        if not (math.isfinite(timeout_s) and 0 < timeout_s <= MAX_CALL_TIMEOUT_S):
+            return _fail(f"--tracker-timeout: expected seconds in (0, {MAX_CALL_TIMEOUT_S:g}], got {timeout_s:g}")
+        return _replay_to_tracker(pipeline_dir, fmt, timeout_s)
+    if args.tracker_timeout is not None:
+        return _fail(f"--tracker-timeout applies to {', '.join(TRACKERS)} only; {fmt} writes files")
     if fmt == "parquet":
         try:
             importlib.import_module("pyarrow.parquet")
         except ImportError:
             return _fail("--to parquet needs pyarrow (pip install pyarrow), or use --to csv")
     out: Path = args.out if args.out is not None else pipeline_dir / TABLES_DIR
-    tables = pipeline_tables(read_pipeline(pipeline_dir))
+    record = read_pipeline(pipeline_dir)
+    if record.problem is not None:  # empty or half tables from a folder that cannot be read would look like data
+        return _fail(record.problem)
+    tables = pipeline_tables(record)
     try:
         written = write_tables(tables, out, fmt)
     except OSError as exc:
         return _fail(f"{exc.filename or out}: cannot write there ({exc.strerror or exc}); expected a writable folder")
     counts = ", ".join(f"{path.name} ({len(table.rows)} rows)" for path, table in zip(written, tables))
-    print(f"{out}: {counts}")
+    print(f"{out}: {counts}{skipped(record.bad_lines)}")
     return EXIT_OK

@@ -131,7 +131,7 @@ class EventReader:
                 continue
             try:
                 event = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
                 self.bad_lines += 1
                 continue
             if isinstance(event, dict) and "type" in event:
@@ -142,9 +142,14 @@ class EventReader:
 
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All complete, parseable events of a file (a torn last line and garbage are skipped)."""
+    return read_events_counted(path)[0]
+
+
+def read_events_counted(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int]:
+    """``read_events`` and the number of lines it skipped (garbage, or a torn last line)."""
     reader = EventReader(Path(path))
     events = reader.read_new()
     if reader._partial.strip():
         # A last line with no newline is complete if it parses (a writer that died after the brace).
         events.extend(reader._parse([reader._partial]))
-    return events
+    return events, reader.bad_lines

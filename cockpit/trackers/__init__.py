@@ -6,8 +6,9 @@ it opens) applies them, ``TrackerFanout`` does it live for the supervisor and ``
 pipeline folder.
 """
 
+from cockpit.trackers.base import REPLAY_TAG
 from cockpit.trackers.fanout import TrackerFanout
 from cockpit.trackers.registry import installed_trackers, resolve_report_to
-from cockpit.trackers.replay import TrackerError, replay
+from cockpit.trackers.replay import ReplayReport, TrackerError, replay
 
-__all__ = ["TrackerFanout", "TrackerError", "installed_trackers", "replay", "resolve_report_to"]
+__all__ = ["REPLAY_TAG", "ReplayReport", "TrackerFanout", "TrackerError", "installed_trackers", "replay", "resolve_report_to"]

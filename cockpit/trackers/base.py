@@ -8,6 +8,14 @@ from typing import Any
 from cockpit.trackers.events_to_calls import Call, Params, Resume, Scalar, Summary, Table, Text
 from trainer.contract import PipelinePaths
 
+# How long one tracker call (open, one event's calls, flush, finish) may take before the live fan-out drops
+# the tracker for that run, or an export gives up: a tracking server that never answers must not hang either.
+CALL_TIMEOUT_S = 30.0
+MAX_CALL_TIMEOUT_S = 24 * 3600.0  # a day: past that, a "timeout" is a typo
+# The tag, param or config key that marks a tracker run written by `export --to TRACKER`, with the export's
+# time (ISO 8601, UTC) as its value: a second export is told apart from the first and from live forwarding.
+REPLAY_TAG = "goemo.replay"
+
 
 def tracker_run_name(pipeline_id: str, run: str) -> str:
     """``<pipeline-id>/<run-id>``: the name of a training run in every tracker."""
@@ -26,13 +34,23 @@ class TrackerRun:
     run's status (``completed``, ``failed`` or ``stopped``). Methods may raise; the caller drops the tracker."""
 
     tracker = ""
-    replaying = False  # set by replay: a post-hoc export (adapters send no notifications then)
+    replayed_at: str | None = None  # set by replay: a post-hoc export's time (adapters tag the run with it)
+
+    @property
+    def replaying(self) -> bool:
+        """A post-hoc export (adapters send no notifications then)."""
+        return self.replayed_at is not None
 
     def __init__(self, *, pipeline_dir: Path, pipeline_id: str, run: str) -> None:
         self.paths = PipelinePaths(Path(pipeline_dir))
         self.pipeline_id = pipeline_id
         self.run = run
         self.name = tracker_run_name(pipeline_id, run)
+
+    @classmethod
+    def import_library(cls) -> None:
+        """Import the tracker's library ahead of the first call (seconds for MLflow), so that a replay's
+        watchdog times the tracker, not the import."""
 
     @property
     def store(self) -> Path:

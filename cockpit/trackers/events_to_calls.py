@@ -100,16 +100,38 @@ def flatten_params(config: dict[str, Any], prefix: str = "") -> dict[str, ParamV
 
 
 def _number(value: Any) -> float | None:
-    """A finite float, or None for null, NaN, booleans and anything else."""
+    """A finite float, or None for null, NaN, booleans, integers too large for a float and anything else."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
     return value if math.isfinite(value) else None
 
 
+def _int64(value: Any) -> int | None:
+    """An integer every tracker can store as a step (int64), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 63):
+        return value
+    return None
+
+
+def wall_time(event: dict[str, Any]) -> float | None:
+    """The event's ``t`` when it is a plausible Unix time (finite, from 1970 to about the year 5000), else None:
+    trackers turn it into int64 milliseconds and TensorBoard into a double, and both refuse the rest."""
+    t = _number(event.get("t"))
+    return t if t is not None and 0 <= t < 1e11 else None
+
+
 def _step(event: dict[str, Any], last_step: int) -> int:
-    step = event.get("step")
-    return step if isinstance(step, int) and not isinstance(step, bool) else last_step
+    step = _int64(event.get("step"))
+    return step if step is not None else last_step
+
+
+def _dict_rows(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list of rows (per_class), or none when it is not a list."""
+    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
 
 
 def _run_start_calls(event: dict[str, Any], last_step: int) -> list[Call]:
@@ -121,11 +143,11 @@ def _run_start_calls(event: dict[str, Any], last_step: int) -> list[Call]:
             if key not in config or config[key] != event[key]:
                 nested[name] = event[key]
     calls: list[Call] = [Params(flatten_params(nested), nested, "config")]
-    resumed = event.get("resumed_from_step")
-    if isinstance(resumed, int) and not isinstance(resumed, bool):
-        calls.append(Resume(resumed, event.get("t")))
+    resumed = _int64(event.get("resumed_from_step"))
+    if resumed is not None:
+        calls.append(Resume(resumed, wall_time(event)))
         calls.append(Text("events/resume", f"resumed from the checkpoint at step {resumed}", resumed, "info",
-                          event.get("t")))
+                          wall_time(event)))
     return calls
 
 
@@ -139,7 +161,7 @@ def _data_calls(event: dict[str, Any], last_step: int) -> list[Call]:
         sizes["sources"] = [s.get("name") for s in sources if isinstance(s, dict)]
     nested = {"data": sizes}
     calls: list[Call] = [Params(flatten_params(nested), nested, "data")]
-    rows = [r for r in event.get("per_class") or () if isinstance(r, dict)]
+    rows = _dict_rows(event.get("per_class"))
     if rows:
         columns = tuple(c for c in ("label", "before", "after", "weight", "observed") if c in rows[0])
         calls.append(Table("data/per_class", columns, tuple(tuple(r.get(c) for c in columns) for r in rows),
@@ -148,7 +170,7 @@ def _data_calls(event: dict[str, Any], last_step: int) -> list[Call]:
 
 
 def _step_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    step, t = _step(event, last_step), event.get("t")
+    step, t = _step(event, last_step), wall_time(event)
     calls: list[Call] = []
     for key in STEP_SCALARS:
         value = _number(event.get(key))
@@ -169,7 +191,7 @@ def _eval_prefix(event: dict[str, Any]) -> str | None:
 
 
 def _eval_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    step, t = _step(event, last_step), event.get("t")
+    step, t = _step(event, last_step), wall_time(event)
     prefix = _eval_prefix(event)
     calls: list[Call] = []
     if prefix is not None:
@@ -189,7 +211,7 @@ def _eval_calls(event: dict[str, Any], last_step: int) -> list[Call]:
                 calls.append(Scalar(f"{prefix}/{name}", number, step, t))
     if event.get("final") and not event.get("source"):
         split = event.get("split") if event.get("split") in ("dev", "test") else "dev"
-        rows = [r for r in event.get("per_class") or () if isinstance(r, dict) and "label" in r]
+        rows = [r for r in _dict_rows(event.get("per_class")) if "label" in r]
         for row in rows:
             number = _number(row.get("f1"))
             if number is not None:
@@ -206,8 +228,8 @@ def _tuned_cv(value: Any) -> Any:
 
 def _alert_calls(event: dict[str, Any], last_step: int) -> list[Call]:
     level = event.get("level") if event.get("level") in ("info", "warn", "error") else "warn"
-    code = event.get("code") or "alert"
-    return [Text(f"alerts/{code}", f"[{level}] {event.get('message', '')}", last_step, level, event.get("t"))]
+    code = event.get("code") if isinstance(event.get("code"), str) and event.get("code") else "alert"
+    return [Text(f"alerts/{code}", f"[{level}] {event.get('message', '')}", last_step, level, wall_time(event))]
 
 
 def _run_end_calls(event: dict[str, Any], last_step: int) -> list[Call]:
@@ -218,24 +240,25 @@ def _run_end_calls(event: dict[str, Any], last_step: int) -> list[Call]:
     best = event.get("best")
     if isinstance(best, dict) and _number(best.get("value")) is not None:
         values[f"best/{best.get('metric') or 'value'}"] = float(best["value"])
-        if isinstance(best.get("step"), int):
+        if _int64(best.get("step")) is not None:
             values["best/step"] = best["step"]
     calls: list[Call] = [Summary(values)]
     if event.get("status") != "completed":
         calls.append(Text("events/run_end", f"run ended {event.get('status')}: {event.get('reason', '')}",
-                          last_step, "error" if event.get("status") == "failed" else "warn", event.get("t")))
+                          last_step, "error" if event.get("status") == "failed" else "warn", wall_time(event)))
     return calls
 
 
 def _pipeline_calls(event: dict[str, Any], last_step: int) -> list[Call]:
     """Supervisor events about one run (stall, restart, its alerts) as notes in that run."""
-    kind, t = event.get("type"), event.get("t")
+    kind, t = event.get("type"), wall_time(event)
     if kind == "stall":
         text = f"stalled: silent {event.get('silent_s')} s (attempt {event.get('attempt')}); {event.get('action', '')}"
         return [Text("events/stall", text.rstrip("; "), last_step, "warn", t)]
     if kind == "restart":
         text = f"restart {event.get('attempt')} from step {event.get('from_step')}: {event.get('reason', '')}"
-        at = event.get("from_step") if isinstance(event.get("from_step"), int) else last_step
+        at = _int64(event.get("from_step"))
+        at = at if at is not None else last_step
         return [Text("events/restart", text.rstrip(": "), at, "warn", t)]
     if kind == "alert" and event.get("code") != "tracker":  # our own failures are the supervisor's to show
         return _alert_calls(event, last_step)
@@ -251,22 +274,30 @@ def calls_for_event(event: dict[str, Any], last_step: int = 0, *, from_pipeline:
     ``from_pipeline``: a supervisor event about this run rather than one of the trainer's."""
     if from_pipeline:
         return _pipeline_calls(event, last_step)
-    translate = TRAINER_TRANSLATIONS.get(event.get("type", ""))
+    kind = event.get("type")
+    translate = TRAINER_TRANSLATIONS.get(kind) if isinstance(kind, str) else None
     return translate(event, last_step) if translate else []
 
 
 class RunTranslator:
-    """Translates one run's events in order, remembering the last step for events that carry none."""
+    """Translates one run's events in order, remembering the last step for events that carry none. An event
+    whose shape the translation cannot use (valid JSON, wrong types) is skipped and counted in ``bad_events``,
+    as readers skip and count lines that do not parse: one odd line must not end a tracker run part-way."""
 
     def __init__(self) -> None:
         self.last_step = 0
+        self.bad_events = 0
 
     def translate(self, event: dict[str, Any], *, from_pipeline: bool = False) -> list[Call]:
-        calls = calls_for_event(event, self.last_step, from_pipeline=from_pipeline)
+        try:
+            calls = calls_for_event(event, self.last_step, from_pipeline=from_pipeline)
+        except Exception:  # noqa: BLE001 - the translation is pure: any error is this event's shape
+            self.bad_events += 1
+            return []
         if not from_pipeline:
             kind = event.get("type")
             if kind == "step":
                 self.last_step = _step(event, self.last_step)
-            elif kind == "run_start" and isinstance(event.get("resumed_from_step"), int):
+            elif kind == "run_start" and _int64(event.get("resumed_from_step")) is not None:
                 self.last_step = event["resumed_from_step"]
         return calls

@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from cockpit.trackers.base import CALL_TIMEOUT_S
 from cockpit.trackers.registry import installed_trackers, make_tracker_run, resolve_lenient
 from cockpit.trackers.session import TrackerSession
 from trainer.contract import PIPELINE_SOURCE
@@ -143,7 +144,7 @@ class TrackerFanout:
     is dropped for that run."""
 
     def __init__(self, pipeline_dir: Path, pipeline_id: str, queue_size: int = 10_000,
-                 call_timeout_s: float = 30.0) -> None:
+                 call_timeout_s: float = CALL_TIMEOUT_S) -> None:
         self.pipeline_dir = Path(pipeline_dir)
         self.pipeline_id = pipeline_id
         self.queue_size = max(1, int(queue_size))

@@ -17,7 +17,7 @@ import time
 from itertools import zip_longest
 from typing import Any
 
-from cockpit.trackers.base import TrackerRun
+from cockpit.trackers.base import REPLAY_TAG, TrackerRun
 from cockpit.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
 
 DB_FILE = "mlflow.db"
@@ -48,6 +48,10 @@ def _millis(wall_time: float | None) -> int:
 class MlflowRun(TrackerRun):
     tracker = "mlflow"
 
+    @classmethod
+    def import_library(cls) -> None:
+        import mlflow.tracking  # noqa: F401
+
     def open(self, *, continue_existing: bool, wall_time: float | None) -> None:
         from mlflow.tracking import MlflowClient
 
@@ -76,16 +80,20 @@ class MlflowRun(TrackerRun):
                     client.restore_experiment(experiment_id)
             found = []
             if continue_existing:
-                found = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.runName` = "
-                                           f"'{self.name}'", max_results=1,
+                query = f"tags.`mlflow.runName` = '{self.name}'"
+                if self.replayed_at:  # a restart within a replay continues this export's run, not an older one
+                    query += f" and tags.`{REPLAY_TAG}` = '{self.replayed_at}'"
+                found = client.search_runs([experiment_id], filter_string=query, max_results=1,
                                            order_by=["attributes.start_time DESC"])
             if found:
                 self.run_id = found[0].info.run_id
                 self._logged = dict(found[0].data.params)
                 client.update_run(self.run_id, status="RUNNING")
             else:
-                run = client.create_run(experiment_id, start_time=_millis(wall_time), run_name=self.name,
-                                        tags={"goemo.pipeline": self.pipeline_id, "goemo.run": self.run})
+                tags = {"goemo.pipeline": self.pipeline_id, "goemo.run": self.run}
+                if self.replayed_at:
+                    tags[REPLAY_TAG] = self.replayed_at
+                run = client.create_run(experiment_id, start_time=_millis(wall_time), run_name=self.name, tags=tags)
                 self.run_id = run.info.run_id
                 self._logged = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from cockpit.trackers.base import TrackerRun
-from cockpit.trackers.events_to_calls import RunTranslator
+from cockpit.trackers.events_to_calls import RunTranslator, wall_time
 
 
 class TrackerSession:
@@ -25,7 +25,7 @@ class TrackerSession:
         self._last_t: float | None = None
 
     def feed(self, event: dict[str, Any], *, from_pipeline: bool = False) -> None:
-        t = event.get("t") if isinstance(event.get("t"), (int, float)) else None
+        t = wall_time(event)
         self._last_t = t if t is not None else self._last_t
         if from_pipeline and not self.is_open:
             return  # a note about a run that has ended (run_done, run_failed) or not started in the tracker
@@ -37,6 +37,11 @@ class TrackerSession:
             self.tracker_run.apply(call)
         if not from_pipeline and event.get("type") == "run_end" and self.is_open:
             self.finish(str(event.get("status") or "completed"), t)
+
+    @property
+    def bad_events(self) -> int:
+        """Events skipped because their shape could not be translated."""
+        return self.translator.bad_events
 
     def flush(self) -> None:
         if self.is_open:

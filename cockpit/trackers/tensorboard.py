@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from cockpit.trackers.base import TrackerRun, markdown_table
+from cockpit.trackers.base import REPLAY_TAG, TrackerRun, markdown_table
 from cockpit.trackers.events_to_calls import Params, Resume, Scalar, Summary, Table, Text
 
 
@@ -43,6 +43,10 @@ class TensorBoardRun(TrackerRun):
 
     tracker = "tensorboard"
 
+    @classmethod
+    def import_library(cls) -> None:
+        import_tensorboardx()
+
     def open(self, *, continue_existing: bool, wall_time: float | None) -> None:
         SummaryWriter = import_tensorboardx().SummaryWriter
         from tensorboardX.proto import event_pb2, summary_pb2
@@ -59,6 +63,8 @@ class TensorBoardRun(TrackerRun):
         self._hparams_written = False
         if not continue_existing:  # a replay: voids what an earlier export or live forwarding wrote here
             self._session_start(0, wall_time)
+        if self.replayed_at and not continue_existing:
+            self._text(REPLAY_TAG, self.replayed_at, 0, wall_time)
 
     def _session_start(self, step: int, wall_time: float | None) -> None:
         """TensorBoard drops every point it has read at this step or later when it meets a session START."""

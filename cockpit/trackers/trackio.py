@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.trackers.base import StepRows, TrackerRun
+from cockpit.trackers.base import REPLAY_TAG, StepRows, TrackerRun
 from cockpit.trackers.events_to_calls import Params, Scalar, Table, Text
 from trainer.contract import PHASE_NAMES, split_run_id
 
@@ -59,6 +59,10 @@ def _phase_group(run: str) -> str | None:
 class TrackioRun(TrackerRun):
     tracker = "trackio"
 
+    @classmethod
+    def import_library(cls) -> None:
+        import trackio  # noqa: F401
+
     def open(self, *, continue_existing: bool, wall_time: float | None) -> None:
         import trackio
 
@@ -70,6 +74,8 @@ class TrackioRun(TrackerRun):
             kwargs = {"project": self.pipeline_id, "name": self.name, "group": _phase_group(self.run),
                       "resume": "allow" if continue_existing else "never", "embed": False,
                       "auto_log_cpu": False, "auto_log_gpu": False}
+            if self.replayed_at:
+                kwargs["config"] = {REPLAY_TAG: self.replayed_at}
             self.trackio_run = trackio.init(**_supported(trackio.init, kwargs))
             if folder is not None:
                 _open_runs[folder] = _open_runs.get(folder, 0) + 1

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from cockpit.trackers.base import StepRows, TrackerRun
+from cockpit.trackers.base import REPLAY_TAG, StepRows, TrackerRun
 from cockpit.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
 from trainer.contract import PHASE_NAMES, split_run_id
 
@@ -54,6 +54,10 @@ def run_key(name: str) -> str:
 class WandbRun(TrackerRun):
     tracker = "wandb"
 
+    @classmethod
+    def import_library(cls) -> None:
+        import wandb  # noqa: F401
+
     def open(self, *, continue_existing: bool, wall_time: float | None) -> None:
         import wandb
 
@@ -70,10 +74,13 @@ class WandbRun(TrackerRun):
             "dir": root, "reinit": "create_new", "settings": settings}
         if "WANDB_MODE" not in os.environ:
             kwargs["mode"] = "online" if logged_in() else "offline"
-        if continue_existing:
-            kwargs.update(id=run_key(self.name), resume="allow")
+        if self.replayed_at:
+            kwargs.update(tags=["replay"], config={REPLAY_TAG: self.replayed_at})
+        replay_id = getattr(self, "_replay_id", None)
+        if continue_existing:  # a replay's restart continues that replay's run
+            kwargs.update(id=replay_id or run_key(self.name), resume="allow")
         else:  # a replay is a new run: a run of the same id may already exist online
-            kwargs["id"] = run_key(f"{self.name}-{secrets.token_hex(3)}")
+            kwargs["id"] = self._replay_id = run_key(f"{self.name}-{secrets.token_hex(3)}")
         self.wandb_run = wandb.init(**kwargs)
         self.wandb_run.define_metric(STEP_KEY)
         self.wandb_run.define_metric("*", step_metric=STEP_KEY)

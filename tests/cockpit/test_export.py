@@ -214,17 +214,19 @@ def test_tracker_names_go_to_cockpit_trackers_replay(finished_pipeline: Path, mo
 
     import cockpit.trackers
 
-    def replay(pipeline_dir: Path, to: str) -> int:
+    def replay(pipeline_dir: Path, to: str, *, call_timeout_s: float) -> cockpit.trackers.ReplayReport:
         calls.append((Path(pipeline_dir), to))
+        assert call_timeout_s == 30
         if to == "wandb":
             raise ValueError("wandb: not installed (pip install wandb)")
         if to == "trackio":
             raise cockpit.trackers.TrackerError("trackio: run p1-bce: database is locked")
-        return 5
+        return cockpit.trackers.ReplayReport(to, 5, 0, "2026-11-27T09:00:00+00:00")
 
     monkeypatch.setattr(cockpit.trackers, "replay", replay)
     assert main_export([str(finished_pipeline), "--to", "tensorboard"]) == 0
-    assert capsys.readouterr().out.strip() == f"{finished_pipeline}: 5 runs replayed to tensorboard"
+    assert capsys.readouterr().out.strip() == (f"{finished_pipeline}: 5 runs replayed to tensorboard, tagged "
+                                               "goemo.replay = 2026-11-27T09:00:00+00:00")
     assert main_export([str(finished_pipeline), "--to", "wandb"]) == 2
     assert one_error_line(capsys) == "goemo-cockpit export: error: wandb: not installed (pip install wandb)"
     # A tracker that fails part-way is no input error: exit 1, one line.

@@ -245,7 +245,7 @@ def test_live_forwarding_matches_replay_buffers_data_and_continues_restarts(
     close_cleanly(fanout, timeout_s=10)
     live = dict(fake_trackers)
     fake_trackers.clear()
-    assert replay(pipeline, "tensorboard") == 5
+    assert replay(pipeline, "tensorboard").runs == 5
     assert sorted(live) == sorted(LIVE_RUNS)  # p1-bce and p3-asl said "none"
     for run in LIVE_RUNS:
         opened, *calls, finished = live[run]
@@ -401,9 +401,9 @@ def texts_of(pipeline: Path, run: str, tag: str) -> str:
 
 def test_tensorboard_replay_reads_back_with_event_accumulator(pipeline: Path) -> None:
     needs_tensorboard()
-    assert replay(pipeline, "tensorboard") == 5
+    assert replay(pipeline, "tensorboard").runs == 5
     check_tensorboard(pipeline, ("p1-bce",) + LIVE_RUNS)
-    assert replay(pipeline, "tensorboard") == 5  # a second export replaces the first (session START at step 0)
+    assert replay(pipeline, "tensorboard").runs == 5  # a second export replaces the first (session START at step 0)
     check_tensorboard(pipeline, ("p1-asl",))
 
 
@@ -483,7 +483,7 @@ def check_mlflow(pipeline: Path, store: Path, runs: tuple[str, ...], tmp_path: P
 
 
 def test_mlflow_replay_reads_back_with_mlflow_client(pipeline: Path, mlflow_store: Path, tmp_path: Path) -> None:
-    assert replay(pipeline, "mlflow") == 5
+    assert replay(pipeline, "mlflow").runs == 5
     check_mlflow(pipeline, mlflow_store, ("p1-bce", "p1-asl", "p1-combined_07", "p3-asl", "p4-final"), tmp_path)
 
 
@@ -524,7 +524,7 @@ def check_trackio(pipeline: Path, runs: tuple[str, ...]) -> None:
 
 
 def test_trackio_replay_reads_back_from_its_database(pipeline: Path, trackio_env: None) -> None:
-    assert replay(pipeline, "trackio") == 5
+    assert replay(pipeline, "trackio").runs == 5
     check_trackio(pipeline, ("p1-bce", "p1-asl", "p1-combined_07", "p3-asl", "p4-final"))
 
 
@@ -620,7 +620,7 @@ def check_wandb(pipeline: Path, runs: tuple[str, ...]) -> None:
 
 
 def test_wandb_replay_reads_back_from_the_offline_run(pipeline: Path, wandb_offline: None) -> None:
-    assert replay(pipeline, "wandb") == 5
+    assert replay(pipeline, "wandb").runs == 5
     check_wandb(pipeline, ("p1-bce", "p1-asl", "p1-combined_07", "p3-asl", "p4-final"))
 
 
