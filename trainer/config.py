@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from trainer.contract import TRACKERS
+from trainer.input_files import int_limit_message
 from trainer.loss_names import loss_params_problem
 
 
@@ -211,6 +212,9 @@ def parse_override(item: str, source: str = "--set") -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except (ValueError, RecursionError) as exc:  # tomllib lets these through bare: a traceback otherwise
+        raise ConfigError(f"{source} {key}: {int_limit_message(exc) or 'a value nested too deeply to read'} "
+                          f"(expected key=value)") from None
     return key, value
 
 
@@ -280,6 +284,9 @@ def read_toml_text(path: str | Path) -> tuple[str, dict[str, Any]]:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # tomllib lets these through bare: a traceback otherwise
+        raise ConfigError(f"{path}: {int_limit_message(exc) or 'values nested too deeply to read'} "
+                          f"(expected a TOML file)") from None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

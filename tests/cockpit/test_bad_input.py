@@ -72,6 +72,11 @@ CASES = {
     "garbage gzip": (lambda t: ["--set", f"source={data_folder(t, 'gzip')}"], "train.tsv.gz"),
     "unknown config": (lambda t: ["--configs", "bce,hinge"], "unknown config 'hinge'"),
     "bad phases": (lambda t: ["--phases", "1,7"], "--phases"),
+    "5000-digit integer in a preset": (lambda t: ["--preset", bad_preset(t, "x = " + "7" * 5000 + "\n")],
+                                       "a number with more than"),
+    "5000-digit integer in --set": (lambda t: ["--set", "epochs=" + "7" * 5000], "--set epochs: a number with more"),
+    "preset nested too deeply": (lambda t: ["--preset", bad_preset(t, "x = " + "[" * 50_000 + "]" * 50_000)],
+                                 "nested too deeply"),
     "a source named goemotions": (lambda t: ["--set", 'sources=[{kind="goemotions"}, {kind="table", path="x.csv", '
                                                       'name="goemotions"}]'], "'sources.1.name'"),
     "phase 2 alone": (lambda t: ["--phases", "2"], "--phases 2: phase 2 ranks phase 1's runs"),
