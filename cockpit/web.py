@@ -1,8 +1,9 @@
 """goemo-cockpit --web: the same Textual app in a browser, served by textual-serve.
 
 textual-serve runs one cockpit process per browser tab (a shell command, with Textual's web driver set in
-its environment) and relays its screen over a websocket. It has no authentication, so this module listens
-on loopback unless told otherwise, and prints the `ssh -L` line that reaches it from a laptop.
+its environment) and relays its screen over a websocket. It has no authentication of its own: this module
+adds cockpit.web_guard's token, Host, Origin and session-cap checks to its application, listens on loopback
+unless told otherwise, and prints the URL with the token and the `ssh -L` line that reaches it from a laptop.
 textual-serve is imported only in `run_web`: cockpit.cli imports this module and must stay free of it.
 """
 
@@ -34,8 +35,9 @@ LOOPBACK_NAMES = ("localhost",)
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 SESSION_EXIT_GRACE_S = 5.0  # after the server stops, for each session's cockpit to quit
-NO_AUTH = ("textual-serve has NO authentication: anyone who can reach the port controls the cockpit "
-           "(stops runs, starts pipelines)")
+TOKEN_NOTE = ("only a browser given the printed URL's token gets in (the token is new for each server: "
+              "anyone holding the URL controls the cockpit, so share it with no one)")
+DEFAULT_MAX_SESSIONS = 4  # each browser tab is a cockpit process (about 55 MB)
 # The folder that holds the cockpit and trainer packages; sessions import the same code as the server.
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,17 +52,35 @@ def _port(text: str) -> int:
     return port
 
 
+def _host(text: str) -> str:
+    """An address as typed, less the brackets a URL puts around IPv6 ([::1] is ::1)."""
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
+
+
+def _sessions(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of sessions") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count}: at least one session")
+    return count
+
+
 def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --web, --host, --port and --allow-remote to a goemo-cockpit parser."""
     group = parser.add_argument_group(
-        "browser (--web)", f"{NO_AUTH}; so it listens on loopback only and you reach it through `ssh -L`.")
+        "browser (--web)", f"{TOKEN_NOTE}; it listens on loopback only and you reach it through `ssh -L`.")
     group.add_argument("--web", action="store_true",
                        help="serve the cockpit in a browser through textual-serve instead of this terminal")
-    group.add_argument("--host", default="127.0.0.1",
+    group.add_argument("--host", type=_host, default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1, loopback); another needs --allow-remote")
     group.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
     group.add_argument("--allow-remote", action="store_true",
-                       help=f"listen on a non-loopback --host; {NO_AUTH}, so only on a network you trust")
+                       help="listen on a non-loopback --host; the page is plain http (the token crosses the network "
+                            "unencrypted), so only on a network you trust")
+    group.add_argument("--max-sessions", type=_sessions, default=DEFAULT_MAX_SESSIONS,
+                       help=f"browser tabs served at once, each a cockpit process (default {DEFAULT_MAX_SESSIONS})")
 
 
 def is_loopback(host: str) -> bool:
@@ -80,8 +100,9 @@ def web_problem(args: argparse.Namespace) -> str | None:
     """One line when --host is not a loopback address and --allow-remote is not given, else None."""
     if is_loopback(args.host) or args.allow_remote:
         return None
-    return (f"--host {args.host}: not a loopback address, and {NO_AUTH}; "
-            f"use an ssh tunnel (the default --host 127.0.0.1), or add --allow-remote on a network you trust")
+    return (f"--host {args.host}: not a loopback address, and the page is plain http (its token would cross the "
+            f"network unencrypted); use an ssh tunnel (the default --host 127.0.0.1), "
+            f"or add --allow-remote on a network you trust")
 
 
 def session_command(app_argv: list[str]) -> str:
@@ -198,8 +219,18 @@ def run_web(args: argparse.Namespace, app_argv: list[str]) -> int:
         return _error("--web needs textual-serve: pip install 'textual-serve>=1.1'")
     if problem := port_problem(args.host, args.port):
         return _error(problem)
+    from cockpit.web_guard import WebGuard
+
+    url = public_url(args.host, args.port)
+    guard = WebGuard(args.host, args.port, public_url=url, max_sessions=args.max_sessions)
 
     class CockpitServer(Server):
+        async def _make_app(self) -> web.Application:
+            """textual-serve's application behind the guard (its middleware list is open until startup)."""
+            app = await super()._make_app()
+            app.middlewares.append(guard.middleware)
+            return app
+
         def initialize_logging(self) -> None:
             """textual-serve's log, less aiohttp's line per request (a page load is five of them)."""
             super().initialize_logging()
@@ -209,11 +240,12 @@ def run_web(args: argparse.Namespace, app_argv: list[str]) -> int:
             """No logo (the URL and the tunnel are printed before serving); end the sessions at cleanup."""
             app.on_cleanup.append(end_sessions)
 
-    url = public_url(args.host, args.port)
     server = CockpitServer(session_command(app_argv), host=args.host, port=args.port, title=PROG, public_url=url)
     _session_environment()
-    print(f"{PROG}: serving in a browser at {url}  ({NO_AUTH})")
-    print(f"  from a laptop: {tunnel_line(args.host, args.port)}   then open {url} there"
+    # The token is printed to the owner's terminal only (as Jupyter does): never on argv, in a file or a log.
+    print(f"{PROG}: serving in a browser at {guard.url(url)}")
+    print(f"  {TOKEN_NOTE}; at most {args.max_sessions} tabs at once")
+    print(f"  from a laptop: {tunnel_line(args.host, args.port)}   then open that URL there"
           if is_loopback(args.host) else f"  or through a tunnel: {tunnel_line(args.host, args.port)}")
     print("  Ctrl+C stops the server and its browser sessions", flush=True)
     try:

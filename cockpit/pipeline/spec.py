@@ -393,3 +393,20 @@ def phase1_plan(preset: Preset, selected: list[str] | None = None) -> list[Plann
         raise PresetError(f"unknown config {unknown[0]!r} (preset {preset.name} has: "
                           f"{', '.join(c.name for c in preset.configs)})")
     return [PlannedRun(run_id(1, n), 1, n) for n in names]
+
+
+# Settings whose values become shell lines or pick what runs them: a browser session (--web) may not set
+# them; they come from the preset file, which only the owner writes.
+SHELL_SETTINGS = ("pipeline.launcher", "slurm.setup", "slurm.python", "slurm.extra")
+
+
+def shell_setting(item: str) -> str | None:
+    """The shell-running setting a ``key=value`` override would set (also through a parent table such as
+    ``slurm={...}``), or None."""
+    key = item.split("=", 1)[0].strip().strip(".")
+    top = key.split(".", 1)[0]
+    key = key if top in Preset.model_fields else f"defaults.{key}"
+    for setting in SHELL_SETTINGS:
+        if key == setting or setting.startswith(key + ".") or key.startswith(setting + "."):
+            return setting
+    return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -85,10 +86,16 @@ def wait_group_gone(pgid: int, timeout: float) -> bool:
     return True
 
 
+def printed_url(log: Path) -> str | None:
+    """The URL with the token that the server printed, once it has."""
+    match = re.search(r"serving in a browser at (http://\S+/\?token=[\w-]+)", log.read_text(errors="replace"))
+    return match.group(1) if match else None
+
+
 @contextmanager
 def web_server(cwd: Path, app_argv: list[str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the server on a free port, wait until it listens; yields (url, process). Whatever happens, the
-    whole process group (server and session cockpits) is gone afterwards."""
+    """Start the server on a free port, wait until it listens; yields (the printed URL with its token,
+    process). Whatever happens, the whole process group (server and session cockpits) is gone afterwards."""
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cockpit_web("--port", str(port), *app_argv), cwd=cwd, env=server_env(),
@@ -99,12 +106,16 @@ def web_server(cwd: Path, app_argv: list[str], log: Path) -> Iterator[tuple[str,
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
+                if printed_url(log):
+                    break
+                raise OSError("no URL printed yet")
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the web server did not listen on {port} (exit {proc.poll()}):\n{log.read_text()}")
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", proc
+        url = printed_url(log)
+        assert url and url.startswith(f"http://127.0.0.1:{port}/?token="), log.read_text()
+        yield url, proc
     finally:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -165,23 +176,27 @@ def test_the_cockpit_draws_in_a_browser_and_ctrl_c_ends_every_session(
     log = tmp_path / "server.log"
     before, after = tmp_path / "splash.png", tmp_path / "cockpit-web.png"
 
-    with web_server(cwd, ["--attach", attach], log) as (url, server), sync_playwright() as pw:
+    with web_server(cwd, ["--attach", attach], log) as (page_url, server), sync_playwright() as pw:
+        url = page_url.split("/?", 1)[0]
         browser = pw.chromium.launch_persistent_context(
             tmp_path / "chromium-profile", executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+        requested: list[str] = []
         try:
-            # Only the server: the page also asks fonts.googleapis.com, which this network cannot reach.
+            # The page asks nothing outside the server (it used to ask fonts.googleapis.com): every request
+            # is recorded, and any other is aborted, since this network could not answer it anyway.
+            browser.on("request", lambda request: requested.append(request.url))
             browser.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
                           else route.abort())
 
             splash = browser.new_page()
             splash.route_web_socket("**/ws", lambda ws: None)  # a session that never answers: the splash
-            splash.goto(url + "/")
+            splash.goto(page_url)
             splash.screenshot(path=before)
             splash.close()
             splash_image = Image.open(before).convert("RGB")
 
             page = browser.new_page()  # as users get it: xterm.js on a canvas
-            page.goto(url + "/")
+            page.goto(page_url)
             page.wait_for_selector("body.-first-byte", timeout=DRAW_TIMEOUT_S * 1000)
             deadline = time.monotonic() + DRAW_TIMEOUT_S
             while True:  # the cockpit draws over several frames; wait until it shows text and colours
@@ -210,7 +225,7 @@ def test_the_cockpit_draws_in_a_browser_and_ctrl_c_ends_every_session(
                 route.fulfill(response=response, body=body)
 
             text_page.route("**/static/js/textual.js", dom_renderer)
-            text_page.goto(url + "/")
+            text_page.goto(url + "/")  # no token in the URL: the cookie set by the first load lets it in
             if patched and patched[0]:
                 rows = text_page.locator(".xterm-rows")
                 script = "([id, run]) => { const r = document.querySelector('.xterm-rows'); " \
@@ -234,8 +249,11 @@ def test_the_cockpit_draws_in_a_browser_and_ctrl_c_ends_every_session(
             text_page.wait_for_selector("body.-closed", timeout=5000)  # the tab says "Session ended"
         finally:
             browser.close()
+    ws_url = "ws" + url[len("http"):]
+    outside = [r for r in requested if not (r.startswith(url + "/") or r.startswith(ws_url + "/"))]
+    assert requested and not outside, f"the page asked outside the server: {outside}"
     printed = log.read_text()
-    assert url in printed and f"ssh -L {url.rsplit(':', 1)[1]}:127.0.0.1:" in printed, printed
+    assert page_url in printed and f"ssh -L {url.rsplit(':', 1)[1]}:127.0.0.1:" in printed, printed
     assert "Traceback" not in printed, printed
 
 
@@ -247,7 +265,7 @@ def test_a_remote_host_without_allow_remote_is_one_line_and_exit_2(finished_pipe
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "0.0.0.0" in lines[0] and "--allow-remote" in lines[0], result.stderr
-    assert "NO authentication" in lines[0]
+    assert "unencrypted" in lines[0]
 
 
 @pytest.mark.e2e
@@ -267,7 +285,7 @@ def test_a_busy_port_is_one_line_and_exit_2(finished_pipeline: Path) -> None:
 
 @pytest.mark.parametrize("host, allow_remote, refused", [
     ("127.0.0.1", False, False), ("127.8.9.10", False, False), ("::1", False, False),
-    ("localhost", False, False), ("::ffff:127.0.0.1", False, False),
+    ("localhost", False, False), ("::ffff:127.0.0.1", False, False), ("[::1]", False, False),
     ("0.0.0.0", False, True), ("::", False, True), ("192.168.1.20", False, True), ("gpu-node-3", False, True),
     ("0.0.0.0", True, False),
 ])
@@ -289,8 +307,9 @@ def test_defaults_and_the_warning_in_the_help() -> None:
     parser = argparse.ArgumentParser()
     add_web_arguments(parser)
     args = parser.parse_args([])
-    assert (args.web, args.host, args.port, args.allow_remote) == (False, "127.0.0.1", 8000, False)
-    assert "NO authentication" in " ".join(parser.format_help().split())
+    assert (args.web, args.host, args.port, args.allow_remote, args.max_sessions) == (False, "127.0.0.1", 8000,
+                                                                                      False, 4)
+    assert "token" in " ".join(parser.format_help().split())
 
 
 def test_the_session_command_is_this_python_running_the_cockpit_cli_with_quoted_paths() -> None:
