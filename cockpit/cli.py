@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from cockpit.pipeline.spec import PresetError, list_presets, load_preset
+from cockpit.pipeline.spec import PresetError, list_presets, load_preset, shell_setting
 from cockpit.pipeline.start import (BAD_INPUT_ERRORS, PipelineRequest, materialise, parse_configs, parse_phases,
                                     prepare_pipeline, start_detached)
 from cockpit.web import add_web_arguments, web_problem
@@ -142,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = web_problem(args)
         if problem:
             return _bad_input(PresetError(problem))
+        if shell := next((item for item in args.overrides if shell_setting(item)), None):
+            return _bad_input(PresetError(f"--set {shell.split('=', 1)[0].strip()}: runs shell commands, so under "
+                                          f"--web it comes from the preset file only"))
         if args.resume is not None:  # resumed once, here: every browser tab then attaches to it
             try:
                 args.attach = start_detached(_request(args))

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, SelectionL
 from textual.widgets.option_list import Option
 
 from cockpit.pipeline.notify import shown_override
-from cockpit.pipeline.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset
+from cockpit.pipeline.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset, shell_setting
 from cockpit.pipeline.start import BAD_INPUT_ERRORS
 
 TRAIN_ROWS = 43410
@@ -218,10 +218,17 @@ class PhasePickerScreen(Screen[None]):
 
     def action_override(self) -> None:
         def entered(item: str | None) -> None:
-            if item:
+            if item and (setting := self._browser_refuses(item)):
+                self.notify(f"{setting} runs shell commands: in a browser session it comes from the preset "
+                            f"file only", title="override refused", severity="error", timeout=10)
+            elif item:
                 self._load(self.preset_name, overrides=[*self.overrides, item])
 
         self.app.push_screen(OverrideScreen(), entered)
+
+    def _browser_refuses(self, item: str) -> str | None:
+        """The shell-running setting an override sets, when this cockpit is a browser session (--web)."""
+        return shell_setting(item) if self.app.is_web else None
 
     def action_clear_overrides(self) -> None:
         self._load(self.preset_name, overrides=[])
@@ -230,6 +237,10 @@ class PhasePickerScreen(Screen[None]):
         from cockpit.pipeline.start import PipelineRequest, start_detached
 
         configs = self.selected_configs()
+        if refused := next(filter(None, map(self._browser_refuses, self.overrides)), None):
+            self.notify(f"{refused} runs shell commands: in a browser session it comes from the preset file only",
+                        title="cannot launch", severity="error", timeout=10)
+            return
         if not self.phases or (1 in self.phases and not configs):
             self.notify("select at least one phase (and one config for phase 1)", severity="warning")
             return
