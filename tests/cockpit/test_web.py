@@ -322,3 +322,20 @@ def test_the_web_options_are_split_from_what_each_session_runs() -> None:
                                      "--set", "lr=1e-4"])
     assert (args.web, args.host, args.port, args.allow_remote) == (True, "::1", 8123, False)
     assert app_argv == ["--attach", "runs/x", "--set", "lr=1e-4"]
+
+
+def test_an_ipv6_host_in_brackets_is_the_address_and_can_be_listened_on() -> None:
+    import argparse
+
+    from cockpit.web import port_problem
+
+    parser = argparse.ArgumentParser()
+    add_web_arguments(parser)
+    args = parser.parse_args(["--web", "--host", "[::1]"])
+    assert args.host == "::1" and web_problem(args) is None
+    if socket.has_ipv6:
+        try:
+            socket.socket(socket.AF_INET6).close()
+        except OSError:
+            pytest.skip("no IPv6 on this machine")
+        assert port_problem(args.host, free_port()) is None  # it "could not resolve" [::1]
