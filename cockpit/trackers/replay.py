@@ -130,7 +130,8 @@ class _ReplayJob:
                 tracker_run.replayed_at = self.replayed_at
                 session = TrackerSession(tracker_run, continue_existing=False)
                 for from_pipeline, event in events:
-                    self._timed(f"{event.get('type')} event", session.feed, event, from_pipeline=from_pipeline)
+                    what = f"{event.get('type')} event" if session.is_open else "opening the run"
+                    self._timed(what, session.feed, event, from_pipeline=from_pipeline)
                 self._timed("finish", session.finish, "stopped")  # a last attempt that ended without run_end
             except _Abandoned:
                 raise

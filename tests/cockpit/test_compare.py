@@ -18,7 +18,7 @@ from cockpit.screens.compare import CompareScreen
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.screens.help import binding_rows
 from textual.widgets import DataTable, Static
-from trainer.contract import EVENTS_FILE, FINAL_RUN, SUMMARY_FILE
+from trainer.contract import EVENTS_FILE, FINAL_RUN, PIPELINE_FILE, PRESET_FILE, SUMMARY_FILE
 
 A, B, C = "20261126-221500-quick", "20261127-090000-quick", "20261128-090000-quick"
 OTHER_PRESET = "\n[phase1]\nmax_train_samples = 500\n"
@@ -149,6 +149,26 @@ def test_a_live_pipeline_is_compared_with_what_it_has(three, runs_dir: Path) -> 
     assert comparison.notes == ("#2 still running: numbers may change",)
     assert all(row.test_f1[1] is None and row.deltas[1] is None for row in comparison.labels)
     assert next(r for r in comparison.configs if (r.phase, r.config) == (4, "final")).dev_f1[1] is None
+
+
+@pytest.mark.parametrize("name", [PIPELINE_FILE, PRESET_FILE])
+def test_a_pipeline_whose_files_cannot_be_read_is_unreadable_not_running(three, runs_dir: Path, name: str,
+                                                                         capsys) -> None:
+    live = fp.write_fake_pipeline(runs_dir, pipeline_id="20261129-090000-quick", finished=False)
+    (live / name).write_bytes(b"\x00\x9f not what was written\n" * 2)
+    comparison = compare_pipelines([three[0], live])
+    assert comparison.pipelines[1].status == "unreadable"
+    (note,) = comparison.notes
+    assert note.startswith(f"#2 unreadable: {live / name}: ") and "expected" in note
+    assert main_compare([str(three[0]), str(live), "--headless"]) == 0
+    out = capsys.readouterr().out
+    assert "unreadable" in out and "still running" not in out
+
+
+def test_skipped_lines_are_counted_in_a_note(three) -> None:
+    with open(three[1] / "p1-bce" / EVENTS_FILE, "ab") as fh:
+        fh.write(b"{torn\n[]\n")
+    assert compare_pipelines(three).notes == ("#2: 2 bad lines skipped",)
 
 
 def test_headless_prints_every_table(three, capsys) -> None:

@@ -209,6 +209,59 @@ def test_parquet_without_pyarrow_says_so(finished_pipeline: Path, monkeypatch, c
     assert not (finished_pipeline / TABLES_DIR).exists()
 
 
+def damage(folder: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make one file of a pipeline folder unreadable; returns the file's name, which the error line must give."""
+    if case == "garbage pipeline.jsonl":
+        (folder / PIPELINE_FILE).write_bytes(b"\x00\x9f binary junk\n" * 3)
+        return PIPELINE_FILE
+    if case == "pipeline.jsonl that cannot be opened":
+        from trainer.events import EventReader
+
+        read_new = EventReader.read_new
+
+        def refuse(self: EventReader, max_bytes: int | None = None) -> list[dict]:
+            if self.path.name == PIPELINE_FILE:
+                raise PermissionError(13, "Permission denied", str(self.path))
+            return read_new(self, max_bytes)
+
+        monkeypatch.setattr(EventReader, "read_new", refuse)
+        return PIPELINE_FILE
+    (folder / "preset.toml").write_text("[pipeline\nname = 'quick'\n")
+    return "preset.toml"
+
+
+@pytest.mark.parametrize("case", ["garbage pipeline.jsonl", "pipeline.jsonl that cannot be opened",
+                                  "preset.toml that does not parse"])
+def test_an_unreadable_pipeline_file_is_one_line_and_exit_2_not_empty_tables(
+        live_pipeline: Path, case: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    name = damage(live_pipeline, case, monkeypatch)
+    assert main_export([str(live_pipeline), "--to", "csv"]) == 2
+    line = one_error_line(capsys)
+    assert f"{live_pipeline / name}: " in line and "expected" in line, line
+    if case.startswith("garbage"):
+        assert line.endswith(f"{PIPELINE_FILE}: 3 bad lines and not one event; expected one JSON event per line")
+    assert not (live_pipeline / TABLES_DIR).exists()
+    assert read_pipeline(live_pipeline).problem == line.removeprefix("goemo-cockpit export: error: ")
+
+
+def test_bad_lines_are_skipped_and_counted_in_the_one_line(finished_pipeline: Path, tmp_path: Path, capsys) -> None:
+    with open(finished_pipeline / PIPELINE_FILE, "ab") as fh:
+        fh.write(b"{not json\n")
+    with open(finished_pipeline / "p1-bce" / EVENTS_FILE, "ab") as fh:
+        fh.write(b"[1, 2]\n\xff\xfe\n")
+    assert main_export([str(finished_pipeline), "--to", "csv", "--out", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{tmp_path / 't'}: leaderboard.csv (5 rows)") and out.endswith("; 3 bad lines skipped")
+
+
+def test_tracker_timeout_is_checked_and_for_trackers_only(finished_pipeline: Path, capsys) -> None:
+    for value in ("0", "-1", "nan", "inf", "1e9"):
+        assert main_export([str(finished_pipeline), "--to", "mlflow", "--tracker-timeout", value]) == 2
+        assert "--tracker-timeout: expected seconds in (0, 86400]" in one_error_line(capsys)
+    assert main_export([str(finished_pipeline), "--to", "csv", "--tracker-timeout", "5"]) == 2
+    assert "--tracker-timeout applies to tensorboard, mlflow, trackio, wandb only" in one_error_line(capsys)
+
+
 def test_tracker_names_go_to_cockpit_trackers_replay(finished_pipeline: Path, monkeypatch, capsys) -> None:
     calls = []
 
