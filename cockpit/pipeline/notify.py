@@ -303,8 +303,8 @@ def _notify_type(apprise: Any, level: str) -> Any:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """How one send ended: ``sent``, ``refused`` (nothing arrived: safe to send again) or ``timed_out`` (it
-    may have arrived: never sent again)."""
+    """How one send ended: ``sent``; ``refused`` (nothing arrived: safe to send again); ``timed_out`` (it
+    may have arrived: never sent again); ``late`` (past the watchdog, already alerted, then failed)."""
 
     status: str
     why: str = ""
@@ -332,6 +332,7 @@ class _UrlSender:
         self._pending: deque[_Outgoing] = deque()
         self._dropped = 0
         self._refused = False  # the head was refused: wait for a new message before sending again
+        self._in_flight: _Outgoing | None = None  # never dropped for the backlog's bound while it is out
         self._stopping = False
         self._cond = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="goemo-notify-send", daemon=True)
@@ -341,7 +342,7 @@ class _UrlSender:
         with self._cond:
             self._pending.append(_Outgoing(message))
             while len(self._pending) > BACKLOG:
-                self._pending.popleft()
+                del self._pending[1 if self._pending[0] is self._in_flight else 0]
                 self._dropped += 1
             self._refused = False  # a new message: try the kept ones again, oldest first
             self._cond.notify()
@@ -360,17 +361,20 @@ class _UrlSender:
                 if not self._pending or self._refused:
                     left = len(self._pending)
                     break
-                head, dropped = self._pending[0], self._dropped
+                head = self._in_flight = self._pending[0]
+                dropped = self._dropped
             outcome = self._send(head, dropped)
             with self._cond:
+                self._in_flight = None
                 if outcome.status == "refused":
                     self._refused = True
                     for outgoing in self._pending:
                         outgoing.delayed = True
                     kept = len(self._pending)
                 else:
-                    self._pending.popleft()
-                    self._dropped = 0 if outcome.status == "sent" else self._dropped
+                    self._pending.popleft()  # the head: put() never drops the message in flight
+                    if outcome.status == "sent":
+                        self._dropped -= min(dropped, self._dropped)  # those the body just reported
             title = head.message.title
             if outcome.status == "refused":
                 older = f" ({dropped} older dropped)" if dropped else ""
@@ -413,7 +417,7 @@ class _UrlSender:
             self.alert(f"notification {message.title!r} to {self.shown}: no answer within "
                        f"{seconds_text(self.timeout_s)}; not sent again (it may have arrived), and later ones wait for it")
             worker.join()
-            return _Outcome("sent") if outcome.get("ok") else _Outcome("gone")
+            return _Outcome("sent") if outcome.get("ok") else _Outcome("late")
         if outcome.get("ok"):
             return _Outcome("sent")
         if time.monotonic() - started >= TIMED_OUT_SLACK * self._socket_timeout():

@@ -291,6 +291,26 @@ def test_a_send_past_the_watchdog_is_waited_for_never_sent_twice(monkeypatch, tm
     assert notifier.drain_alerts() == []
 
 
+def test_the_backlog_bound_never_drops_the_message_in_flight(monkeypatch, tmp_path):
+    service = StuckService()
+    bodies: list[str] = []
+    notify_once = service.notify
+    monkeypatch.setattr(service, "notify", lambda body, title, notify_type: bodies.append(body) or
+                        notify_once(body, title, notify_type))
+    monkeypatch.setattr(notify, "_instantiate", lambda apprise, url: service)
+    notifier = Notifier(["json://127.0.0.1:9/hook"], ["stall"], tmp_path, 0.2, timeout_s=0.2, host=HOST)
+    notifier.on_event(PIPELINE_SOURCE, stall("p1-0"))
+    wait_for(notifier.drain_alerts, "the watchdog's alert", timeout=5)
+    for n in range(1, notify.BACKLOG + 6):  # more than the backlog holds, while p1-0 is still out
+        notifier.on_event(PIPELINE_SOURCE, stall(f"p1-{n}"))
+    time.sleep(0.3)
+    service.release.set()
+    notifier.close(5)
+    kept = [f"goemo p1-{n} stalled" for n in range(7, notify.BACKLOG + 6)]
+    assert service.sent == ["goemo p1-0 stalled", *kept]
+    assert "(6 older notification(s) dropped)" in bodies[1] and "dropped" not in bodies[2]
+
+
 def test_a_dead_url_delays_only_itself_and_the_healthy_one_gets_every_message_once(hook, pipeline):
     notify_on = [*DEFAULT_NOTIFY_ON, "run_done"]
     alone = Notifier([hook.url], notify_on, pipeline, 0.2, host=HOST)
