@@ -11,4 +11,5 @@ from cockpit.trackers.fanout import TrackerFanout
 from cockpit.trackers.registry import installed_trackers, resolve_report_to
 from cockpit.trackers.replay import ReplayReport, TrackerError, replay
 
-__all__ = ["REPLAY_TAG", "ReplayReport", "TrackerFanout", "TrackerError", "installed_trackers", "replay", "resolve_report_to"]
+__all__ = ["REPLAY_TAG", "ReplayReport", "TrackerFanout", "TrackerError", "installed_trackers", "replay",
+           "resolve_report_to"]
