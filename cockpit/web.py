@@ -268,16 +268,12 @@ def split_web_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cockpit.web [--host H] [--port N] [--allow-remote] <goemo-cockpit arguments>`."""
-    parser = argparse.ArgumentParser(prog="python -m cockpit.web", allow_abbrev=False,
-                                     description="goemo-cockpit in a browser; other arguments go to the cockpit")
-    add_web_arguments(parser)
-    parser.parse_known_args(argv)  # --help, and a bad --port, exit here
-    args, app_argv = split_web_argv(sys.argv[1:] if argv is None else argv)
-    from cockpit.cli import build_parser
+    """`python -m cockpit.web <goemo-cockpit arguments>`: the same as `goemo-cockpit --web ...`, through the
+    one command line (its checks: shell settings, notify URLs kept off the sessions' argv)."""
+    from cockpit.cli import main as cockpit_main
 
-    build_parser().parse_args(app_argv)  # a wrong cockpit argument fails here, not in every browser tab
-    return run_web(args, app_argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    return cockpit_main(args if "--web" in args else ["--web", *args])
 
 
 if __name__ == "__main__":

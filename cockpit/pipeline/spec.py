@@ -114,7 +114,7 @@ class PipelineSettings(BaseModel):
     notify: list[str] = Field(default_factory=list, description="apprise URLs (plus $GOEMO_NOTIFY), e.g. ntfy://topic; "
                                                                "never saved in the pipeline folder")
     notify_from: str | None = Field(None, description="a TOML file whose [pipeline] notify URLs are added at each "
-                                                      "start and --resume; a pipeline folder's preset.toml names its "
+                                                      "start and --resume; a pipeline folder's saved preset names its "
                                                       "preset here instead of saving the URLs")
     notify_on: list[Literal["stall", "failed", "nonfinite_abort", "pipeline_end", "run_done", "phase_end", "alert"]] = (
         Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON), description="which events send a notification"))
