@@ -97,7 +97,9 @@ def _main(args: argparse.Namespace, lock: RunLock) -> int:
 
     try:
         config = resolve_config(args)
-        if is_first_process():  # held until the trainer ends: a second trainer on this folder exits here
+        # Held until the trainer ends: a second trainer on a folder in use exits here, naming the holder. A
+        # folder that does not exist yet is locked only once the input has passed (bad input creates nothing).
+        if is_first_process() and args.out.exists():
             lock.acquire()
         FaultPlan.from_env()
         if not args.resume and (args.out / EVENTS_FILE).exists():
@@ -113,6 +115,8 @@ def _main(args: argparse.Namespace, lock: RunLock) -> int:
             if args.export_from:
                 raise ConfigError("--export-from and --ensemble-from: choose one (a single run, or several averaged)")
             check_members(config, args.ensemble_from)
+        if is_first_process():
+            lock.acquire()
         _quiet_libraries()
         from trainer.loop import prepare, run_training
 

@@ -44,6 +44,8 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
+        if self._fd is not None:  # already held by this process
+            return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
