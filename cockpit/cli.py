@@ -114,6 +114,13 @@ def _web_argv(args: argparse.Namespace, notify: list[str] | None = None) -> list
     return argv
 
 
+def _compare_tui(comparison) -> None:
+    """`goemo-cockpit compare` without --headless: the comparison screen."""
+    from cockpit.screens.compare import CompareApp
+
+    CompareApp(comparison).run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The commands with arguments of their own parse them themselves.
@@ -124,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "compare":
         from cockpit.compare import main_compare
 
-        return main_compare(argv[1:])
+        return main_compare(argv[1:], open_tui=_compare_tui)
     args = build_parser().parse_args(argv)
     if args.command == "presets":
         for name, description in list_presets():

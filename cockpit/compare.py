@@ -16,7 +16,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from cockpit.export import PipelineFolderError, PipelineRecord, label_evals, read_pipeline
 from cockpit.views import TUNED_CV_LABEL, f1_at
@@ -397,17 +397,18 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def main_compare(argv: list[str]) -> int:
-    """`goemo-cockpit compare DIR [DIR ...] [--headless]`: 0 when shown, 2 on bad input (one line)."""
+def main_compare(argv: list[str], open_tui: Callable[[Comparison], None] | None = None) -> int:
+    """`goemo-cockpit compare DIR [DIR ...] [--headless]`: 0 when shown, 2 on bad input (one line).
+
+    ``open_tui`` shows the comparison in the TUI (cockpit.cli passes it: this module stays below the screens);
+    without it, or with --headless, the tables are printed."""
     try:
         args = build_parser().parse_args(argv)
         comparison = compare_pipelines(args.pipeline_dirs)
     except (_BadInput, CompareError) as exc:
         return _fail(str(exc))
-    if args.headless:
+    if args.headless or open_tui is None:
         print_comparison(comparison)
-        return EXIT_OK
-    from cockpit.screens.compare import CompareApp
-
-    CompareApp(comparison).run()
+    else:
+        open_tui(comparison)
     return EXIT_OK

@@ -257,24 +257,3 @@ def run_web(args: argparse.Namespace, app_argv: list[str]) -> int:
             raise
         return _error(_bind_problem(args.host, args.port, exc))  # lost a race for the port after the check
     return EXIT_OK
-
-
-def split_web_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """(the web options, the other arguments): the latter are what each browser session runs, without
-    --web (a session given --web would try to serve again)."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    add_web_arguments(parser)
-    return parser.parse_known_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m cockpit.web <goemo-cockpit arguments>`: the same as `goemo-cockpit --web ...`, through the
-    one command line (its checks: shell settings, notify URLs kept off the sessions' argv)."""
-    from cockpit.cli import main as cockpit_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    return cockpit_main(args if "--web" in args else ["--web", *args])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,14 +16,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Protocol
 
 from cockpit.pipeline.slots import Slot
 from trainer.contract import RunPaths
-
-if TYPE_CHECKING:
-    from cockpit.pipeline.spec import Preset
-
 
 class LaunchError(RuntimeError):
     """A run could not be launched (sbatch refused the job): one line; the pipeline ends as failed."""
@@ -193,14 +189,3 @@ class LocalLauncher:
         # A local trainer cannot be re-attached as a child of a new supervisor (no Popen, no exit
         # code): the supervisor ends it (it checkpoints) and starts it again instead.
         return None
-
-
-def make_launcher(preset: "Preset", pipeline: str,
-                  on_alert: Callable[[str, str, str], None] | None = None) -> Launcher:
-    """The launcher a preset asks for (``[pipeline] launcher``); one factory for the CLI and the tests.
-    ``on_alert(level, code, message)`` hears what the launcher has to say (Slurm not answering)."""
-    if preset.pipeline.launcher == "slurm":
-        from cockpit.pipeline.slurm import SlurmLauncher
-
-        return SlurmLauncher(preset.slurm, pipeline, on_alert)
-    return LocalLauncher()

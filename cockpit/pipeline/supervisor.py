@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cockpit.pipeline import control
-from cockpit.pipeline.launcher import LaunchError, Launcher, make_launcher, process_start_time
+from cockpit.pipeline.launcher import LaunchError, Launcher, process_start_time
+from cockpit.pipeline.launchers import make_launcher
 from cockpit.pipeline.lock import PipelineLock
 from cockpit.pipeline.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher

@@ -29,7 +29,7 @@ from typing import Iterator
 import pytest
 
 import fake_pipeline as fp
-from cockpit.web import add_web_arguments, session_command, split_web_argv, web_problem
+from cockpit.web import add_web_arguments, session_command, web_problem
 from tests.conftest import REPO
 from trainer.contract import SUMMARY_FILE
 
@@ -315,13 +315,6 @@ def test_defaults_and_the_warning_in_the_help() -> None:
 def test_the_session_command_is_this_python_running_the_cockpit_cli_with_quoted_paths() -> None:
     command = session_command(["--attach", "my runs/it's here"])
     assert shlex.split(command) == ["exec", sys.executable, "-m", "cockpit.cli", "--attach", "my runs/it's here"]
-
-
-def test_the_web_options_are_split_from_what_each_session_runs() -> None:
-    args, app_argv = split_web_argv(["--web", "--attach", "runs/x", "--port=8123", "--host", "::1",
-                                     "--set", "lr=1e-4"])
-    assert (args.web, args.host, args.port, args.allow_remote) == (True, "::1", 8123, False)
-    assert app_argv == ["--attach", "runs/x", "--set", "lr=1e-4"]
 
 
 def test_an_ipv6_host_in_brackets_is_the_address_and_can_be_listened_on() -> None:

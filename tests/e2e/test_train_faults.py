@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import TINY, run_train, train_env
 from trainer import loop
+from trainer import run as run_module
 from trainer.checkpoints import validate_latest
 from trainer.config import RunConfig
 from trainer.contract import (CHECKPOINTS_DIR, EVENTS_FILE, LATEST, RUN_CONFIG_FILE, TRAINER_STATE_FILE,
@@ -140,9 +141,9 @@ def test_an_error_during_setup_ends_the_run_in_events(tmp_path, monkeypatch, cap
         raise error
 
     monkeypatch.setattr(loop.TrainingRun, "setup", setup)
-    monkeypatch.setattr(loop, "_install_signal_handlers", lambda run: None)  # leave pytest's handlers alone
+    monkeypatch.setattr(run_module, "_install_signal_handlers", lambda run: None)  # leave pytest's handlers alone
     prepared = loop.Prepared(RunConfig(model="tiny-deberta"), {}, [], ModelSource("m", None, "m", "head"), None)
-    assert loop.run_training(prepared, tmp_path, resume=True) == 1
+    assert run_module.run_training(prepared, tmp_path, resume=True) == 1
     events = read_events(tmp_path / EVENTS_FILE)
     assert [e["type"] for e in events] == ["activity", "alert", "run_end"]
     assert events[1]["code"] == code and events[2]["status"] == "failed" and str(error) in events[2]["reason"]
