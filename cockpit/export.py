@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cockpit.pipeline.results import dev_evals, final_evals
-from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState, _int, _num  # one rule for numbers in events
+from cockpit.records.values import integer as _int, number as _num  # one rule for numbers in events
+from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.tail import PipelineTail
 from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, ClassVar
 
-from cockpit.pipeline.results import eval_source
+from cockpit.records import eval_source
 from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
                            ranking_label, train_rows_text)

@@ -14,12 +14,11 @@ pipeline_start, then preset.toml, then the contract's default). What ranks runs 
 at that threshold, or the cross-fitted tuned score) comes from summary.json, then preset.toml, and picks
 each run's best dev eval as the trainer picks its best checkpoint. Eval events that name a data
 `source` score that source's own dev split only: they fill the sources table, never a run's series,
-best score or leaderboard row (`cockpit.pipeline.results.is_run_eval` is the rule).
+best score or leaderboard row (`cockpit.records.is_run_eval` is the rule).
 """
 
 from __future__ import annotations
 
-import math
 import socket
 from collections import deque
 from dataclasses import replace
@@ -29,7 +28,9 @@ from cockpit.views import (
     SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, HostDevices, LeaderRow,
     OversampleRow, PipelineView, RunView, Series, SourceRow, StallAlert,
 )
-from cockpit.pipeline.results import eval_source
+from cockpit.records import EvalRecord, decode_eval, eval_source, rank_key, rank_place
+from cockpit.records.values import integer as _int, number as _num, scores as _scores, text as _str
+from cockpit.records.values import threshold as _threshold
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import (
     BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, FINAL_MODES, GRAD_ALERT_CODES, GRAD_BADGE_STEPS,
@@ -53,29 +54,6 @@ TRAINER_IGNORED = frozenset({
     "activity",  # the watchdog's deadline; progress shows through step events
     "checkpoint",  # where weights went; restarts report their step through the supervisor
 })
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None (null, NaN, strings, booleans)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _int(value: Any) -> int | None:
-    """An integer from an int or an integral float, or None."""
-    number = _num(value)
-    return int(number) if number is not None and number == int(number) else None
-
-
-def _str(value: Any, default: str = "") -> str:
-    return value if isinstance(value, str) else default
-
-
-def _threshold(value: Any) -> float | None:
-    """A usable decision threshold (strictly between 0 and 1), or None."""
-    number = _num(value)
-    return number if number is not None and 0.0 < number < 1.0 else None
 
 
 def _config_value(config: Any, key: str) -> Any:
@@ -104,28 +82,10 @@ def run_total_steps(config: Any, train_size_after: int | None, world_size: int =
     return total_steps(None, epochs, per_epoch)
 
 
-def _scores(value: Any) -> dict[str, float]:
-    """An eval's ``{threshold string: score}`` object, finite numbers only."""
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): v for k, v in ((k, _num(v)) for k, v in value.items()) if v is not None}
-
-
-def _eval_record(event: dict[str, Any]) -> dict[str, Any]:
-    """What an eval event says, independent of which threshold is primary."""
-    tuned = event.get("tuned")
-    return {"step": _int(event.get("step")) or 0, "split": _str(event.get("split"), "dev"),
-            "macro": _scores(event.get("f1_macro")), "micro": _scores(event.get("f1_micro")),
-            "tuned": _num(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
-            "tuned_cv": _num(event.get("tuned_cv")), "final": event.get("final") is True}
-
-
-def _eval_result(record: dict[str, Any], primary: float) -> EvalResult:
-    key = threshold_key(primary)
-    return EvalResult(step=record["step"], split=record["split"], f1_primary=record["macro"].get(key),
-                      f1_05=record["macro"].get(threshold_key(SECONDARY_THRESHOLD)),
-                      micro_primary=record["micro"].get(key), tuned=record["tuned"],
-                      tuned_cv=record.get("tuned_cv"), final=record["final"])
+def _eval_result(record: EvalRecord, primary: float) -> EvalResult:
+    return EvalResult(step=record.step, split=record.split, f1_primary=record.f1(primary),
+                      f1_05=record.f1(SECONDARY_THRESHOLD), micro_primary=record.micro_f1(primary),
+                      tuned=record.tuned, tuned_cv=record.tuned_cv, final=record.final)
 
 
 def _select_by(value: Any) -> str | None:
@@ -133,19 +93,10 @@ def _select_by(value: Any) -> str | None:
     return value if isinstance(value, str) and value in SELECT_BY else None
 
 
-def selection_score(f1_primary: float | None, tuned_cv: float | None, select_by: str) -> tuple[bool, float, float]:
-    """How a dev score ranks under select_by, higher is better: the chosen score, then the other one as the
-    trainer's tie-break. A score without the chosen number (an older trainer's eval has no tuned_cv) ranks
-    below every score with it, so the view still shows something rather than nothing."""
-    value, tie = (tuned_cv, f1_primary) if select_by == "tuned_cv" else (f1_primary, tuned_cv)
-    return value is not None, value if value is not None else 0.0, tie if tie is not None else float("-inf")
-
-
-def _rank_key(row: LeaderRow, select_by: str) -> tuple[bool, float, float]:
-    """A leaderboard row's place under select_by, lower first, as the supervisor sorts summary.json
-    (`cockpit.pipeline.results.leaderboard`): rows with the ranking score first, higher first, then macro-F1."""
-    value = row.tuned_cv if select_by == "tuned_cv" else row.f1_primary
-    return value is None, -(value or 0.0), -(row.f1_primary or 0.0)
+def _rank_key(row: LeaderRow, select_by: str) -> tuple[float, float, float]:
+    """A leaderboard row's place under select_by, lower first, by the records' one ranking rule (as the
+    supervisor sorts summary.json)."""
+    return rank_place(select_by, row.f1_primary, row.tuned_cv)
 
 
 def merge_ranked(ranked: Sequence[LeaderRow], live: Sequence[LeaderRow], select_by: str) -> list[LeaderRow]:
@@ -228,7 +179,7 @@ class RunState:
         self.lr_series, self.grad_series = Series(), Series()
         self.grad_alert: tuple[str, int] | None = None  # (vanishing|exploding, step of the trainer's alert)
         self.per_class: tuple[ClassScore, ...] = ()
-        self.evals: list[dict[str, Any]] = []  # eval records, refolded when the primary threshold changes
+        self.evals: list[EvalRecord] = []  # refolded when the primary threshold or select_by changes
         self.best_dev: EvalResult | None = None
         self.test: EvalResult | None = None
         self.last_eval: EvalResult | None = None
@@ -262,7 +213,7 @@ class RunState:
             return HealthBadge("nonfinite", f"{skipped} non-finite skipped")
         return HealthBadge("healthy", "healthy")
 
-    def add_eval(self, record: dict[str, Any], primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
+    def add_eval(self, record: EvalRecord, primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
         result = _eval_result(record, primary)
         self.last_eval = result
         if result.split == "test":
@@ -273,8 +224,8 @@ class RunState:
         if not result.final:  # the export re-scores the best weights at the best step: not a new point
             self.dev_f1.add(result.step, result.f1_primary)
         # Strictly better only, as the trainer keeps its best checkpoint: on a tie the earlier eval stays.
-        if self.best_dev is None or selection_score(result.f1_primary, result.tuned_cv, select_by) > \
-                selection_score(self.best_dev.f1_primary, self.best_dev.tuned_cv, select_by):
+        if self.best_dev is None or rank_key(select_by, result.f1_primary, result.tuned_cv) > \
+                rank_key(select_by, self.best_dev.f1_primary, self.best_dev.tuned_cv):
             self.best_dev = result
 
     def refold_evals(self, primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
@@ -536,7 +487,7 @@ class PipelineState:
         if resumed is not None:
             for series in (run.loss_raw, run.loss_smooth, run.dev_f1, run.lr_series, run.grad_series):
                 series.truncate_after(resumed)
-            run.evals = [r for r in run.evals if r["step"] <= resumed or r["final"]]
+            run.evals = [r for r in run.evals if r.step <= resumed or r.final]
             run.rate_window.clear()
 
     def _run_data(self, run: RunState, e: dict[str, Any], t: float) -> None:
@@ -579,10 +530,10 @@ class PipelineState:
             if latest is None or t >= latest[0]:
                 self._source_evals[source] = (t, run.run, _scores(e["f1_macro"]))
             return
-        record = _eval_record(e)
+        record = decode_eval(e)
         run.evals.append(record)
         run.add_eval(record, self.primary, self.select_by)
-        if record["split"] != "test":
+        if record.split != "test":
             run.per_class = tuple(
                 ClassScore(str(c["label"]), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
                            _int(c.get("support"))) for c in _unique_labels(e["per_class"]))

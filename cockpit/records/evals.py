@@ -1,0 +1,66 @@
+"""An ``eval`` event, decoded once: `EvalRecord`, and which evals are a run's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cockpit.records.values import integer, number, scores, text
+from trainer.contract import threshold_key
+
+
+def eval_source(event: dict[str, Any]) -> str | None:
+    """The extra data source an eval event scored on that source's own dev split, or None for the run's own
+    evaluation (events of older trainers carry no ``source``)."""
+    source = event.get("source")
+    return str(source) if source else None
+
+
+def is_run_eval(event: dict[str, Any]) -> bool:
+    """An eval of the run itself. A per-source eval scores only that source's observed labels, so it is never
+    a point on the run's curves, a candidate for its best score, nor a number of the leaderboard or report."""
+    return event.get("type") == "eval" and eval_source(event) is None
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """What one eval event says, whichever threshold is primary."""
+
+    step: int
+    split: str
+    """"dev" or "test"."""
+    final: bool
+    """The final export's evaluation of the best weights (not a point of the training curve)."""
+    source: str | None = None
+    """The extra data source scored on its own dev split; None for the run's own evaluation."""
+    epoch: float | None = None
+    macro: dict[str, float] = field(default_factory=dict)
+    """Macro-F1 by threshold string ("0.2")."""
+    micro: dict[str, float] = field(default_factory=dict)
+    tuned: float | None = None
+    """Macro-F1 with per-label thresholds tuned on this split."""
+    tuned_cv: float | None = None
+    """Macro-F1 with thresholds cross-fitted on two halves of dev: an estimate that did not see its rows."""
+
+    def f1(self, at: float) -> float | None:
+        """Macro-F1 at a threshold."""
+        return self.macro.get(threshold_key(at))
+
+    def micro_f1(self, at: float) -> float | None:
+        """Micro-F1 at a threshold."""
+        return self.micro.get(threshold_key(at))
+
+    @property
+    def is_periodic_dev(self) -> bool:
+        """A dev evaluation during training: a candidate for the run's best score."""
+        return self.split == "dev" and not self.final and self.source is None
+
+
+def decode_eval(event: dict[str, Any]) -> EvalRecord:
+    """An eval event as a record; values of the wrong kind read as missing."""
+    tuned = event.get("tuned")
+    return EvalRecord(step=integer(event.get("step")) or 0, split=text(event.get("split"), "dev"),
+                      final=event.get("final") is True, source=eval_source(event), epoch=number(event.get("epoch")),
+                      macro=scores(event.get("f1_macro")), micro=scores(event.get("f1_micro")),
+                      tuned=number(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
+                      tuned_cv=number(event.get("tuned_cv")))
