@@ -7,9 +7,11 @@ from enum import Enum
 
 from trainer.contract import EXIT_BAD_INPUT, EXIT_OK
 
-# The shell could not run the trainer at all (126: not executable, 127: not found, e.g. a wrong
+# The shell could not run the trainer at all (not executable, or not found, e.g. a wrong
 # ``[slurm] python``): the same command fails the same way, so a restart would only repeat it.
-EXIT_NOT_RUNNABLE = (126, 127)
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+EXIT_NOT_RUNNABLE = (EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND)
 
 
 class Outcome(Enum):

@@ -2,15 +2,14 @@
 turns what the scheduler reports (exits, stalls) and what the control channel asks into decisions.
 
 Its parts: the scheduler (slots, queue, processes), the restart policy (what an exit means), the
-results publisher (leaderboard, summary.json, final/, report). It never imports torch: it launches
-``goemo-train`` processes and reads their files.
+reaper (acts on exits and stalls, ``reaping.py``), the results publisher (leaderboard, summary.json,
+final/, report). It never imports torch: it launches ``goemo-train`` processes and reads their files.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -22,15 +21,16 @@ from cockpit.pipeline.launchers import make_launcher
 from cockpit.pipeline.lock import PipelineLock
 from cockpit.pipeline.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
-from cockpit.pipeline.restarts import Outcome, RestartPolicy
+from cockpit.pipeline.reaping import RunReaper
+from cockpit.pipeline.restarts import RestartPolicy
 from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, Scheduler
 from cockpit.pipeline.slots import Slot, plan_slots
 from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
-from cockpit.pipeline.watchdog import StallWatchdog, write_stall_forensics
+from cockpit.pipeline.watchdog import StallWatchdog
 from trainer.config import config_to_toml
-from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FINAL_PHASE,
-                              FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, RunPaths, checkpoint_step, run_id, split_run_id,
-                              write_atomic)
+from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
+                              EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, run_id,
+                              split_run_id, write_atomic)
 from trainer.events import EventReader, EventWriter, read_events
 
 # Re-exported for callers that place runs (the CLI, the picker, tests).
@@ -38,43 +38,11 @@ __all__ = ["Supervisor", "Slot", "plan_slots", "RunRecord", "PipelineIOError"]
 
 
 class PipelineIOError(RuntimeError):
-    """The disk filled up or failed under the supervisor: one line, runs ended, exit 1."""
+    """The disk filled up or failed under the supervisor: one line, runs ended, exit 1 (EXIT_FAILED)."""
 
 
 class PipelineLaunchError(RuntimeError):
-    """A run could not be launched (sbatch refused its job): one line, the other runs ended, exit 1."""
-
-
-# A run that exits 2 (EXIT_BAD_INPUT) printed why as its last line on stderr: read that much of the file's end.
-STDERR_TAIL_BYTES = 64 * 1024
-_ERROR_PREFIX = re.compile(r"^[\w.-]+: error: ")  # argparse's "goemo-train: error: ", shown once as "bad input: "
-
-
-def last_stderr_line(stderr: Path) -> str | None:
-    """The last non-empty line of a run's stderr file (at most 500 characters), or None."""
-    try:
-        with open(stderr, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - STDERR_TAIL_BYTES))
-            tail = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    line = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), None)
-    return line[:500] if line else None
-
-
-def _exit_reason(run: RunPaths, code: int) -> str:
-    """Why a run exited that said nothing in its events: for bad input, the one line it printed."""
-    line = last_stderr_line(run.stderr) if code == EXIT_BAD_INPUT else None
-    return f"bad input: {_ERROR_PREFIX.sub('', line)}" if line else _describe_exit(code)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return {1: "failed", 2: "bad input", 126: "the trainer could not be executed (exit 126)",
-            127: "the trainer's command was not found (exit 127; check [slurm] python and setup)",
-            130: "interrupted", 143: "terminated"}.get(code, f"exit code {code}")
+    """A run could not be launched (sbatch refused its job): one line, the other runs ended, exit 1 (EXIT_FAILED)."""
 
 
 class Supervisor:
@@ -105,8 +73,8 @@ class Supervisor:
         self.launcher: Launcher = make_launcher(preset, pipeline_dir.name, on_alert=self.alert)
         self.scheduler = Scheduler(slots if slots is not None else plan_slots(preset), self._launch,
                                    self.on_event, self.settings.term_grace_s)
+        self.reaper = RunReaper(self.paths, self.scheduler, self.policy, self.emit, self.alert, self._write_summary)
         self.interrupted: str | None = None
-        self.aborted = False
         self.current_phase: int | None = None
         self.log: EventWriter | None = None
         self._history: list[dict[str, Any]] = []  # pipeline.jsonl as it was when run() started (resume)
@@ -123,7 +91,6 @@ class Supervisor:
     @property
     def slots(self) -> list[Slot]:
         return self.scheduler.slots
-
     # -- events -------------------------------------------------------------------------------
     def on_event(self, source: str, event: dict[str, Any]) -> None:
         self.view_sink(source, event)
@@ -178,7 +145,7 @@ class Supervisor:
         self.publisher.restore_interrupted_final()
         self._write_summary("running")
         for phase in self.phases:
-            if self.interrupted or self.aborted:
+            if self.interrupted or self.reaper.aborted:
                 break
             self.current_phase = phase
             self.phase_table[phase]()
@@ -221,7 +188,7 @@ class Supervisor:
     def _outcome(self) -> tuple[int, str]:
         if self.interrupted:
             return EXIT_INTERRUPTED, "interrupted"
-        if self.aborted:
+        if self.reaper.aborted:
             return EXIT_ABORTED, "aborted"
         if any(r.status in ("failed", "stopped") for r in self.records.values()):
             return EXIT_FAILED, "failed"
@@ -408,10 +375,10 @@ class Supervisor:
     # -- scheduling ---------------------------------------------------------------------------
     def _execute(self, queue: list[RunRecord]) -> None:
         self.scheduler.submit(self._adopt_alive(queue))
-        while self.scheduler.busy and not self.aborted:
+        while self.scheduler.busy and not self.reaper.aborted:
             self._obey_control()
             if self.interrupted:
-                self._apply_all(self.scheduler.end_all("pipeline"))
+                self.reaper.apply_all(self.scheduler.end_all("pipeline"))
                 self.scheduler.queue.clear()
                 return
             self.scheduler.fill_slots()
@@ -422,8 +389,8 @@ class Supervisor:
                                                 self.settings.startup_grace_s)  # it starts up again
             self._report_pending()
             for active in stalled:
-                exited.append(self._handle_stall(active))
-            self._apply_all(exited)
+                exited.append(self.reaper.end_stalled(active))
+            self.reaper.apply_all(exited)
             self._outlet_alerts()
             self.on_tick(self)
             time.sleep(self.poll_s)
@@ -438,65 +405,6 @@ class Supervisor:
                 self.emit("run_pending", run=run, attempt=active.record.attempts, reason=reason)
             self._pending_said[run] = reason
 
-    def _apply_all(self, exits: list[Exited]) -> None:
-        """Apply collected exits one by one; an abort on the way ends the others, which are applied too."""
-        pending = list(exits)
-        while pending:
-            exit_ = pending.pop(0)
-            if self.scheduler.active.get(exit_.active.record.run_id) is not exit_.active:
-                continue  # already applied (ended by an abort above)
-            abort = self._apply_exit(exit_)
-            if abort:
-                self.aborted = True
-                ended = self.scheduler.end_all("pipeline")
-                pending = ended  # the same runs, now ended: their earlier exits are superseded
-                self.scheduler.queue.clear()
-
-    def _apply_exit(self, exit_: Exited) -> bool:
-        """Record one exit and act on it; returns True when the pipeline must abort."""
-        active, code = exit_.active, exit_.code
-        rec = active.record
-        self.scheduler.release(active)
-        status = (active.ended or {}).get("status")
-        reason = ("stalled" if active.intent == "stall" else (active.ended or {}).get("reason")
-                  or _exit_reason(self.paths.run(rec.run_id), code))
-        self.emit("run_exit", run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
-        decision = self.policy.decide(code, status, active.intent, rec.attempts)
-        if decision.outcome is Outcome.COMPLETED:
-            self._done(rec, "completed")
-        elif decision.outcome is Outcome.STOPPED:
-            self._done(rec, "stopped")
-        elif decision.outcome is Outcome.REQUEUED:
-            rec.status = "queued"  # ended with the pipeline: --resume continues it
-        elif decision.outcome is Outcome.RESTART:
-            self.emit("restart", run=rec.run_id, attempt=rec.attempts + 1,
-                      from_step=checkpoint_step(self.paths.run(rec.run_id).root),
-                      reason="requested" if active.intent == "restart" else reason)
-            self.scheduler.start(rec, active.slot)
-        else:
-            self._done(rec, "failed")
-            self.alert("error", "run_failed", f"{rec.run_id} failed after {rec.attempts} attempt(s): {reason}",
-                       rec.run_id)
-        self._write_summary("running")
-        return decision.abort_pipeline
-
-    def _handle_stall(self, active: ActiveRun) -> Exited:
-        rec = active.record
-        run = self.paths.run(rec.run_id)
-        silent, allowed = active.watchdog.silent_s(), active.watchdog.allowance_s()
-        n = len(run.stall_dumps()) + 1
-        remote = active.pid is None  # a Slurm job: the signal travels through slurmctld and the node
-        dump = write_stall_forensics(run.root, n, active.pid, silent, allowed, dump_wait_s=8.0 if remote else 1.5,
-                                     request_dump=active.process.dump_stack if remote else None)
-        self.emit("stall", run=rec.run_id, attempt=rec.attempts, silent_s=round(silent, 1),
-                  dump=str(dump.relative_to(self.dir)), allowed_s=round(allowed, 1),
-                  action=self.policy.stall_action(rec.attempts))
-        return self.scheduler.end(active, "stall")
-
-    def _done(self, rec: RunRecord, status: str) -> None:
-        rec.status = status
-        self.emit("run_done", run=rec.run_id, status=status, attempts=rec.attempts)
-
     # -- control channel ----------------------------------------------------------------------
     def _obey_control(self) -> None:
         exits: list[Exited] = []
@@ -507,12 +415,9 @@ class Supervisor:
                 self.interrupted = "stop_pipeline"
             elif run in self.scheduler.active and cmd in ("stop_run", "restart_run"):
                 exits.append(self.scheduler.end(self.scheduler.active[run], "stop" if cmd == "stop_run" else "restart"))
-        self._apply_all(exits)
+        self.reaper.apply_all(exits)
 
     # -- results ------------------------------------------------------------------------------
-    def summary(self, status: str) -> dict[str, Any]:
-        return self.publisher.summary(self.records.values(), status, self.current_phase)
-
     def _write_summary(self, status: str) -> None:
         self.publisher.write_summary(self.records.values(), status, self.current_phase)
 

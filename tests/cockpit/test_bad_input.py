@@ -234,7 +234,7 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
 
 
 def test_the_reason_is_the_last_line_of_a_long_stderr(tmp_path: Path) -> None:
-    from cockpit.pipeline.supervisor import STDERR_TAIL_BYTES, last_stderr_line
+    from cockpit.pipeline.reaping import STDERR_TAIL_BYTES, last_stderr_line
 
     stderr = tmp_path / "stderr.log"
     assert last_stderr_line(stderr) is None  # no file: the exit code's own words are shown

@@ -174,7 +174,7 @@ def test_disk_full_ends_the_runs_writes_pipeline_end_and_raises_one_line(tmp_pat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sup.publisher, "write_summary", failing)
-    monkeypatch.setattr(sup, "_apply_all", _fail_after_launch(sup._apply_all, failing))
+    monkeypatch.setattr(sup.reaper, "apply_all", _fail_after_launch(sup.reaper.apply_all, failing))
     with pytest.raises(PipelineIOError) as info:
         sup.run()
     assert "ENOSPC" in str(info.value) and "--resume" in str(info.value) and "\n" not in str(info.value)
