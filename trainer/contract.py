@@ -118,6 +118,16 @@ def selection_scores(select_by: str, f1_primary: float | None,
     return (cross_fitted, f1_primary) if select_by == "tuned_cv" else (f1_primary, cross_fitted)
 
 
+def is_better(value: float, tie_break: float, best: dict[str, Any]) -> bool:
+    """A new best checkpoint: a higher value, or the same value and a higher tie-break (macro-F1 at a
+    fixed threshold ties often on a plateau; the later, better-tuning checkpoint should then win).
+    A best recorded before tie-breaks existed counts as the lowest tie-break."""
+    if best.get("value") is None:
+        return True
+    old_tie = best.get("tie_break")
+    return (value, tie_break) > (best["value"], old_tie if isinstance(old_tie, (int, float)) else float("-inf"))
+
+
 def best_metric_name(threshold: float, select_by: str = DEFAULT_SELECT_BY) -> str:
     """What ``run_end.best.metric`` names: the dev score that picked the run's best checkpoint."""
     return "dev_" + selection_key(select_by, threshold)
