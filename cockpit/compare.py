@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.export import PipelineFolderError, PipelineRecord, label_evals, read_pipeline
 from cockpit.views import TUNED_CV_LABEL, f1_at
-from trainer.contract import EXIT_BAD_INPUT, EXIT_OK, split_run_id
+from trainer.contract import EXIT_OK, split_run_id
 
 PROG = "goemo-cockpit compare"
 SEED_KEY = "seed"  # removed at any depth of preset.toml before presets are compared
@@ -373,28 +374,14 @@ def print_comparison(c: Comparison, file: Any = None) -> None:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
-class _BadInput(Exception):
-    """A command-line error, said in one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _BadInput(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Put pipeline folders side by side: dev F1 per config, final test "
+    parser = OneLineParser(prog=PROG, description="Put pipeline folders side by side: dev F1 per config, final test "
                      "numbers, per-label test F1 against the first, and mean ± std over pipelines that differ only "
                      "in seed.")
     parser.add_argument("pipeline_dirs", nargs="+", type=Path, metavar="PIPELINE_DIR",
                         help="pipeline folders, e.g. runs/A runs/B; the first is the reference for deltas")
     parser.add_argument("--headless", action="store_true", help="print tables instead of opening the TUI")
     return parser
-
-
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def main_compare(argv: list[str], open_tui: Callable[[Comparison], None] | None = None) -> int:
@@ -405,8 +392,8 @@ def main_compare(argv: list[str], open_tui: Callable[[Comparison], None] | None 
     try:
         args = build_parser().parse_args(argv)
         comparison = compare_pipelines(args.pipeline_dirs)
-    except (_BadInput, CompareError) as exc:
-        return _fail(str(exc))
+    except (BadArguments, CompareError) as exc:
+        return fail(PROG, str(exc))
     if args.headless or open_tui is None:
         print_comparison(comparison)
     else:

@@ -14,20 +14,20 @@ import importlib
 import io
 import json
 import math
-import sys
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.pipeline.results import dev_evals, final_evals
 from cockpit.records.values import integer as _int, number as _num  # one rule for numbers in events
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.tail import PipelineTail
 from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
-from trainer.contract import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS,
+from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS,
                               TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key,
                               is_pipeline_dir, threshold_key, write_atomic)
 
@@ -283,17 +283,8 @@ def write_tables(tables: Sequence[Table], out: Path, fmt: str) -> list[Path]:
     return written
 
 
-class _BadInput(Exception):
-    """A command-line error, said in one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _BadInput(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Write a pipeline folder's leaderboard, curves, per-label scores and "
+    parser = OneLineParser(prog=PROG, description="Write a pipeline folder's leaderboard, curves, per-label scores and "
                      "oversampling table as CSV or Parquet files, or replay its runs into a tracker.")
     parser.add_argument("pipeline_dir", type=Path, help="a pipeline folder, e.g. runs/20261126-221500-quick")
     parser.add_argument("--to", required=True, metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
@@ -302,11 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"trackers only: how long one tracker call may take before the export gives up with "
                              f"exit 1 (default {CALL_TIMEOUT_S:g}, as live forwarding)")
     return parser
-
-
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def skipped(bad_lines: int) -> str:
@@ -318,14 +304,13 @@ def _replay_to_tracker(pipeline_dir: Path, tracker: str, timeout_s: float) -> in
     try:
         from cockpit.trackers import REPLAY_TAG, TrackerError, replay as replay_to_tracker
     except ImportError as exc:
-        return _fail(f"--to {tracker}: tracker replay unavailable ({exc})")
+        return fail(PROG, f"--to {tracker}: tracker replay unavailable ({exc})")
     try:
         report = replay_to_tracker(pipeline_dir, tracker, call_timeout_s=timeout_s)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     except TrackerError as exc:  # the tracker itself failed or stopped answering part-way: not the input, exit 1
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(PROG, str(exc), EXIT_FAILED)
     print(f"{pipeline_dir}: {report.runs} runs replayed to {tracker}, tagged {REPLAY_TAG} = {report.replayed_at}"
           f"{skipped(report.bad_lines)}")
     return EXIT_OK
@@ -335,37 +320,38 @@ def main_export(argv: list[str]) -> int:
     """`goemo-cockpit export PIPELINE_DIR --to FORMAT [--out DIR]`: 0 when written, 2 on bad input (one line)."""
     try:
         args = build_parser().parse_args(argv)
-    except _BadInput as exc:
-        return _fail(str(exc))
+    except BadArguments as exc:
+        return fail(PROG, str(exc))
     fmt = args.to.lower()
     if fmt not in FORMATS:
-        return _fail(f"--to: unknown format '{args.to}' (expected one of {', '.join(FORMATS)})")
+        return fail(PROG, f"--to: unknown format '{args.to}' (expected one of {', '.join(FORMATS)})")
     pipeline_dir: Path = args.pipeline_dir
     if not is_pipeline_dir(pipeline_dir):
-        return _fail(f"{pipeline_dir}: not a pipeline folder (expected {PipelinePaths(pipeline_dir).events.name})")
+        return fail(PROG, f"{pipeline_dir}: not a pipeline folder (expected {PipelinePaths(pipeline_dir).events.name})")
     if fmt in TRACKERS:
         if args.out is not None:
-            return _fail(f"--out applies to {' and '.join(TABLE_FORMATS)} only; {fmt} writes to its own store")
+            return fail(PROG, f"--out applies to {' and '.join(TABLE_FORMATS)} only; {fmt} writes to its own store")
         timeout_s = CALL_TIMEOUT_S if args.tracker_timeout is None else args.tracker_timeout
         if not (math.isfinite(timeout_s) and 0 < timeout_s <= MAX_CALL_TIMEOUT_S):
-            return _fail(f"--tracker-timeout: expected seconds in (0, {MAX_CALL_TIMEOUT_S:g}], got {timeout_s:g}")
+            return fail(PROG, f"--tracker-timeout: expected seconds in (0, {MAX_CALL_TIMEOUT_S:g}], got {timeout_s:g}")
         return _replay_to_tracker(pipeline_dir, fmt, timeout_s)
     if args.tracker_timeout is not None:
-        return _fail(f"--tracker-timeout applies to {', '.join(TRACKERS)} only; {fmt} writes files")
+        return fail(PROG, f"--tracker-timeout applies to {', '.join(TRACKERS)} only; {fmt} writes files")
     if fmt == "parquet":
         try:
             importlib.import_module("pyarrow.parquet")
         except ImportError:
-            return _fail("--to parquet needs pyarrow (pip install pyarrow), or use --to csv")
+            return fail(PROG, "--to parquet needs pyarrow (pip install pyarrow), or use --to csv")
     out: Path = args.out if args.out is not None else pipeline_dir / TABLES_DIR
     record = read_pipeline(pipeline_dir)
     if record.problem is not None:  # empty or half tables from a folder that cannot be read would look like data
-        return _fail(record.problem)
+        return fail(PROG, record.problem)
     tables = pipeline_tables(record)
     try:
         written = write_tables(tables, out, fmt)
     except OSError as exc:
-        return _fail(f"{exc.filename or out}: cannot write there ({exc.strerror or exc}); expected a writable folder")
+        return fail(PROG, f"{exc.filename or out}: cannot write there ({exc.strerror or exc}); "
+                          "expected a writable folder")
     counts = ", ".join(f"{path.name} ({len(table.rows)} rows)" for path, table in zip(written, tables))
     print(f"{out}: {counts}{skipped(record.bad_lines)}")
     return EXIT_OK
