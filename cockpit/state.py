@@ -1,4 +1,6 @@
-"""Pipeline state rebuilt from events: runs, series, leaderboard, oversampling, stalls.
+"""Pipeline state rebuilt from events: the fold. Runs (`cockpit.run_state`), series, oversampling, stalls,
+alerts and sources are folded here; the leaderboard and final result (`cockpit.leaderboard`) and the other
+hosts' devices (`cockpit.host_devices`) are computed from the fold when a snapshot is taken.
 
 Plain classes, no Textual. `PipelineState.apply(source, event)` folds one event in (source
 is "pipeline", "summary", "preset" or a run id, as `cockpit.tail` hands them over); `snapshot(now)`
@@ -22,29 +24,25 @@ from __future__ import annotations
 import socket
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable
 
-from cockpit.views import (
-    SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, FinalResult, HealthBadge, HostDevices, LeaderRow,
-    OversampleRow, PipelineView, RunView, Series, SourceRow, StallAlert,
-)
-from cockpit.records import EvalRecord, decode_eval, eval_source, rank_key, rank_place
+from cockpit.host_devices import fold_device_report, host_devices
+from cockpit.leaderboard import baseline_f1, final_result, leaderboard
+from cockpit.records import decode_eval, eval_source
 from cockpit.records.values import integer as _int, number as _num, scores as _scores, text as _str
 from cockpit.records.values import threshold as _threshold
-from trainer.contract import PIPELINE_SOURCE
-from trainer.contract import (
-    BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, FINAL_MODES, GRAD_ALERT_CODES, GRAD_BADGE_STEPS,
-    GRAD_VANISHING_BELOW, PIPELINE_EVENTS, SELECT_BY, TRAINER_EVENTS, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY,
-    f1_macro_key, f1_micro_key, missing_keys, split_run_id, steps_per_epoch, threshold_key, total_steps,
-)
-from trainer.devices import GpuSample
+from cockpit.run_state import RUN_STATUSES, TERMINAL, RunState, run_total_steps
+from cockpit.views import Alert, ClassScore, OversampleRow, PipelineView, RunView, SourceRow, StallAlert
+from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, GRAD_ALERT_CODES, GRAD_VANISHING_BELOW,
+                              PIPELINE_EVENTS, PIPELINE_SOURCE, SELECT_BY, TRAINER_EVENTS, missing_keys, threshold_key)
 
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
 EMA_ALPHA = 0.1
 DEFAULT_MAX_RESTARTS = 2
-TERMINAL = frozenset({"completed", "failed", "stopped"})
-RUN_STATUSES = ("queued", "running", "stalled", "restarting", "completed", "failed", "stopped")
+# The names other modules and the tests read from here (RunState and its rules live in cockpit.run_state).
+__all__ = ["PIPELINE_IGNORED", "PRESET_SOURCE", "RUN_STATUSES", "SUMMARY_SOURCE", "TERMINAL", "TRAINER_IGNORED",
+           "PipelineState", "run_total_steps"]
 
 # Contract event types no view needs; every other type has a handler below.
 PIPELINE_IGNORED = frozenset({
@@ -56,62 +54,9 @@ TRAINER_IGNORED = frozenset({
 })
 
 
-def _config_value(config: Any, key: str) -> Any:
-    """A config key at the top level or one section down (`[train] batch_size`)."""
-    if not isinstance(config, dict):
-        return None
-    if key in config:
-        return config[key]
-    for value in config.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
-
-
-def run_total_steps(config: Any, train_size_after: int | None, world_size: int = 1) -> int | None:
-    """Optimizer steps a run will take, by the contract's step-count rule; None when the config lacks it."""
-    max_steps = _num(_config_value(config, "max_steps"))
-    epochs = _num(_config_value(config, "epochs"))
-    batch = _num(_config_value(config, "batch_size"))
-    accum = _num(_config_value(config, "grad_accum")) or 1
-    if max_steps and max_steps > 0:
-        return total_steps(int(max_steps), 0.0, 1)
-    if not (epochs and batch and train_size_after):
-        return None
-    per_epoch = steps_per_epoch(train_size_after, int(batch), max(world_size, 1), int(accum))
-    return total_steps(None, epochs, per_epoch)
-
-
-def _eval_result(record: EvalRecord, primary: float) -> EvalResult:
-    return EvalResult(step=record.step, split=record.split, f1_primary=record.f1(primary),
-                      f1_05=record.f1(SECONDARY_THRESHOLD), micro_primary=record.micro_f1(primary),
-                      tuned=record.tuned, tuned_cv=record.tuned_cv, final=record.final)
-
-
 def _select_by(value: Any) -> str | None:
     """A select_by the contract knows ("f1@primary" or "tuned_cv"), or None."""
     return value if isinstance(value, str) and value in SELECT_BY else None
-
-
-def _rank_key(row: LeaderRow, select_by: str) -> tuple[float, float, float]:
-    """A leaderboard row's place under select_by, lower first, by the records' one ranking rule (as the
-    supervisor sorts summary.json)."""
-    return rank_place(select_by, row.f1_primary, row.tuned_cv)
-
-
-def merge_ranked(ranked: Sequence[LeaderRow], live: Sequence[LeaderRow], select_by: str) -> list[LeaderRow]:
-    """summary.json's rows in the supervisor's order, with each live row placed before the first of them it
-    outranks; the live rows sorted among themselves (by run id on a tie). A summary row keeps its place even
-    where its numbers look out of order: the supervisor ranked it, the view only adds what it has not seen."""
-    pending = sorted(live, key=lambda row: (_rank_key(row, select_by), row.run))
-    out: list[LeaderRow] = []
-    i = 0
-    for row in ranked:
-        while i < len(pending) and _rank_key(pending[i], select_by) < _rank_key(row, select_by):
-            out.append(pending[i])
-            i += 1
-        out.append(row)
-    return out + pending[i:]
 
 
 def _unique_labels(rows: Any) -> list[dict[str, Any]]:
@@ -146,122 +91,6 @@ def sources_of(data: dict[str, Any]) -> tuple[SourceRow, ...]:
             tuple((str(reason), n) for reason, n in ((r, _int(v)) for r, v in dropped.items()) if n is not None)
             if isinstance(dropped, dict) else ()))
     return tuple(rows)
-
-
-class RunState:
-    """Everything known about one run; mutated only by PipelineState."""
-
-    def __init__(self, run: str) -> None:
-        self.run = run
-        self.phase, self.config_name = split_run_id(run)
-        self.sup_status: str | None = None
-        self.trainer_status: str | None = None
-        self.launch_t = self.end_t = float("-inf")
-        self.attempt = self.restarts = 0
-        self.requeues = 0  # times Slurm started the job again on its own (preemption, requeue)
-        # (t, host, gpus, gpu_error, cpu_pct, rss_mb) of the trainer's newest device event
-        # (host, node) -> the newest device event from that node (a multi-node run has one per node)
-        self.device_reports: dict[tuple[str, int], tuple[Any, ...]] = {}
-        self.device: str = ""
-        self.pid: int | None = None
-        self.job_id: str | None = None  # a Slurm run's job (run_launch.job_id)
-        self.pending_reason: str | None = None  # why Slurm keeps the job waiting, until it starts
-        self.step, self.epoch = 0, 0.0
-        self.samples_per_s = self.loss = self.lr = self.grad_norm = None
-        self.nonfinite_skipped = self.nonfinite_alerts = 0
-        self.ema: float | None = None
-        self.config: dict[str, Any] = {}
-        self.train_size_after: int | None = None
-        self.world_size = 1
-        self.reported_total: int | None = None  # run_start's total_steps, when the trainer says it
-        self.rate_window: deque[tuple[float, int]] = deque(maxlen=20)
-        self.loss_raw, self.loss_smooth, self.dev_f1 = Series(), Series(), Series()
-        self.lr_series, self.grad_series = Series(), Series()
-        self.grad_alert: tuple[str, int] | None = None  # (vanishing|exploding, step of the trainer's alert)
-        self.per_class: tuple[ClassScore, ...] = ()
-        self.evals: list[EvalRecord] = []  # refolded when the primary threshold or select_by changes
-        self.best_dev: EvalResult | None = None
-        self.test: EvalResult | None = None
-        self.last_eval: EvalResult | None = None
-        self.alerts: deque[Alert] = deque(maxlen=50)
-        self.stall_dumps: list[str] = []
-        self.last_event_t: float | None = None
-        self.version = 0
-
-    @property
-    def status(self) -> str:
-        sup = self.sup_status
-        if sup is None:
-            return self.trainer_status or "queued"
-        # The trainer's run_end can land before the supervisor's run_done.
-        if sup == "running" and self.trainer_status in TERMINAL and self.end_t >= self.launch_t:
-            return self.trainer_status
-        if sup == "running" and self.requeues:
-            return f"requeued ({self.requeues})"
-        return sup
-
-    def health(self) -> HealthBadge:
-        """The trainer's verdict: a grad_* alert holds the badge (vanishing while the norm stays under the
-        contract's floor, exploding for GRAD_BADGE_STEPS steps); the cockpit judges no norm itself."""
-        if self.grad_alert is not None:
-            kind, at = self.grad_alert
-            if kind != "exploding" or self.step - at <= GRAD_BADGE_STEPS:
-                norm = self.grad_norm
-                return HealthBadge(kind, kind if norm is None else f"{kind} ‖g‖={norm:.1e}")
-        skipped = max(self.nonfinite_skipped, self.nonfinite_alerts)
-        if skipped:
-            return HealthBadge("nonfinite", f"{skipped} non-finite skipped")
-        return HealthBadge("healthy", "healthy")
-
-    def add_eval(self, record: EvalRecord, primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
-        result = _eval_result(record, primary)
-        self.last_eval = result
-        if result.split == "test":
-            self.test = result
-            return
-        if result.f1_primary is None:
-            return
-        if not result.final:  # the export re-scores the best weights at the best step: not a new point
-            self.dev_f1.add(result.step, result.f1_primary)
-        # Strictly better only, as the trainer keeps its best checkpoint: on a tie the earlier eval stays.
-        if self.best_dev is None or rank_key(select_by, result.f1_primary, result.tuned_cv) > \
-                rank_key(select_by, self.best_dev.f1_primary, self.best_dev.tuned_cv):
-            self.best_dev = result
-
-    def refold_evals(self, primary: float, select_by: str = DEFAULT_SELECT_BY) -> None:
-        """Read every eval again at a new primary threshold or under a new select_by."""
-        self.dev_f1, self.best_dev, self.test, self.last_eval = Series(), None, None, None
-        for record in self.evals:
-            self.add_eval(record, primary, select_by)
-        self.version += 1
-
-    def total_steps(self) -> int | None:
-        if self.reported_total is not None:
-            return self.reported_total
-        return run_total_steps(self.config, self.train_size_after, self.world_size)
-
-    def eta_s(self) -> float | None:
-        total = self.total_steps()
-        if total is None or self.status in TERMINAL or len(self.rate_window) < 2:
-            return None
-        (t0, s0), (t1, s1) = self.rate_window[0], self.rate_window[-1]
-        if t1 <= t0 or s1 <= s0:
-            return None
-        return max(total - self.step, 0) / ((s1 - s0) / (t1 - t0))
-
-    def view(self) -> RunView:
-        return RunView(
-            run=self.run, phase=self.phase, config=self.config_name, status=self.status,
-            attempt=self.attempt, restarts=self.restarts, device=self.device, pid=self.pid,
-            step=self.step, total_steps=self.total_steps(), epoch=self.epoch,
-            samples_per_s=self.samples_per_s, eta_s=self.eta_s(), loss=self.loss, lr=self.lr,
-            grad_norm=self.grad_norm, nonfinite_skipped=self.nonfinite_skipped, health=self.health(),
-            loss_raw=self.loss_raw.view(), loss_smooth=self.loss_smooth.view(), dev_f1=self.dev_f1.view(),
-            lr_series=self.lr_series.view(), grad_series=self.grad_series.view(), per_class=self.per_class,
-            best_dev=self.best_dev, test=self.test, last_eval=self.last_eval, alerts=tuple(self.alerts),
-            stall_dumps=tuple(self.stall_dumps), last_event_t=self.last_event_t, job_id=self.job_id,
-            pending_reason=self.pending_reason,
-        )
 
 
 class PipelineState:
@@ -547,40 +376,6 @@ class PipelineState:
         elif alert.code == "nonfinite":
             run.nonfinite_alerts += 1
 
-    def _run_device(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        gpus = []
-        for g in e.get("gpus") if isinstance(e.get("gpus"), list) else ():
-            if isinstance(g, dict) and _int(g.get("index")) is not None:
-                throttle = g.get("throttle")
-                # the event was written from a GpuSample (device_fields); its pids/runs are the other host's
-                gpus.append(GpuSample(
-                    _int(g["index"]) or 0, _str(g.get("name"), "GPU"), _num(g.get("util_pct")),
-                    _num(g.get("mem_used_mb")), _num(g.get("mem_total_mb")), _num(g.get("temp_c")),
-                    _num(g.get("power_w")), pids=(), runs=(),
-                    throttle=tuple(str(x) for x in throttle) if isinstance(throttle, list) else ()))
-        host = _str(e.get("host"))
-        run.device_reports[(host, _int(e.get("node")) or 0)] = (
-            t, host, tuple(gpus), _str(e.get("gpu_error")) or None, _num(e.get("cpu_pct")), _num(e.get("rss_mb")))
-
-    def host_devices(self) -> tuple[HostDevices, ...]:
-        """Devices of the hosts where live runs run, grouped by host; this machine's own are left to the
-        cockpit's own sampling (the GPU panel), so nothing is shown twice."""
-        by_host: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
-        for run in self.runs.values():
-            if run.status in TERMINAL:
-                continue
-            for (host, _node), report in run.device_reports.items():
-                if host and host != self.local_host:
-                    by_host.setdefault(host, []).append((run.run, report))
-        hosts = []
-        for host, reports in sorted(by_host.items()):
-            newest = max(reports, key=lambda r: r[1][0])[1]
-            cpu = [r[4] for _, r in reports if r[4] is not None]
-            rss = [r[5] for _, r in reports if r[5] is not None]
-            hosts.append(HostDevices(host, tuple(sorted({run for run, _ in reports})), newest[2], newest[3],
-                                     sum(cpu) if cpu else None, sum(rss) if rss else None, newest[0]))
-        return tuple(hosts)
-
     def _run_end(self, run: RunState, e: dict[str, Any], t: float) -> None:
         run.trainer_status, run.end_t = str(e["status"]), t
 
@@ -606,88 +401,11 @@ class PipelineState:
         "eval": _run_eval,
         "alert": _run_alert,
         "run_end": _run_end,
-        "device": _run_device,
+        "device": fold_device_report,
     }
     """events.jsonl event type -> handler; TRAINER_IGNORED lists the rest of the contract's types."""
 
     # views
-
-    def _baseline_f1(self) -> float | None:
-        key = f1_macro_key(self.primary)
-        baseline = self.summary.get("baseline")
-        if isinstance(baseline, dict) and _num(baseline.get(key)) is not None:
-            return _num(baseline.get(key))
-        run_id = baseline.get("run") if isinstance(baseline, dict) and isinstance(baseline.get("run"), str) \
-            else BASELINE_RUN
-        run = self.runs.get(run_id)
-        return run.best_dev.f1_primary if run and run.best_dev else None
-
-    def _summary_final(self) -> dict[str, Any] | None:
-        final = self.summary.get("final")
-        return final if isinstance(final, dict) and isinstance(final.get("test"), dict) else None
-
-    def leaderboard(self) -> tuple[LeaderRow, ...]:
-        """The supervisor's ranking from summary.json, with live dev evals for runs not in it.
-
-        A summary row that is not an object with a run id is left out, and a run listed twice shows once.
-        """
-        primary = self.primary
-        key, micro_key = f1_macro_key(primary), f1_micro_key(primary)
-        target = _num(self.summary.get("target_f1"))
-        target = target if target is not None else self.target_f1
-        baseline = self._baseline_f1()
-        final = self._summary_final()
-        final_test = final["test"] if final else {}
-        entries = self.summary.get("leaderboard")
-        rows: list[LeaderRow] = []
-        live_rows: list[LeaderRow] = []
-        ranked: set[str] = set()
-        for entry in entries if isinstance(entries, list) else ():
-            if not isinstance(entry, dict) or not _str(entry.get("run")) or entry["run"] in ranked:
-                continue
-            run_id = entry["run"]
-            ranked.add(run_id)
-            live = self.runs.get(run_id)
-            phase, config = split_run_id(run_id)
-            test = _num(final_test.get(key)) if final and final.get("run") == run_id else None
-            if test is None and live and live.test:
-                test = live.test.f1_primary
-            meets = entry.get("meets_target")
-            rows.append(LeaderRow(
-                run_id, _int(entry.get("phase")) if _int(entry.get("phase")) is not None else phase,
-                _str(entry.get("config")) or config, _num(entry.get(key)),
-                _num(entry.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(entry.get(micro_key)),
-                _num(entry.get(TUNED_DEV_KEY)), _num(entry.get(TUNED_CV_KEY)), _num(entry.get("delta_vs_baseline")),
-                meets if isinstance(meets, bool) else None,
-                live.status if live else _str(entry.get("status"), "?"), test, "summary"))
-        for run in self.runs.values():
-            best = run.best_dev
-            if run.run in ranked or best is None:
-                continue
-            f1 = best.f1_primary
-            live_rows.append(LeaderRow(
-                run.run, run.phase, run.config_name, f1, best.f1_05, best.micro_primary, best.tuned, best.tuned_cv,
-                None if f1 is None or baseline is None else f1 - baseline,
-                None if f1 is None or target is None else f1 >= target,
-                run.status, run.test.f1_primary if run.test else None, "live"))
-        return tuple(merge_ranked(rows, live_rows, self.select_by))
-
-    def final_result(self) -> FinalResult | None:
-        final = self._summary_final()
-        if final is not None:
-            test, key = final["test"], f1_macro_key(self.primary)
-            mode = _str(final.get("mode"))
-            members = final.get("members")
-            return FinalResult(_str(final.get("run")), _str(final.get("config")), _num(test.get(key)),
-                               _num(test.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(test.get(TUNED_KEY)),
-                               _num(test.get(f1_micro_key(self.primary))), mode if mode in FINAL_MODES else "",
-                               tuple(dict.fromkeys(m["run"] for m in members if isinstance(m, dict)
-                                                   and _str(m.get("run")))) if isinstance(members, list) else ())
-        for run in self.runs.values():
-            if run.test is not None:
-                return FinalResult(run.run, run.config_name, run.test.f1_primary, run.test.f1_05, run.test.tuned,
-                                   run.test.micro_primary)
-        return None
 
     def source_rows(self) -> tuple[SourceRow, ...]:
         """The pipeline's sources with the latest macro-F1 on each one's dev split, at the primary threshold."""
@@ -717,10 +435,12 @@ class PipelineState:
             exit_code=self.exit_code, phase=self.phase, phase_name=self.phase_name, phases=self.phases,
             devices=self.devices, runs=tuple(self.run_view(r) for r in runs), oversampling=self.oversampling,
             oversampling_run=self.oversampling_run, stalls=tuple(self.stalls), alerts=tuple(self.alerts),
-            leaderboard=self.leaderboard(), final=self.final_result(), baseline_f1=self._baseline_f1(),
+            leaderboard=leaderboard(self.summary, self.runs, self.primary, self.select_by, self.target_f1),
+            final=final_result(self.summary, self.runs, self.primary),
+            baseline_f1=baseline_f1(self.summary, self.runs, self.primary),
             target_f1=summary_target if summary_target is not None else self.target_f1,
             reference_f1=_num(self.summary.get("reference_f1")), ranking=self.ranking,
             skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now, primary=self.primary,
             sources=self.source_rows(), taxonomy=self.taxonomy, select_by=self.select_by,
-            hosts=self.host_devices(),
+            hosts=host_devices(self.runs.values(), self.local_host),
         )

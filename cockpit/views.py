@@ -1,5 +1,5 @@
-"""What views draw: immutable snapshots of the pipeline state (frozen dataclasses and tuples),
-and the downsampled Series they are cut from. No Textual, no I/O."""
+"""What views draw: immutable snapshots of the pipeline state (frozen dataclasses and tuples). The mutable,
+downsampled series they are cut from live in `cockpit.series`. No Textual, no I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
 from trainer.devices import GpuSample
 
-SERIES_CAP = 2000
 SECONDARY_THRESHOLD = 0.5  # the fixed threshold shown beside the preset's primary one
 DROP_REASON_SHORT = {"duplicate": "dup", "unmapped_only": "unmapped"}  # the trainer's keys, as tables say them
 
@@ -37,42 +36,6 @@ def train_rows_text(before: int | None, after: int | None) -> str:
     if before is None or after is None:
         return "–" if before is None and after is None else str(before if after is None else after)
     return f"{before}→{after}"
-
-
-class Series:
-    """An (x, y) series that keeps every `stride`-th point and doubles the stride when full."""
-
-    __slots__ = ("cap", "stride", "seen", "xs", "ys", "last")
-
-    def __init__(self, cap: int = SERIES_CAP) -> None:
-        self.cap, self.stride, self.seen = cap, 1, 0
-        self.xs: list[float] = []
-        self.ys: list[float] = []
-        self.last: tuple[float, float] | None = None
-
-    def add(self, x: float, y: float) -> None:
-        self.last = (x, y)
-        if self.seen % self.stride == 0:
-            self.xs.append(x)
-            self.ys.append(y)
-            if len(self.xs) > self.cap:
-                del self.xs[1::2], self.ys[1::2]
-                self.stride *= 2
-        self.seen += 1
-
-    def truncate_after(self, x: float) -> None:
-        """Drop points past x (a run resumed from an earlier checkpoint)."""
-        while self.xs and self.xs[-1] > x:
-            self.xs.pop()
-            self.ys.pop()
-        if self.last is not None and self.last[0] > x:
-            self.last = (self.xs[-1], self.ys[-1]) if self.xs else None
-
-    def view(self) -> SeriesView:
-        xs, ys = tuple(self.xs), tuple(self.ys)
-        if self.last is not None and (not xs or xs[-1] != self.last[0]):
-            xs, ys = xs + (self.last[0],), ys + (self.last[1],)
-        return SeriesView(xs, ys)
 
 
 @dataclass(frozen=True)

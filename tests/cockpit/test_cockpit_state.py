@@ -10,7 +10,7 @@ import pytest
 
 import fake_pipeline as fp
 from cockpit.state import PIPELINE_IGNORED, TRAINER_IGNORED, PipelineState, run_total_steps
-from cockpit.views import SERIES_CAP, Series
+from cockpit.series import SERIES_CAP, Series
 from cockpit.tail import replay
 from trainer.contract import (GRAD_BADGE_STEPS, GRAD_VANISHING_BELOW, PIPELINE_EVENTS, SUMMARY_FILE, TRAINER_EVENTS,
                               f1_macro_key)

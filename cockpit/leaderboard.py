@@ -1,0 +1,116 @@
+"""The leaderboard and the final result as the views show them: summary.json's ranking (the supervisor's),
+with live runs it has not ranked yet placed by the records' one ranking rule."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from cockpit.records import rank_place
+from cockpit.records.values import integer as _int, number as _num, text as _str
+from cockpit.run_state import RunState
+from cockpit.views import SECONDARY_THRESHOLD, FinalResult, LeaderRow
+from trainer.contract import (BASELINE_RUN, FINAL_MODES, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, f1_macro_key,
+                              f1_micro_key, split_run_id)
+
+
+def _rank_key(row: LeaderRow, select_by: str) -> tuple[float, float, float]:
+    """A leaderboard row's place under select_by, lower first, by the records' one ranking rule (as the
+    supervisor sorts summary.json)."""
+    return rank_place(select_by, row.f1_primary, row.tuned_cv)
+
+
+def merge_ranked(ranked: Sequence[LeaderRow], live: Sequence[LeaderRow], select_by: str) -> list[LeaderRow]:
+    """summary.json's rows in the supervisor's order, with each live row placed before the first of them it
+    outranks; the live rows sorted among themselves (by run id on a tie). A summary row keeps its place even
+    where its numbers look out of order: the supervisor ranked it, the view only adds what it has not seen."""
+    pending = sorted(live, key=lambda row: (_rank_key(row, select_by), row.run))
+    out: list[LeaderRow] = []
+    i = 0
+    for row in ranked:
+        while i < len(pending) and _rank_key(pending[i], select_by) < _rank_key(row, select_by):
+            out.append(pending[i])
+            i += 1
+        out.append(row)
+    return out + pending[i:]
+
+
+def baseline_f1(summary: dict[str, Any], runs: dict[str, RunState], primary: float) -> float | None:
+    """The baseline run's macro-F1 at the primary threshold: summary.json's, else its live best dev eval."""
+    key = f1_macro_key(primary)
+    baseline = summary.get("baseline")
+    if isinstance(baseline, dict) and _num(baseline.get(key)) is not None:
+        return _num(baseline.get(key))
+    run_id = baseline.get("run") if isinstance(baseline, dict) and isinstance(baseline.get("run"), str) \
+        else BASELINE_RUN
+    run = runs.get(run_id)
+    return run.best_dev.f1_primary if run and run.best_dev else None
+
+def summary_final(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """summary.json's final result, when it has a test block."""
+    final = summary.get("final")
+    return final if isinstance(final, dict) and isinstance(final.get("test"), dict) else None
+
+def leaderboard(summary: dict[str, Any], runs: dict[str, RunState], primary: float, select_by: str,
+                target_f1: float | None) -> tuple[LeaderRow, ...]:
+    """The supervisor's ranking from summary.json, with live dev evals for runs not in it.
+
+    A summary row that is not an object with a run id is left out, and a run listed twice shows once.
+    """
+    primary = primary
+    key, micro_key = f1_macro_key(primary), f1_micro_key(primary)
+    target = _num(summary.get("target_f1"))
+    target = target if target is not None else target_f1
+    baseline = baseline_f1(summary, runs, primary)
+    final = summary_final(summary)
+    final_test = final["test"] if final else {}
+    entries = summary.get("leaderboard")
+    rows: list[LeaderRow] = []
+    live_rows: list[LeaderRow] = []
+    ranked: set[str] = set()
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict) or not _str(entry.get("run")) or entry["run"] in ranked:
+            continue
+        run_id = entry["run"]
+        ranked.add(run_id)
+        live = runs.get(run_id)
+        phase, config = split_run_id(run_id)
+        test = _num(final_test.get(key)) if final and final.get("run") == run_id else None
+        if test is None and live and live.test:
+            test = live.test.f1_primary
+        meets = entry.get("meets_target")
+        rows.append(LeaderRow(
+            run_id, _int(entry.get("phase")) if _int(entry.get("phase")) is not None else phase,
+            _str(entry.get("config")) or config, _num(entry.get(key)),
+            _num(entry.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(entry.get(micro_key)),
+            _num(entry.get(TUNED_DEV_KEY)), _num(entry.get(TUNED_CV_KEY)), _num(entry.get("delta_vs_baseline")),
+            meets if isinstance(meets, bool) else None,
+            live.status if live else _str(entry.get("status"), "?"), test, "summary"))
+    for run in runs.values():
+        best = run.best_dev
+        if run.run in ranked or best is None:
+            continue
+        f1 = best.f1_primary
+        live_rows.append(LeaderRow(
+            run.run, run.phase, run.config_name, f1, best.f1_05, best.micro_primary, best.tuned, best.tuned_cv,
+            None if f1 is None or baseline is None else f1 - baseline,
+            None if f1 is None or target is None else f1 >= target,
+            run.status, run.test.f1_primary if run.test else None, "live"))
+    return tuple(merge_ranked(rows, live_rows, select_by))
+
+def final_result(summary: dict[str, Any], runs: dict[str, RunState], primary: float) -> FinalResult | None:
+    """The final model's test numbers: summary.json's, else a run's live test eval."""
+    final = summary_final(summary)
+    if final is not None:
+        test, key = final["test"], f1_macro_key(primary)
+        mode = _str(final.get("mode"))
+        members = final.get("members")
+        return FinalResult(_str(final.get("run")), _str(final.get("config")), _num(test.get(key)),
+                           _num(test.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(test.get(TUNED_KEY)),
+                           _num(test.get(f1_micro_key(primary))), mode if mode in FINAL_MODES else "",
+                           tuple(dict.fromkeys(m["run"] for m in members if isinstance(m, dict)
+                                               and _str(m.get("run")))) if isinstance(members, list) else ())
+    for run in runs.values():
+        if run.test is not None:
+            return FinalResult(run.run, run.config_name, run.test.f1_primary, run.test.f1_05, run.test.tuned,
+                               run.test.micro_primary)
+    return None
