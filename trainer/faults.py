@@ -1,4 +1,4 @@
-"""Fault injection for drills and tests: ``GOEMO_FAULT="hang@5,nan@3"`` (see CONTRACT.md).
+"""Fault injection for drills and tests: ``GOEMO_FAULT="hang@5,nan@3"`` (see docs/contract.md).
 
 Kinds: ``hang@N`` (block forever at optimizer step N), ``nan@N`` (non-finite loss at step N),
 ``crash@N`` (SIGKILL at step N), ``slow@N`` (steps from N on take 3x longer) and ``diskfull@N``
