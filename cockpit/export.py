@@ -22,14 +22,15 @@ from typing import Any, Mapping, Sequence
 
 from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.pipeline.results import dev_evals, final_evals
+from cockpit.records import decode_eval
 from cockpit.records.values import integer as _int, number as _num  # one rule for numbers in events
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.tail import PipelineTail
 from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
-from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS,
-                              TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key,
-                              is_pipeline_dir, threshold_key, write_atomic)
+from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
+                              TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir)
+from trainer.durable import write_atomic
 
 PROG = "goemo-cockpit export"
 TABLE_FORMATS = ("csv", "parquet")
@@ -181,11 +182,9 @@ def run_curve_rows(run: str, events: Sequence[dict[str, Any]], primary: float) -
             rows[step] = [run, step, _num(event.get("epoch")), _num(event.get("loss")), _num(event.get("lr")),
                           _num(event.get("grad_norm")), _num(event.get("samples_per_s")), f1]
         elif id(event) in dev and _int(event.get("step")) is not None:
-            step = _int(event["step"])
-            scores = event.get("f1_macro")
-            f1 = _num(scores.get(threshold_key(primary))) if isinstance(scores, dict) else None
-            row = rows.setdefault(step, [run, step, _num(event.get("epoch")), None, None, None, None, None])
-            row[-1] = f1
+            record = decode_eval(event)
+            row = rows.setdefault(record.step, [run, record.step, record.epoch, None, None, None, None, None])
+            row[-1] = record.f1(primary)
     return [tuple(rows[step]) for step in sorted(rows)]
 
 

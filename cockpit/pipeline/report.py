@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.pipeline.results import dev_evals, final_evals
+from cockpit.records import decode_eval
 from cockpit.state import PipelineState
 from cockpit.views import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,
@@ -116,11 +117,11 @@ def _run_dirs(pipeline_dir: Path) -> list[Path]:
 def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     written = []
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(12, 4.5))
-    key = threshold_key(primary)
     for run_dir in _run_dirs(pipeline_dir):
         events = read_events(RunPaths(run_dir).events)
         steps = [(e["step"], e["loss"]) for e in events if e["type"] == "step" and e.get("loss") is not None]
-        evals = [(e["step"], e["f1_macro"].get(key)) for e in dev_evals(events) if e["f1_macro"].get(key) is not None]
+        records = [decode_eval(e) for e in dev_evals(events)]
+        evals = [(r.step, r.f1(primary)) for r in records if r.f1(primary) is not None]
         if steps:
             ax_loss.plot(*zip(*steps), label=run_dir.name, linewidth=0.8)
         if evals:
