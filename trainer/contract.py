@@ -4,7 +4,7 @@ Stdlib only: the cockpit imports this module and must stay free of torch. Every 
 file or folder in a run folder or a pipeline folder, the run-id scheme, metric keys, exit
 codes, the checkpoint-state reader, the step-count rule, the gradient-health rule and the
 table of event types with their required keys are defined here once.
-``../shared/docs/CONTRACT.md`` is the human-readable twin.
+``docs/contract.md`` is the human-readable twin (tests/test_contract_doc.py holds it to this module).
 """
 
 from __future__ import annotations
@@ -409,7 +409,7 @@ PIPELINE_SOURCE = "pipeline"  # where supervisor events come from, for views; ru
 ACTIVITIES = ("load", "download", "train", "eval", "checkpoint")
 RUN_STATUSES = ("completed", "failed", "stopped")
 
-# Required keys per event type (beyond v, t, type). Kept to what CONTRACT.md promises, so views read
+# Required keys per event type (beyond v, t, type). Kept to what docs/contract.md promises, so views read
 # folders written by older versions; newer keys (run_launch.proc_start, ...) are optional extras.
 TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
     "run_start": ("run", "config", "model", "n_params", "device", "world_size", "pid", "resumed_from_step"),
