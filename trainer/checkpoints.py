@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trainer.contract import (BEST, BEST_META_FILE, LATEST, OPTIMIZER_FILE, SCALER_FILE, SCHEDULER_FILE, TMP_SUFFIX,
-                              TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, find_best, folder_file_mode,
-                              read_checkpoint_state, read_json_file, rng_file, swap_folder, write_atomic,
-                              write_json_atomic)
+                              TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, find_best, read_checkpoint_state,
+                              read_json_file, rng_file)
+from trainer.durable import folder_file_mode, swap_folder, write_atomic, write_json_atomic
 
 # Keys inside the optimizer file's metadata.
 _OPTIMIZER_META_KEY = "goemo_optimizer"

@@ -3,7 +3,8 @@
 Stdlib only: the cockpit imports this module and must stay free of torch. Every name of a
 file or folder in a run folder or a pipeline folder, the run-id scheme, metric keys, exit
 codes, the checkpoint-state reader, the step-count rule, the gradient-health rule and the
-table of event types with their required keys are defined here once.
+table of event types with their required keys are defined here once; ``trainer/durable.py``
+writes the files durably.
 ``docs/contract.md`` is the human-readable twin (tests/test_contract_doc.py holds it to this module).
 """
 
@@ -11,10 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -459,76 +457,3 @@ def contract_violation(event: Any, table: dict[str, tuple[str, ...]] = ALL_EVENT
         return f"unknown event type {kind!r}"
     missing = missing_keys(event, table)
     return f"{kind}: missing key '{missing[0]}'" if missing else None
-
-
-# -- durable writes -----------------------------------------------------------------------------
-def folder_file_mode(folder: Path) -> int:
-    """The mode a new file gets in ``folder``: the folder's own read/write bits, without execute."""
-    try:
-        return os.stat(folder).st_mode & 0o666
-    except OSError:
-        return 0o644
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file that other processes read: temp file, fsync, rename, fsync the folder.
-
-    Readers see the old file or the new one, never half of one; a failed write (disk full)
-    removes its temp file and leaves the old copy in place. The file gets the folder's mode
-    (``mkstemp`` would make it 0600).
-    """
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, folder_file_mode(path.parent))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def swap_folder(tmp: Path, final: Path) -> None:
-    """Replace the folder ``final`` by the complete folder ``tmp`` so that one complete copy exists at every moment.
-
-    A rename cannot replace a non-empty folder, so ``final`` first moves aside to ``final.old``.
-    ``final.old`` is only deleted while ``final`` exists: after a kill between the two renames it is the
-    one copy left (readers fall back to it), and the next swap keeps it until ``tmp`` is in place.
-    """
-    old = final.with_name(final.name + OLD_SUFFIX)
-    fsync_dir(tmp)
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)  # final is complete, so the older copy can go
-        os.replace(final, old)
-        fsync_dir(final.parent)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
-    shutil.rmtree(old, ignore_errors=True)  # a leftover is harmless: final exists and readers prefer it
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Strict JSON (no NaN), written atomically."""
-    write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")

@@ -19,8 +19,8 @@ from trainer import checkpoints
 from trainer.config import RunConfig, read_toml, validate_config
 from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, ENSEMBLE_SHARED_KEYS, EXPORT_DIR,
                               MEMBERS_DIR, RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY,
-                              TUNED_KEY, CheckpointStateError, f1_macro_key, f1_micro_key, is_run_id, split_run_id,
-                              write_json_atomic)
+                              TUNED_KEY, CheckpointStateError, f1_macro_key, f1_micro_key, is_run_id, split_run_id)
+from trainer.durable import write_json_atomic
 from trainer.export_files import save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.models import export_classifier

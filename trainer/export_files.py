@@ -11,7 +11,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from trainer.config import ConfigError, validate_config
-from trainer.contract import PROBS_FILES, THRESHOLDS_FILE, read_json_file, write_json_atomic
+from trainer.contract import PROBS_FILES, THRESHOLDS_FILE, read_json_file
+from trainer.durable import write_json_atomic
 from trainer.metrics import DEFAULT_GRID
 
 # tune_thresholds' grid as thresholds.json records it: [first, last, step]

@@ -20,10 +20,10 @@ import torch
 
 from trainer import checkpoints
 from trainer.config import RunConfig
-from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE,
-                              EXPORT_DIR, LATEST, RUN_CONFIG_FILE, CheckpointStateError,
-                              best_metric_name, find_latest, node_devices_file, selection_scores, steps_per_epoch, total_steps,
-                              write_atomic)
+from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, EXPORT_DIR, LATEST, RUN_CONFIG_FILE,
+                              CheckpointStateError, best_metric_name, find_latest, node_devices_file, selection_scores,
+                              steps_per_epoch, total_steps)
+from trainer.durable import write_atomic
 from trainer.data import DataError, eval_batches, length_grouped_batches, pad_batch, tokenize_texts
 from trainer.events import EventWriter
 from trainer.export_files import save_probs, write_thresholds

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, read_json_file, write_json_atomic
+from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, read_json_file
+from trainer.durable import write_json_atomic
 from trainer.model_source import ModelError, ModelSource
 
 

@@ -178,7 +178,7 @@ def send_command(pipeline_dir: str | os.PathLike[str], cmd: str, run: str | None
         except BaseException:
             _unlink(tmp, dir_fd)
             raise
-        # The rename is durable once the folder is synced (contract.fsync_dir, on the checked descriptor).
+        # The rename is durable once the folder is synced (durable.fsync_dir, on the checked descriptor).
         _fsync_quietly(dir_fd)
     finally:
         os.close(dir_fd)

@@ -13,8 +13,9 @@ from cockpit.pipeline.results import final_scores, leaderboard, read_run_events,
 from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.spec import Preset
 from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,
-                              OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, folder_file_mode,
-                              fsync_dir, read_json_file, selection_key, swap_folder, write_json_atomic)
+                              OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, read_json_file,
+                              selection_key)
+from trainer.durable import folder_file_mode, fsync_dir, swap_folder, write_json_atomic
 from trainer.events import read_events
 
 

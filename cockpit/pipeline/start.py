@@ -20,7 +20,8 @@ from cockpit.pipeline.slots import plan_slots
 from cockpit.pipeline.spec import (Preset, PresetError, check_phase_selection, load_preset, phase1_plan,
                                    resolve_preset_path)
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
-                              read_checkpoint_state, write_atomic)
+                              read_checkpoint_state)
+from trainer.durable import write_atomic
 from trainer.events import read_events
 
 # Everything that means "bad input, nothing started": one line, exit 2.

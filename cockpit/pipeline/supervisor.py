@@ -30,7 +30,8 @@ from cockpit.pipeline.watchdog import StallWatchdog
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
                               EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, run_id,
-                              split_run_id, write_atomic)
+                              split_run_id)
+from trainer.durable import write_atomic
 from trainer.events import EventReader, EventWriter, read_events
 
 # Re-exported for callers that place runs (the CLI, the picker, tests).

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cockpit.tail import read_text_tail
-from trainer.contract import STDERR_FILE, stall_file, write_atomic
+from trainer.contract import STDERR_FILE, stall_file
+from trainer.durable import write_atomic
 
 PROGRESS_TYPES = ("step", "activity")
 BATCH_S = 0.05  # events whose arrivals are closer than this were read in one batch

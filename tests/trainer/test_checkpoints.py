@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from trainer import checkpoints, contract
+from trainer import checkpoints, contract, durable
 from trainer.contract import (BEST, BEST_META_FILE, LATEST, OLD_SUFFIX, TMP_SUFFIX, TRAINER_STATE_FILE, WEIGHTS_FILE,
                               CheckpointStateError, find_best, find_latest)
 
@@ -184,7 +184,7 @@ def test_interrupted_best_swap_falls_back_to_best_old(tmp_path):
     os.replace = replace
     try:
         with pytest.raises(KeyboardInterrupt):
-            contract.swap_folder(tmp_path / (BEST + TMP_SUFFIX), tmp_path / BEST)
+            durable.swap_folder(tmp_path / (BEST + TMP_SUFFIX), tmp_path / BEST)
     finally:
         os.replace = real_replace
     assert find_best(tmp_path) == tmp_path / (BEST + OLD_SUFFIX)
