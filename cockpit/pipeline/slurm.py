@@ -38,7 +38,7 @@ from cockpit.pipeline import launcher as local
 from cockpit.pipeline.launcher import LaunchError
 from cockpit.pipeline.slots import Slot
 from cockpit.pipeline.spec import SlurmSettings
-from trainer.contract import EVENTS_FILE, SLURM_SCRIPT_FILE, RunPaths
+from trainer.contract import EXIT_FAILED, EXIT_OK, SLURM_SCRIPT_FILE, RunPaths
 from trainer.events import read_events
 
 # Job states in which the job will still run (or is running); any other is an end.
@@ -190,10 +190,10 @@ def queued_jobs(name: str) -> list[str]:
 
 def exit_code(info: dict[str, str]) -> int:
     """The trainer's exit code from scontrol's ``ExitCode=code:signal`` (a signal counts as -signal)."""
-    code, _, sig = info.get("ExitCode", "1:0").partition(":")
+    code, _, sig = info.get("ExitCode", f"{EXIT_FAILED}:0").partition(":")
     if sig.isdigit() and int(sig):
         return -int(sig)
-    return int(code) if code.isdigit() else 1
+    return int(code) if code.isdigit() else EXIT_FAILED
 
 
 def batch_script(paths: RunPaths, settings: SlurmSettings, job_name: str, slot: Slot, args: list[str],
@@ -321,8 +321,8 @@ class SlurmJob:
         if not state or state in ALIVE:
             return None  # still queued or running, or not known yet
         if state == "COMPLETED":
-            return 0
-        return exit_code(self._info) if self._info else 1
+            return EXIT_OK
+        return exit_code(self._info) if self._info else EXIT_FAILED
 
     def restarts(self) -> int:
         self.state()
