@@ -112,7 +112,7 @@ def compare_precision(n: int, threads: int, repeats: int) -> dict:
     """goemo-train in fp32 and in bf16 autocast, alternating, on the same rows; the median of each."""
     import torch
 
-    from trainer.loop import cpu_native_bf16
+    from trainer.precision import cpu_native_bf16
 
     runs: dict[str, list[float]] = {"no": [], "bf16": []}
     for _ in range(repeats):

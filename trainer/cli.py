@@ -118,7 +118,7 @@ def _main(args: argparse.Namespace, lock: RunLock) -> int:
         if is_first_process():
             lock.acquire()
         _quiet_libraries()
-        from trainer.loop import prepare
+        from trainer.preflight import prepare
         from trainer.run import run_training
 
         prepared = prepare(config)

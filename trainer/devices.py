@@ -192,6 +192,15 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def node_rank() -> int:
+    """This process's node in a multi-node run: torchrun's GROUP_RANK (accelerate launch and srun start
+    torchrun's agent per node), else the global rank over the ranks per node."""
+    if os.environ.get("GROUP_RANK", "").isdigit():
+        return int(os.environ["GROUP_RANK"])
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return int(os.environ.get("RANK", "0") or 0) // max(per_node, 1)
+
+
 def device_fields(snapshot: TelemetrySnapshot, host: str, local_rank: int, node: int = 0) -> dict[str, Any]:
     """The fields of a ``device`` event: the node's GPUs (NVML) and the CPU % and RSS of the run's processes."""
     cpu = [p.cpu_pct for p in snapshot.processes if p.cpu_pct is not None]

@@ -10,8 +10,9 @@ presence marks a complete ensemble folder.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,12 +26,30 @@ from trainer.export_files import save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.models import export_classifier
 
-if TYPE_CHECKING:
-    from trainer.loop import TrainingRun
+# (probs, labels, mean loss) of a split, scored by the given model
+SplitScores = tuple[np.ndarray, np.ndarray, float]
 
 
 class EnsembleError(ValueError):
     """Members that cannot be averaged (one line naming the run folder and the key)."""
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """What the ensemble needs of a set-up run, and nothing more (``TrainingRun.evaluator()`` builds it): a model
+    to load each member's weights into, how to score a split with it, how to tell the watchdog and the
+    events, and where the export goes."""
+
+    config: RunConfig  # the ensemble's own: primary threshold, max_length, seed
+    names: Sequence[str]  # the taxonomy's labels: the model's outputs
+    model: Any  # the bare (unwrapped) model: each member's best weights are loaded into it in turn
+    tokenizer: Any
+    export_dir: Path
+    eval_rows: int  # dev + test rows: what one member's scoring covers, for the watchdog's allowance
+    predict: Callable[[str, Any], SplitScores]  # (split, model) -> sigmoid probabilities, labels, loss
+    announce_eval: Callable[[int], None]  # an evaluation of that many rows starts now
+    emit_final_evals: Callable[..., None]  # the final dev and test evals, as an export writes them
+    emit: Callable[..., None]  # one event into the run's events.jsonl
 
 
 def member_config(member: Path) -> RunConfig:
@@ -81,28 +100,25 @@ def score_block(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, p
     return block
 
 
-def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, Any]:
+def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, Any]:
     """Average the members' probabilities and write the ensemble export; returns ensemble.json's content."""
-    cfg, names = run.cfg, run.p.names
+    cfg, names, model, export_dir = evaluator.config, evaluator.names, evaluator.model, evaluator.export_dir
     primary = cfg.primary_threshold
-    model = run.accelerator.unwrap_model(run.model)
-    export_dir = run.out / EXPORT_DIR
-    rows = len(run.eval_sets["dev"][0]) + len(run.eval_sets["test"][0])
     dev_sum: np.ndarray | None = None
     test_sum: np.ndarray | None = None
     records = []
     for member in members:
-        run.announce_eval(rows)
+        evaluator.announce_eval(evaluator.eval_rows)
         loaded = checkpoints.load_best(member / CHECKPOINTS_DIR)
         if loaded is None:
             raise CheckpointStateError(f"{member}: no best checkpoint to average")
         weights, meta = loaded
         model.load_state_dict(weights)
-        dev_probs, dev_labels, _ = run.predict("dev", model)
-        test_probs, test_labels, _ = run.predict("test", model)
+        dev_probs, dev_labels, _ = evaluator.predict("dev", model)
+        test_probs, test_labels, _ = evaluator.predict("test", model)
         own = tune_thresholds(dev_probs, dev_labels, default=primary)
         folder = export_dir / MEMBERS_DIR / member.name
-        export_classifier(model, run.p.tokenizer, folder)
+        export_classifier(model, evaluator.tokenizer, folder)
         save_probs(folder, dev_probs, test_probs, dev_labels, test_labels)
         write_thresholds(folder, names, own, primary, max_length=cfg.max_length, best_step=meta.get("step"))
         records.append({
@@ -115,18 +131,18 @@ def export_ensemble(run: "TrainingRun", members: Sequence[Path]) -> dict[str, An
     assert dev_sum is not None and test_sum is not None  # check_members refused an empty list
     dev_probs = (dev_sum / len(members)).astype(np.float32)
     test_probs = (test_sum / len(members)).astype(np.float32)
-    dev_labels, test_labels = run.eval_sets["dev"][1], run.eval_sets["test"][1]
+    # dev_labels and test_labels, as the last member's scoring left them: each split's own, the same for every member
     thresholds = tune_thresholds(dev_probs, dev_labels, default=primary)
     # No loss: the members were trained on different losses, and none of them scores the average.
-    run.emit_final_evals(0, 0.0, (dev_probs, dev_labels, None), (test_probs, test_labels, None), thresholds,
-                         ensemble=[m.name for m in members])
+    evaluator.emit_final_evals(0, 0.0, (dev_probs, dev_labels, None), (test_probs, test_labels, None),
+                               thresholds, ensemble=[m.name for m in members])
     save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
     write_thresholds(export_dir, names, thresholds, primary, max_length=cfg.max_length,
                      members=[m.name for m in members])
     ensemble = {"rule": ENSEMBLE_RULE, "labels": list(names), "primary_threshold": primary,
                 "members": records, "thresholds": THRESHOLDS_FILE}
     write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble
-    run.emit("checkpoint", step=0, path=EXPORT_DIR, kind="export")
+    evaluator.emit("checkpoint", step=0, path=EXPORT_DIR, kind="export")
     return ensemble
 
 

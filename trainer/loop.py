@@ -11,7 +11,6 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,148 +18,28 @@ import numpy as np
 import torch
 
 from trainer import checkpoints
-from trainer.config import RunConfig
-from trainer.contract import (ENV_STARTUP_GRACE, CHECKPOINTS_DIR, EVENTS_FILE, EXPORT_DIR, LATEST, RUN_CONFIG_FILE,
-                              CheckpointStateError, best_metric_name, find_latest, node_devices_file, selection_scores,
+from trainer.batches import tokenize_rows
+from trainer.contract import (CHECKPOINTS_DIR, EVENTS_FILE, EXPORT_DIR, LATEST, RUN_CONFIG_FILE, CheckpointStateError,
+                              best_metric_name, find_latest, is_better, node_devices_file, selection_scores,
                               steps_per_epoch, total_steps)
 from trainer.durable import write_atomic
-from trainer.data import DataError, eval_batches, length_grouped_batches, pad_batch, tokenize_texts
+from trainer.data import eval_batches, length_grouped_batches, pad_batch
+from trainer.devices import DeviceReporter, node_rank
+from trainer.ensemble import Evaluator
 from trainer.events import EventWriter
 from trainer.export_files import save_probs, write_thresholds
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
-from trainer.model_source import ModelError, ModelSource, resolve_model
-from trainer.sources import LoadedSources, load_sources, training_data
-from trainer.taxonomy import taxonomy_labels
-from trainer.models import EmotionClassifier, build_classifier, count_parameters, export_classifier, load_tokenizer
+from trainer.optimization import build_optimizer
+from trainer.precision import mixed_precision
+from trainer.preflight import Prepared
+from trainer.sources import training_data
+from trainer.timing import eval_guess_s, expect_s, model_activity, startup_grace_s
+from trainer.models import EmotionClassifier, build_classifier, count_parameters, export_classifier
 
-__all__ = ["KNOWN_ERRORS", "Prepared", "TrainingRun", "first_line", "prepare"]
-
-DEFAULT_STARTUP_GRACE_S = 600.0
-EVAL_ROWS_PER_S_GUESS = 10.0  # conservative: a large model on a slow device, before any eval was timed
-# Errors with a message that says it all: one line on stderr, no traceback.
-KNOWN_ERRORS = (OSError, CheckpointStateError, DataError, ModelError)
-
-
-@dataclass
-class Prepared:
-    """What setup produced before any event is written: validated data, tokenizer and model source."""
-
-    config: RunConfig
-    sources: LoadedSources
-    names: list[str]  # the taxonomy's labels: the model's outputs
-    source: ModelSource
-    tokenizer: Any
-
-
-def prepare(config: RunConfig) -> Prepared:
-    """Validate inputs that can be wrong (data files, model name, loss) before anything starts.
-
-    Raises DataError, ModelError or ValueError with one-line messages.
-    """
-    # The config already knows loss and parameter names; this also checks their values (e.g. clip < 1).
-    try:
-        build_loss(config.loss, config.loss_params, torch.ones(len(taxonomy_labels(config.taxonomy))))
-    except ValueError as exc:
-        raise ValueError(f"key 'loss_params' of loss {config.loss!r}: {exc}") from None
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("key 'device': 'cuda' requested but no CUDA device is available")
-    sources = load_sources(config)
-    source = resolve_model(config.model, config.pooling)
-    tokenizer = load_tokenizer(source)
-    return Prepared(config, sources, taxonomy_labels(config.taxonomy), source, tokenizer)
-
-
-def _lr_lambda(kind: str, warmup: int, total: int):
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
-    return schedule
-
-
-def node_rank() -> int:
-    """This process's node in a multi-node run: torchrun's GROUP_RANK (accelerate launch and srun start
-    torchrun's agent per node), else the global rank over the ranks per node."""
-    if os.environ.get("GROUP_RANK", "").isdigit():
-        return int(os.environ["GROUP_RANK"])
-    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return int(os.environ.get("RANK", "0") or 0) // max(per_node, 1)
-
-
-def startup_grace_s() -> float:
-    """Seconds the watchdog allows for model load or download: $GOEMO_STARTUP_GRACE_S, default 600."""
-    try:
-        value = float(os.environ.get(ENV_STARTUP_GRACE, ""))
-    except ValueError:
-        return DEFAULT_STARTUP_GRACE_S
-    return value if math.isfinite(value) and value > 0 else DEFAULT_STARTUP_GRACE_S
-
-
-def model_activity(source: ModelSource) -> str:
-    """``download`` for a hub id whose files are not in the local cache yet, else ``load``."""
-    if source.path is None or Path(source.path).expanduser().exists():
-        return "load"
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(source.path, "config.json")
-    except Exception:  # an id the hub client rejects: loading will say what is wrong
-        return "download"
-    return "load" if isinstance(cached, str) else "download"
-
-
-def expect_s(last_seconds: float, guess_s: float) -> float:
-    """What an ``activity`` announces: 3x the last time this work took, or the guess before it was
-    ever timed; never below 30 s."""
-    return round(max(30.0, 3 * last_seconds if last_seconds > 0 else guess_s), 1)
-
-
-def eval_guess_s(rows: int) -> float:
-    """The first evaluation's allowance, sized to the rows it scores."""
-    return rows / EVAL_ROWS_PER_S_GUESS
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def is_better(value: float, tie_break: float, best: dict[str, Any]) -> bool:
-    """A new best checkpoint: a higher value, or the same value and a higher tie-break (macro-F1 at a
-    fixed threshold ties often on a plateau; the later, better-tuning checkpoint should then win).
-    A best recorded before tie-breaks existed counts as the lowest tie-break."""
-    if best.get("value") is None:
-        return True
-    old_tie = best.get("tie_break")
-    return (value, tie_break) > (best["value"], old_tie if isinstance(old_tie, (int, float)) else float("-inf"))
-
-
-def cpu_native_bf16() -> bool:
-    """The CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN reports it; elsewhere bf16 is emulated."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _mixed_precision(config: RunConfig, use_cuda: bool) -> str:
-    if not use_cuda:
-        # CPU: "auto" is bf16 autocast only where the CPU computes bf16 natively (AMX, AVX512-BF16). Measured
-        # (docs/results.md, "bf16 autocast on CPU"): 1.28x faster there with dev tuned_cv within seed noise;
-        # 0.11x where bf16 is emulated. fp16 autocast has no CPU kernels.
-        if config.precision == "auto":
-            return "bf16" if cpu_native_bf16() else "no"
-        return "bf16" if config.precision == "bf16" else "no"
-    if config.precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return config.precision
+__all__ = ["TrainingRun"]
 
 
 class TrainingRun:
@@ -230,7 +109,7 @@ class TrainingRun:
         # grad_accum micro-batches), so it must not try to sync with a dataloader it never sees.
         self.accelerator = Accelerator(
             cpu=not use_cuda,
-            mixed_precision=_mixed_precision(cfg, use_cuda),
+            mixed_precision=mixed_precision(cfg, use_cuda),
             gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum,
                                                                     sync_with_dataloader=False),
         )
@@ -238,8 +117,6 @@ class TrainingRun:
         # The first process of every node reports its node's devices: the main process into the run's
         # events, the first process of each other node into that node's own file beside them.
         if cfg.device_every_s > 0 and self.accelerator.is_local_main_process:
-            from trainer.devices import DeviceReporter
-
             emit: Any = self.emit
             node = node_rank()
             if self.events is None:
@@ -256,23 +133,9 @@ class TrainingRun:
         cfg = self.cfg
         data = training_data(self.p.sources, cfg)
         self.emit("data", **data.event)
-        tok = self.p.tokenizer
-        train, rows = data.train, data.oversampling.indices
-        # Tokenise the distinct rows once; oversampled duplicates reuse them.
-        ids = tokenize_texts(train.texts, tok, cfg.max_length)
-        self.train_ids = [ids[i] for i in rows]
-        self.train_labels = train.labels[rows].astype(np.float32)
-        self.train_masks = None if train.mask is None else train.mask[rows].astype(np.float32)
-        self.train_lengths = np.array([len(t) for t in self.train_ids])
-        self.eval_sets = {
-            name: (tokenize_texts(s.texts, tok, cfg.max_length), s.labels.astype(np.float32), None)
-            for name, s in (("dev", data.dev), ("test", data.test))
-        }
-        # Each extra source's own dev split, scored over the labels it observes.
-        self.source_devs = {name: observed for name, (_, observed) in data.source_devs.items()}
-        for name, (split, observed) in data.source_devs.items():
-            self.eval_sets[name] = (tokenize_texts(split.texts, tok, cfg.max_length),
-                                    split.labels.astype(np.float32), split.mask.astype(np.float32))
+        rows = tokenize_rows(data, self.p.tokenizer, cfg.max_length)
+        self.train_ids, self.train_labels, self.train_masks = rows.train_ids, rows.train_labels, rows.train_masks
+        self.train_lengths, self.eval_sets, self.source_devs = rows.train_lengths, rows.eval_sets, rows.source_devs
         weights = data.class_weights
         self.class_weights = torch.tensor(weights) if cfg.class_weights == "balanced" else None
         self.steps_per_epoch = steps_per_epoch(len(self.train_ids), cfg.batch_size, self.accelerator.num_processes,
@@ -287,20 +150,8 @@ class TrainingRun:
         if cfg.gradient_checkpointing:
             model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.n_params = count_parameters(model)
-        head = model.head_parameter_names()
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-        for name, param in model.named_parameters():
-            no_decay = param.ndim < 2  # biases and LayerNorm weights
-            groups.setdefault((name in head, no_decay), []).append(param)
-        param_groups = [
-            {"params": ps, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-             "lr": (cfg.head_lr or cfg.lr) if is_head else cfg.lr}
-            for (is_head, no_decay), ps in groups.items()
-        ]
-        on_cuda = self.accelerator.device.type == "cuda"
-        optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr, fused=on_cuda or None)
-        warmup = int(cfg.warmup_ratio * self.total_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.scheduler, warmup, self.total_steps))
+        optimizer, scheduler = build_optimizer(model, cfg, self.total_steps,
+                                               on_cuda=self.accelerator.device.type == "cuda")
         # The scheduler is not prepared: accelerate would step it once per process, while our
         # schedule is already counted in optimizer steps. It is still saved with the checkpoint.
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
@@ -515,6 +366,12 @@ class TrainingRun:
         self.last_eval_step = step
         self.emit("activity", what="train", expect_s=120)
         return metrics
+
+    def evaluator(self) -> Evaluator:
+        """What an ensemble needs of this set-up run (trainer.ensemble): the bare model, scoring and events."""
+        return Evaluator(self.cfg, self.p.names, self.accelerator.unwrap_model(self.model), self.p.tokenizer,
+                         self.out / EXPORT_DIR, len(self.eval_sets["dev"][0]) + len(self.eval_sets["test"][0]),
+                         self.predict, self.announce_eval, self.emit_final_evals, self.emit)
 
     def _evaluate_dev_main(self, step: int) -> dict[str, Any]:
         probs, labels, loss = self.predict("dev")

@@ -18,7 +18,21 @@ import torch
 from trainer.contract import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, CheckpointStateError
 from trainer.data import DataError
 from trainer.ensemble import export_ensemble
-from trainer.loop import KNOWN_ERRORS, Prepared, TrainingRun, first_line
+from trainer.loop import TrainingRun
+from trainer.model_source import ModelError
+from trainer.preflight import Prepared
+
+__all__ = ["KNOWN_ERRORS", "first_line", "run_training"]
+
+# Errors with a message that says it all: one line on stderr, no traceback.
+KNOWN_ERRORS = (OSError, CheckpointStateError, DataError, ModelError)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
 
 def _install_signal_handlers(run: TrainingRun) -> None:
     def request_stop(signum: int, _frame: Any) -> None:
@@ -58,7 +72,7 @@ def run_training(prepared: Prepared, out_dir: Path, resume: bool = False, export
         if ensemble_from:  # no training: the members' best weights, averaged (trainer.ensemble)
             status, reason = "completed", f"averaged the best weights of {', '.join(m.name for m in ensemble_from)}"
             if run.accelerator.is_main_process:
-                export_ensemble(run, ensemble_from)
+                export_ensemble(run.evaluator(), ensemble_from)
         elif export_from is not None:  # no training: export() loads (and requires) that run's best weights
             status, reason = "completed", f"exported the best weights of {export_from.name}"
         else:

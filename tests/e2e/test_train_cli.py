@@ -115,19 +115,18 @@ def test_nan_fault_is_skipped_counted_and_alerted(tmp_path):
 
 
 def test_bf16_autocast_on_cpu_when_asked_or_native_and_fp32_where_emulated(tmp_path):
+    from trainer import precision
     from trainer.config import RunConfig
-    from trainer.loop import _mixed_precision
+    from trainer.precision import mixed_precision
 
-    assert _mixed_precision(RunConfig(precision="bf16"), use_cuda=False) == "bf16"
+    assert mixed_precision(RunConfig(precision="bf16"), use_cuda=False) == "bf16"
     # auto: bf16 only where the CPU has it natively (measured: docs/results.md); fp32 where it is emulated
-    import trainer.loop as loop
-
     for native, expected in ((True, "bf16"), (False, "no")):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(loop, "cpu_native_bf16", lambda: native)
-            assert _mixed_precision(RunConfig(precision="auto"), use_cuda=False) == expected
-            assert _mixed_precision(RunConfig(precision="no"), use_cuda=False) == "no"
-    assert _mixed_precision(RunConfig(precision="fp16"), use_cuda=False) == "no"  # no fp16 CPU kernels
+            mp.setattr(precision, "cpu_native_bf16", lambda: native)
+            assert mixed_precision(RunConfig(precision="auto"), use_cuda=False) == expected
+            assert mixed_precision(RunConfig(precision="no"), use_cuda=False) == "no"
+    assert mixed_precision(RunConfig(precision="fp16"), use_cuda=False) == "no"  # no fp16 CPU kernels
     out = tmp_path / "bf16"
     res = run_train(*TINY, "--max-train-samples", "64", "--batch-size", "16", "--max-steps", "4",
                     "--set", "precision='bf16'", "--set", "export=true", "--out", str(out))

@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY, run_train, train_env
-from trainer import loop
 from trainer import run as run_module
+from trainer import timing
 from trainer.checkpoints import validate_latest
 from trainer.config import RunConfig
-from trainer.contract import (CHECKPOINTS_DIR, EVENTS_FILE, LATEST, RUN_CONFIG_FILE, TRAINER_STATE_FILE,
-                              CheckpointStateError)
+from trainer.contract import (CHECKPOINTS_DIR, ENV_STARTUP_GRACE, EVENTS_FILE, LATEST, RUN_CONFIG_FILE,
+                              TRAINER_STATE_FILE, CheckpointStateError)
 from trainer.events import EventWriter, read_events
+from trainer.loop import TrainingRun
 from trainer.model_source import ModelSource
+from trainer.preflight import Prepared
 
 SMALL = [*TINY, "--max-eval-samples", "50", "--max-train-samples", "64", "--batch-size", "16", "--max-steps", "4",
          "--set", "checkpoint_every_steps=2"]  # 4 steps per epoch: a checkpoint at 2, then 4
@@ -94,7 +96,8 @@ def test_refused_resumes_change_nothing_and_planted_pickles_are_never_opened(cra
     first_eval = next(i for i, e in enumerate(events_after) if e["type"] == "eval")
     announced = [e for e in events_after[:first_eval] if e["type"] == "activity"][-1]
     dev_size = next(e for e in events_after if e["type"] == "data")["dev_size"]
-    assert announced["what"] == "eval" and announced["expect_s"] == loop.expect_s(0, loop.eval_guess_s(dev_size))
+    assert announced["what"] == "eval"
+    assert announced["expect_s"] == timing.expect_s(0, timing.eval_guess_s(dev_size))
 
 
 @pytest.mark.e2e
@@ -140,9 +143,9 @@ def test_an_error_during_setup_ends_the_run_in_events(tmp_path, monkeypatch, cap
         run.emit("activity", what="load", expect_s=600)
         raise error
 
-    monkeypatch.setattr(loop.TrainingRun, "setup", setup)
+    monkeypatch.setattr(TrainingRun, "setup", setup)
     monkeypatch.setattr(run_module, "_install_signal_handlers", lambda run: None)  # leave pytest's handlers alone
-    prepared = loop.Prepared(RunConfig(model="tiny-deberta"), {}, [], ModelSource("m", None, "m", "head"), None)
+    prepared = Prepared(RunConfig(model="tiny-deberta"), {}, [], ModelSource("m", None, "m", "head"), None)
     assert run_module.run_training(prepared, tmp_path, resume=True) == 1
     events = read_events(tmp_path / EVENTS_FILE)
     assert [e["type"] for e in events] == ["activity", "alert", "run_end"]
@@ -154,23 +157,24 @@ def test_an_error_during_setup_ends_the_run_in_events(tmp_path, monkeypatch, cap
 
 
 def test_startup_grace_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv(loop.ENV_STARTUP_GRACE, "900")
-    assert loop.startup_grace_s() == 900
+    monkeypatch.setenv(ENV_STARTUP_GRACE, "900")
+    assert timing.startup_grace_s() == 900
     for bad in ("", "soon", "-1", "nan"):
-        monkeypatch.setenv(loop.ENV_STARTUP_GRACE, bad)
-        assert loop.startup_grace_s() == loop.DEFAULT_STARTUP_GRACE_S == 600
+        monkeypatch.setenv(ENV_STARTUP_GRACE, bad)
+        assert timing.startup_grace_s() == timing.DEFAULT_STARTUP_GRACE_S == 600
 
 
 def test_model_activity_says_download_only_for_uncached_hub_ids(tmp_path):
-    assert loop.model_activity(ModelSource("tiny-deberta", None, "x", "head")) == "load"
-    assert loop.model_activity(ModelSource("local", str(tmp_path), str(tmp_path), "head")) == "load"
-    assert loop.model_activity(ModelSource("org/not-cached", "org/not-cached", "org/not-cached", "head")) \
+    assert timing.model_activity(ModelSource("tiny-deberta", None, "x", "head")) == "load"
+    assert timing.model_activity(ModelSource("local", str(tmp_path), str(tmp_path), "head")) == "load"
+    assert timing.model_activity(ModelSource("org/not-cached", "org/not-cached", "org/not-cached", "head")) \
         == "download"
 
 
 def test_first_eval_allowance_grows_with_the_dev_set():
-    assert loop.expect_s(0, loop.eval_guess_s(100)) == 30.0  # never below 30 s
-    assert loop.expect_s(0, loop.eval_guess_s(5426)) == pytest.approx(5426 / loop.EVAL_ROWS_PER_S_GUESS, abs=0.1)
-    assert loop.expect_s(4.0, loop.eval_guess_s(5426)) == 30.0  # once timed: 3x the last eval, floor 30 s
-    assert loop.expect_s(20.0, loop.eval_guess_s(5426)) == 60.0
+    assert timing.expect_s(0, timing.eval_guess_s(100)) == 30.0  # never below 30 s
+    assert timing.expect_s(0, timing.eval_guess_s(5426)) == pytest.approx(5426 / timing.EVAL_ROWS_PER_S_GUESS,
+                                                                         abs=0.1)
+    assert timing.expect_s(4.0, timing.eval_guess_s(5426)) == 30.0  # once timed: 3x the last eval, floor 30 s
+    assert timing.expect_s(20.0, timing.eval_guess_s(5426)) == 60.0
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from cockpit.pipeline.results import leaderboard, run_scores
-from trainer.contract import TUNED_CV_KEY, f1_macro_key, selection_key
-from trainer.loop import is_better, selection_scores
+from trainer.contract import TUNED_CV_KEY, f1_macro_key, is_better, selection_key, selection_scores
 from trainer.metrics import evaluate_probs, tuned_cv
 
 LABELS = [f"l{i}" for i in range(8)]
