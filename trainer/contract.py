@@ -14,6 +14,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,52 @@ def is_run_id(name: object) -> bool:
     return isinstance(name, str) and RUN_ID_PATTERN.fullmatch(name) is not None
 
 
+# -- event types --------------------------------------------------------------------------------
+class Event(StrEnum):
+    """Every event type a run folder's events.jsonl or a pipeline folder's pipeline.jsonl holds.
+
+    A member is its string: ``Event.EVAL == "eval"``, it hashes as ``"eval"`` (so the tables below answer
+    lookups by the plain strings read back from JSON) and ``json.dumps`` writes the plain string. Code
+    outside this module and cockpit/records/ names event types only through these members
+    (tests/test_contract_literals.py holds it), so a type is renamed or grepped for in one place.
+    The members are exactly the keys of TRAINER_EVENTS and PIPELINE_EVENTS ("alert" is in both).
+    """
+
+    # written by goemo-train into a run folder
+    RUN_START = "run_start"
+    DATA = "data"
+    STEP = "step"
+    ACTIVITY = "activity"
+    EVAL = "eval"
+    CHECKPOINT = "checkpoint"
+    ALERT = "alert"
+    RUN_END = "run_end"
+    DEVICE = "device"
+    # written by the supervisor into a pipeline folder
+    PIPELINE_START = "pipeline_start"
+    PHASE_START = "phase_start"
+    RUN_LAUNCH = "run_launch"
+    RUN_EXIT = "run_exit"
+    STALL = "stall"
+    RESTART = "restart"
+    REQUEUE = "requeue"
+    RUN_PENDING = "run_pending"
+    RUN_DONE = "run_done"
+    PHASE_END = "phase_end"
+    PIPELINE_END = "pipeline_end"
+
+
 # -- metric keys --------------------------------------------------------------------------------
+# The scores f1_summary computes and eval events carry (each a {threshold: value} map in an eval event,
+# a plain number in a tuned summary); the leaderboard keys below are built from them.
+F1_MACRO = "f1_macro"
+F1_MICRO = "f1_micro"
+F1_WEIGHTED = "f1_weighted"
+# The eval event's field with the cross-fitted score ({"f1_macro": ...}); also the [pipeline] select_by
+# word that ranks by it. Not TUNED_CV_KEY, the leaderboard key ("tuned_cv_f1_macro").
+TUNED_CV_FIELD = "tuned_cv"
+SELECT_F1_PRIMARY = "f1@primary"
+SELECT_TUNED_CV = TUNED_CV_FIELD
 DEFAULT_PRIMARY_THRESHOLD = 0.2
 SECONDARY_THRESHOLD = 0.5  # every eval also reports F1 at 0.5, the usual default of other tools
 TUNED_DEV_KEY = "tuned_f1_macro"  # leaderboard: dev thresholds tuned and scored on dev (optimistic)
@@ -78,8 +124,8 @@ TUNED_KEY = "f1_macro_tuned"  # final: thresholds tuned on dev, scored on the sp
 # mean); unlike TUNED_DEV_KEY it does not reward thresholds fitted to dev's own noise.
 TUNED_CV_KEY = "tuned_cv_f1_macro"
 # [pipeline] select_by: what ranks runs (phases 2-4), picks each run's best checkpoint and the final run.
-SELECT_BY = ("f1@primary", "tuned_cv")
-DEFAULT_SELECT_BY = "f1@primary"
+SELECT_BY = (SELECT_F1_PRIMARY, SELECT_TUNED_CV)
+DEFAULT_SELECT_BY = SELECT_F1_PRIMARY
 # [pipeline] final: retrain the best config, reuse (export) the best run, or average the top-k runs.
 FINAL_MODES = ("retrain", "reuse", "ensemble")
 
@@ -95,25 +141,25 @@ def metric_key(metric: str, threshold: float) -> str:
 
 
 def f1_macro_key(threshold: float) -> str:
-    return metric_key("f1_macro", threshold)
+    return metric_key(F1_MACRO, threshold)
 
 
 def f1_micro_key(threshold: float) -> str:
-    return metric_key("f1_micro", threshold)
+    return metric_key(F1_MICRO, threshold)
 
 
 def selection_key(select_by: str, threshold: float) -> str:
     """The leaderboard key that ranks runs under ``select_by`` (``f1_macro@0.2`` or ``tuned_cv_f1_macro``)."""
     if select_by not in SELECT_BY:
         raise ValueError(f"select_by {select_by!r}: expected one of {', '.join(SELECT_BY)}")
-    return TUNED_CV_KEY if select_by == "tuned_cv" else f1_macro_key(threshold)
+    return TUNED_CV_KEY if select_by == SELECT_TUNED_CV else f1_macro_key(threshold)
 
 
 def selection_scores(select_by: str, f1_primary: float | None,
                      cross_fitted: float | None) -> tuple[float | None, float | None]:
     """(value, tie-break) of one dev evaluation under select_by: the chosen score and the other one. The one
     ordering the trainer (best checkpoint) and the leaderboard (best eval of a run) both rank by."""
-    return (cross_fitted, f1_primary) if select_by == "tuned_cv" else (f1_primary, cross_fitted)
+    return (cross_fitted, f1_primary) if select_by == SELECT_TUNED_CV else (f1_primary, cross_fitted)
 
 
 def is_better(value: float, tie_break: float, best: dict[str, Any]) -> bool:
@@ -193,8 +239,13 @@ MLFLOW_DIR = "mlruns"  # MLflow's local store, unless MLFLOW_TRACKING_URI says o
 TRACKIO_DIR = "trackio"  # trackio's local database, unless TRACKIO_DIR says otherwise
 WANDB_DIR = "wandb"  # wandb's run folders (offline mode unless the user is logged in)
 # Notifications (notify_on): what a user can ask to hear about.
-NOTIFY_EVENTS = ("stall", "failed", "nonfinite_abort", "pipeline_end", "run_done", "phase_end", "alert")
-DEFAULT_NOTIFY_ON = ("stall", "failed", "nonfinite_abort", "pipeline_end")
+# Topics named after an event type mean that event; "failed" and "nonfinite_abort" are picked out of alerts.
+NOTIFY_FAILED = "failed"
+NOTIFY_NONFINITE = "nonfinite_abort"
+# Plain strings (.value): they are a preset's Literal choices and its saved TOML values.
+NOTIFY_EVENTS = (Event.STALL.value, NOTIFY_FAILED, NOTIFY_NONFINITE, Event.PIPELINE_END.value, Event.RUN_DONE.value,
+                 Event.PHASE_END.value, Event.ALERT.value)
+DEFAULT_NOTIFY_ON = (Event.STALL.value, NOTIFY_FAILED, NOTIFY_NONFINITE, Event.PIPELINE_END.value)
 # Inside checkpoints/latest: no pickle anywhere (tensors as safetensors, the rest as JSON).
 OPTIMIZER_FILE = "optimizer.safetensors"
 SCHEDULER_FILE = "scheduler.json"
@@ -410,32 +461,32 @@ RUN_STATUSES = ("completed", "failed", "stopped")
 # Required keys per event type (beyond v, t, type). Kept to what docs/contract.md promises, so views read
 # folders written by older versions; newer keys (run_launch.proc_start, ...) are optional extras.
 TRAINER_EVENTS: dict[str, tuple[str, ...]] = {
-    "run_start": ("run", "config", "model", "n_params", "device", "world_size", "pid", "resumed_from_step"),
-    "data": ("train_size_before", "train_size_after", "dev_size", "test_size", "per_class", "oversampling"),
-    "step": ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "step_time_s",
-             "nonfinite_skipped"),
-    "activity": ("what", "expect_s"),
-    "eval": ("step", "epoch", "split", "loss", "f1_macro", "f1_micro", "per_class", "tuned"),
-    "checkpoint": ("step", "path"),
-    "alert": ("level", "code", "message"),
-    "run_end": ("status", "reason", "wall_s", "best"),
+    Event.RUN_START: ("run", "config", "model", "n_params", "device", "world_size", "pid", "resumed_from_step"),
+    Event.DATA: ("train_size_before", "train_size_after", "dev_size", "test_size", "per_class", "oversampling"),
+    Event.STEP: ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "step_time_s",
+                 "nonfinite_skipped"),
+    Event.ACTIVITY: ("what", "expect_s"),
+    Event.EVAL: ("step", "epoch", "split", "loss", F1_MACRO, F1_MICRO, "per_class", "tuned"),
+    Event.CHECKPOINT: ("step", "path"),
+    Event.ALERT: ("level", "code", "message"),
+    Event.RUN_END: ("status", "reason", "wall_s", "best"),
     # Every device_every_s from the trainer: the GPUs of the node it runs on and its processes' CPU/RSS.
-    "device": ("host", "local_rank", "gpus", "cpu_pct", "rss_mb"),
+    Event.DEVICE: ("host", "local_rank", "gpus", "cpu_pct", "rss_mb"),
 }
 
 PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
-    "pipeline_start": ("pipeline", "preset"),
-    "phase_start": ("phase",),
-    "run_launch": ("run", "device", "pid", "attempt"),
-    "run_exit": ("run", "code", "attempt"),
-    "stall": ("run", "attempt", "silent_s", "dump"),
-    "restart": ("run", "attempt", "from_step"),
-    "requeue": ("run", "attempt", "restarts"),  # Slurm started the job again on its own (preemption, requeue)
-    "run_pending": ("run", "attempt", "reason"),  # why Slurm keeps the job waiting (Resources, Priority, ...)
-    "run_done": ("run", "status", "attempts"),
-    "alert": ("level", "code", "message"),
-    "phase_end": ("phase",),
-    "pipeline_end": ("status", "exit_code"),
+    Event.PIPELINE_START: ("pipeline", "preset"),
+    Event.PHASE_START: ("phase",),
+    Event.RUN_LAUNCH: ("run", "device", "pid", "attempt"),
+    Event.RUN_EXIT: ("run", "code", "attempt"),
+    Event.STALL: ("run", "attempt", "silent_s", "dump"),
+    Event.RESTART: ("run", "attempt", "from_step"),
+    Event.REQUEUE: ("run", "attempt", "restarts"),  # Slurm started the job again on its own (preemption, requeue)
+    Event.RUN_PENDING: ("run", "attempt", "reason"),  # why Slurm keeps the job waiting (Resources, Priority, ...)
+    Event.RUN_DONE: ("run", "status", "attempts"),
+    Event.ALERT: ("level", "code", "message"),
+    Event.PHASE_END: ("phase",),
+    Event.PIPELINE_END: ("status", "exit_code"),
 }
 
 ALL_EVENTS: dict[str, tuple[str, ...]] = {**TRAINER_EVENTS, **PIPELINE_EVENTS}
