@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from trainer.contract import TRACKERS
+from trainer.contract import SELECT_BY
 from trainer.input_files import int_limit_message
 from trainer.loss_names import loss_params_problem
 
@@ -121,7 +122,7 @@ class RunConfig(BaseModel):
     eval_batch_size: int = Field(128, ge=1)
     thresholds: list[float] = Field(default_factory=lambda: [0.2, 0.5])
     primary_threshold: float = Field(0.2, gt=0, lt=1)
-    select_by: Literal["f1@primary", "tuned_cv"] = Field(
+    select_by: Literal[SELECT_BY] = Field(
         "f1@primary", description="the dev score that picks the best checkpoint: macro-F1 at the primary threshold, "
                                   "or tuned_cv (thresholds tuned on one half of dev, scored on the other)")
     checkpoint_every_steps: int = Field(200, ge=0, description="0: only at epoch end and on SIGTERM")

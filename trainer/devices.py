@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping
 
 import psutil
 
+from trainer.contract import Event
+
 NO_GPU = "no NVIDIA GPU"
 MIB = 1024 * 1024
 
@@ -231,7 +233,7 @@ class DeviceReporter:
 
     def report(self) -> None:
         snapshot = self.sampler.sample({self.pid: "run"})
-        self.emit("device", **device_fields(snapshot, self.host, self.local_rank, self.node))
+        self.emit(Event.DEVICE, **device_fields(snapshot, self.host, self.local_rank, self.node))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -21,6 +21,7 @@ from trainer.config import RunConfig, read_toml, validate_config
 from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, ENSEMBLE_SHARED_KEYS, EXPORT_DIR,
                               MEMBERS_DIR, RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY,
                               TUNED_KEY, CheckpointStateError, f1_macro_key, f1_micro_key, is_run_id, split_run_id)
+from trainer.contract import Event, F1_MACRO, F1_MICRO
 from trainer.durable import write_json_atomic
 from trainer.export_files import save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
@@ -90,10 +91,10 @@ def score_block(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, p
     with the given (dev-tuned) thresholds, and (dev only, seed given) the cross-fitted tuned_cv."""
     metrics = evaluate_probs(probs, labels, sorted({primary, SECONDARY_THRESHOLD}), list(names), primary)
     block: dict[str, Any] = {
-        f1_macro_key(primary): metrics["f1_macro"][threshold_key(primary)],
-        f1_macro_key(SECONDARY_THRESHOLD): metrics["f1_macro"][threshold_key(SECONDARY_THRESHOLD)],
-        TUNED_KEY: tuned_summary(probs, labels, thresholds)["f1_macro"],
-        f1_micro_key(primary): metrics["f1_micro"][threshold_key(primary)],
+        f1_macro_key(primary): metrics[F1_MACRO][threshold_key(primary)],
+        f1_macro_key(SECONDARY_THRESHOLD): metrics[F1_MACRO][threshold_key(SECONDARY_THRESHOLD)],
+        TUNED_KEY: tuned_summary(probs, labels, thresholds)[F1_MACRO],
+        f1_micro_key(primary): metrics[F1_MICRO][threshold_key(primary)],
     }
     if seed is not None:
         block[TUNED_CV_KEY] = tuned_cv(probs, labels, seed=seed, default=primary)
@@ -142,7 +143,7 @@ def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, 
     ensemble = {"rule": ENSEMBLE_RULE, "labels": list(names), "primary_threshold": primary,
                 "members": records, "thresholds": THRESHOLDS_FILE}
     write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble
-    evaluator.emit("checkpoint", step=0, path=EXPORT_DIR, kind="export")
+    evaluator.emit(Event.CHECKPOINT, step=0, path=EXPORT_DIR, kind="export")
     return ensemble
 
 

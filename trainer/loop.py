@@ -22,6 +22,7 @@ from trainer.batches import tokenize_rows
 from trainer.contract import (CHECKPOINTS_DIR, EVENTS_FILE, EXPORT_DIR, LATEST, RUN_CONFIG_FILE, CheckpointStateError,
                               best_metric_name, find_latest, is_better, node_devices_file, selection_scores,
                               steps_per_epoch, total_steps)
+from trainer.contract import Event, F1_MACRO, TUNED_CV_FIELD
 from trainer.durable import write_atomic
 from trainer.data import eval_batches, length_grouped_batches, pad_batch
 from trainer.devices import DeviceReporter, node_rank
@@ -80,7 +81,7 @@ class TrainingRun:
             self.events.emit(type_, **fields)
 
     def alert(self, level: str, code: str, message: str) -> None:
-        self.emit("alert", level=level, code=code, message=message)
+        self.emit(Event.ALERT, level=level, code=code, message=message)
 
     def _write_run_config(self) -> None:
         # Every process may write it: write_atomic's renames make the last identical copy win.
@@ -124,7 +125,7 @@ class TrainingRun:
                 emit = self.node_events.emit
             self.devices = DeviceReporter(emit, cfg.device_every_s, self.accelerator.local_process_index,
                                           node=node).start()
-        self.emit("activity", what="load", expect_s=startup_grace_s())
+        self.emit(Event.ACTIVITY, what="load", expect_s=startup_grace_s())
         set_seed(cfg.seed)
         self._setup_data()
         self._setup_model()
@@ -132,7 +133,7 @@ class TrainingRun:
     def _setup_data(self) -> None:
         cfg = self.cfg
         data = training_data(self.p.sources, cfg)
-        self.emit("data", **data.event)
+        self.emit(Event.DATA, **data.event)
         rows = tokenize_rows(data, self.p.tokenizer, cfg.max_length)
         self.train_ids, self.train_labels, self.train_masks = rows.train_ids, rows.train_labels, rows.train_masks
         self.train_lengths, self.eval_sets, self.source_devs = rows.train_lengths, rows.eval_sets, rows.source_devs
@@ -145,7 +146,7 @@ class TrainingRun:
     def _setup_model(self) -> None:
         cfg = self.cfg
         # Covers a hub download too; the supervisor sizes GOEMO_STARTUP_GRACE_S from the preset.
-        self.emit("activity", what=model_activity(self.p.source), expect_s=startup_grace_s())
+        self.emit(Event.ACTIVITY, what=model_activity(self.p.source), expect_s=startup_grace_s())
         model = build_classifier(self.p.source, self.p.names, self.p.tokenizer, cfg.dropout, cfg.seed)
         if cfg.gradient_checkpointing:
             model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -163,7 +164,7 @@ class TrainingRun:
             self._load_latest()
             self._write_run_config()
         self.emit(
-            "run_start", run=cfg.run, config=cfg.model_dump(), model=cfg.model, n_params=self.n_params,
+            Event.RUN_START, run=cfg.run, config=cfg.model_dump(), model=cfg.model, n_params=self.n_params,
             device=str(self.accelerator.device), world_size=self.accelerator.num_processes, pid=os.getpid(),
             resumed_from_step=self.start_step if self.resume and self.start_step else None,
             precision=self.accelerator.mixed_precision, steps_per_epoch=self.steps_per_epoch,
@@ -183,7 +184,7 @@ class TrainingRun:
         if ckpt.name != LATEST:
             self.alert("warn", "checkpoint_fallback", f"{ckpt.name}: resuming from the previous checkpoint "
                                                       "(the newest one was cut short)")
-        self.emit("activity", what="load", expect_s=max(60.0, 4 * float(state.get("save_seconds") or 15)))
+        self.emit(Event.ACTIVITY, what="load", expect_s=max(60.0, 4 * float(state.get("save_seconds") or 15)))
         checkpoints.load_latest(self.accelerator, ckpt, self.model, self.optimizer, self.scheduler)
         self.start_step = int(state["step"])
         self.best = state["best"]
@@ -213,7 +214,7 @@ class TrainingRun:
         cfg = self.cfg
         health = GradHealth()
         step = self.start_step
-        self.emit("activity", what="train", expect_s=300)
+        self.emit(Event.ACTIVITY, what="train", expect_s=300)
         self.model.train()
         while step < self.total_steps:
             epoch = step // self.steps_per_epoch
@@ -307,7 +308,7 @@ class TrainingRun:
             self.nonfinite_in_row += 1
             self.alert("warn", "nonfinite", f"step {step}: non-finite loss or gradient "
                                             f"(loss={loss_value}, grad_norm={grad_norm}); optimizer step skipped")
-        self.emit("step", step=step, epoch=round(step / self.steps_per_epoch, 4), loss=loss_value,
+        self.emit(Event.STEP, step=step, epoch=round(step / self.steps_per_epoch, 4), loss=loss_value,
                   lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm,
                   samples_per_s=samples * acc.num_processes / step_time,
                   tokens_per_s=tokens * acc.num_processes / step_time, step_time_s=step_time,
@@ -343,7 +344,7 @@ class TrainingRun:
 
     def _announce(self, what: str, last_seconds: float, guess_s: float) -> None:
         # The watchdog allows expect_s before it calls this run stalled.
-        self.emit("activity", what=what, expect_s=expect_s(last_seconds, guess_s))
+        self.emit(Event.ACTIVITY, what=what, expect_s=expect_s(last_seconds, guess_s))
 
     def announce_eval(self, rows: int) -> None:
         """Tell the watchdog an evaluation of `rows` rows (dev and test of an export) starts now."""
@@ -364,7 +365,7 @@ class TrainingRun:
         self.accelerator.wait_for_everyone()
         self.eval_seconds = time.time() - t
         self.last_eval_step = step
-        self.emit("activity", what="train", expect_s=120)
+        self.emit(Event.ACTIVITY, what="train", expect_s=120)
         return metrics
 
     def evaluator(self) -> Evaluator:
@@ -382,10 +383,10 @@ class TrainingRun:
         # Cross-fitted on two stratified halves of dev: a tuned score that does not reward thresholds
         # fitted to dev's own noise; select_by = "tuned_cv" picks the best checkpoint by it.
         cross_fitted = tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
-        self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
+        self.emit(Event.EVAL, step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
                   tuned=tuned, tuned_cv=cross_fitted, **metrics)
         self._evaluate_sources(step)
-        value, tie_break = selection_scores(self.cfg.select_by, metrics["f1_macro"][threshold_key(
+        value, tie_break = selection_scores(self.cfg.select_by, metrics[F1_MACRO][threshold_key(
             self.cfg.primary_threshold)], cross_fitted)
         if is_better(value, tie_break, self.best):
             best = {"metric": self.best["metric"], "value": value, "step": step, "tie_break": tie_break}
@@ -403,7 +404,7 @@ class TrainingRun:
             names = [self.p.names[i] for i in observed]
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, names, self.cfg.primary_threshold)
             tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
-            self.emit("eval", step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", source=name,
+            self.emit(Event.EVAL, step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", source=name,
                       observed_labels=names, loss=loss, tuned=tuned, **metrics)
 
     def save_latest(self, step: int) -> None:
@@ -422,7 +423,7 @@ class TrainingRun:
                                        self.scheduler, fault=self.faults.checkpoint_fault(step))
         self.ckpt_seconds = time.time() - t
         self.last_save_step = step
-        self.emit("checkpoint", step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
+        self.emit(Event.CHECKPOINT, step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
 
     # -- export -------------------------------------------------------------------------------
     def emit_final_evals(self, step: int, epoch: float, dev: tuple[np.ndarray, np.ndarray, float | None],
@@ -432,9 +433,9 @@ class TrainingRun:
         thresholds and with the dev-tuned ``thresholds``; dev also gets the cross-fitted tuned_cv."""
         for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
-            extra = {"tuned_cv": tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+            extra = {TUNED_CV_FIELD: tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
                      } if split == "dev" else {}
-            self.emit("eval", step=step, epoch=epoch, split=split, loss=loss, final=True,
+            self.emit(Event.EVAL, step=step, epoch=epoch, split=split, loss=loss, final=True,
                       tuned=tuned_summary(probs, labels, thresholds), **fields, **extra, **metrics)
 
     def export(self, step: int) -> None:
@@ -464,7 +465,7 @@ class TrainingRun:
         save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
         write_thresholds(export_dir, self.p.names, thresholds, self.cfg.primary_threshold,
                          max_length=self.cfg.max_length, best_step=at)
-        self.emit("checkpoint", step=at, path=EXPORT_DIR, kind="export")
+        self.emit(Event.CHECKPOINT, step=at, path=EXPORT_DIR, kind="export")
 
     def finish(self, status: str, reason: str) -> None:
         """run_end, then close the events file; a write that fails here (disk full) cannot be reported
@@ -472,7 +473,7 @@ class TrainingRun:
         if self.devices is not None:
             self.devices.stop()
         try:
-            self.emit("run_end", status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
+            self.emit(Event.RUN_END, status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
                       best=self.best)
         except (OSError, ValueError):
             pass

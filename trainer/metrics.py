@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from trainer.events import threshold_key
+from trainer.contract import F1_MACRO, F1_MICRO, F1_WEIGHTED
 
 SUMMARY_KEYS: tuple[str, ...] = (
-    "f1_macro",
-    "f1_micro",
-    "f1_weighted",
+    F1_MACRO,
+    F1_MICRO,
+    F1_WEIGHTED,
     "precision_macro",
     "recall_macro",
     "precision_micro",
@@ -89,9 +90,9 @@ def f1_summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     micro_p, micro_r, micro_f1 = _prf(tp.sum(), pred.sum(), true.sum())
     weighted = np.average(f1, weights=true) if true.sum() > 0 else np.mean(f1)
     return {
-        "f1_macro": float(np.mean(f1)),
-        "f1_micro": float(micro_f1),
-        "f1_weighted": float(weighted),
+        F1_MACRO: float(np.mean(f1)),
+        F1_MICRO: float(micro_f1),
+        F1_WEIGHTED: float(weighted),
         "precision_macro": float(np.mean(precision)),
         "recall_macro": float(np.mean(recall)),
         "precision_micro": float(micro_p),
@@ -187,8 +188,8 @@ def tuned_summary(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray)
     summary = f1_summary(labels, apply_thresholds(probs, thresholds))
     return {
         "thresholds": [float(t) for t in np.broadcast_to(thresholds, (np.asarray(probs).shape[1],))],
-        "f1_macro": summary["f1_macro"],
-        "f1_micro": summary["f1_micro"],
+        F1_MACRO: summary[F1_MACRO],
+        F1_MICRO: summary[F1_MICRO],
     }
 
 
@@ -234,5 +235,5 @@ def tuned_cv(probs: np.ndarray, labels: np.ndarray, seed: int = 0, default: floa
     scores = []
     for fit, score in ((first, ~first), (~first, first)):
         thresholds = tune_thresholds(probs[fit], y[fit], grid=grid, default=default)
-        scores.append(f1_summary(y[score], probs[score] >= thresholds)["f1_macro"])
+        scores.append(f1_summary(y[score], probs[score] >= thresholds)[F1_MACRO])
     return float(np.mean(scores))
