@@ -30,6 +30,7 @@ from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
 from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
                               TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir)
+from trainer.contract import Event
 from trainer.durable import write_atomic
 
 PROG = "goemo-cockpit export"
@@ -134,7 +135,7 @@ def _str(value: Any) -> str | None:
 
 def _run_config(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The resolved config of a run's latest attempt."""
-    starts = [e for e in events if e.get("type") == "run_start" and isinstance(e.get("config"), dict)]
+    starts = [e for e in events if e.get("type") == Event.RUN_START and isinstance(e.get("config"), dict)]
     return starts[-1]["config"] if starts else {}
 
 
@@ -173,10 +174,10 @@ def run_curve_rows(run: str, events: Sequence[dict[str, Any]], primary: float) -
     dev = {id(e) for e in dev_evals(list(events))}
     for event in events:
         kind = event.get("type")
-        if kind == "run_start" and _int(event.get("resumed_from_step")) is not None:
+        if kind == Event.RUN_START and _int(event.get("resumed_from_step")) is not None:
             resumed = _int(event["resumed_from_step"])
             rows = {step: row for step, row in rows.items() if step <= resumed}
-        elif kind == "step" and _int(event.get("step")) is not None:
+        elif kind == Event.STEP and _int(event.get("step")) is not None:
             step = _int(event["step"])
             f1 = rows[step][-1] if step in rows else None
             rows[step] = [run, step, _num(event.get("epoch")), _num(event.get("loss")), _num(event.get("lr")),

@@ -20,6 +20,7 @@ from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceR
                            ranking_label, train_rows_text)
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths,
                               selection_key, threshold_key)
+from trainer.contract import Event, F1_MACRO
 
 DASH = "–"
 LOUD_LEVELS = ("warn", "error")
@@ -170,7 +171,7 @@ class HeadlessConsole:
 
     def _source_eval(self, source: str, name: str, e: dict[str, Any]) -> None:
         """A per-source eval, worded apart from the run's own dev line: it covers one source's labels only."""
-        scores, labels = e["f1_macro"], e.get("observed_labels")
+        scores, labels = e[F1_MACRO], e.get("observed_labels")
         f1 = scores.get(threshold_key(self.state.primary)) if isinstance(scores, dict) else None
         over = f", {len(labels)} labels" if isinstance(labels, list) else ""
         self._say(f"[{source}] step {e.get('step')} source {name} (own dev split{over}): "
@@ -202,14 +203,14 @@ class HeadlessConsole:
                   f"({_duration(wall if isinstance(wall, (int, float)) else None)})")
 
     PIPELINE_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
-        "pipeline_start": _pipeline_start, "phase_start": _phase_start, "phase_end": _phase_end,
-        "run_launch": _run_launch, "run_exit": _run_exit, "stall": _stall, "restart": _restart,
-        "run_done": _run_done, "alert": _alert, "pipeline_end": _pipeline_end,
+        Event.PIPELINE_START: _pipeline_start, Event.PHASE_START: _phase_start, Event.PHASE_END: _phase_end,
+        Event.RUN_LAUNCH: _run_launch, Event.RUN_EXIT: _run_exit, Event.STALL: _stall, Event.RESTART: _restart,
+        Event.RUN_DONE: _run_done, Event.ALERT: _alert, Event.PIPELINE_END: _pipeline_end,
     }
     """pipeline.jsonl event type -> the line it prints (when it has something to say)."""
 
     RUN_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
-        "run_start": _run_start, "data": _data, "eval": _eval, "alert": _alert, "run_end": _run_end,
+        Event.RUN_START: _run_start, Event.DATA: _data, Event.EVAL: _eval, Event.ALERT: _alert, Event.RUN_END: _run_end,
     }
     """events.jsonl event type -> its line; steps show in the progress lines instead."""
 

@@ -35,6 +35,7 @@ from cockpit.run_state import RUN_STATUSES, TERMINAL, RunState, run_total_steps
 from cockpit.views import Alert, ClassScore, OversampleRow, PipelineView, RunView, SourceRow, StallAlert
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, GRAD_ALERT_CODES, GRAD_VANISHING_BELOW,
                               PIPELINE_EVENTS, PIPELINE_SOURCE, SELECT_BY, TRAINER_EVENTS, missing_keys, threshold_key)
+from trainer.contract import Event, F1_MACRO
 
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
@@ -46,11 +47,11 @@ __all__ = ["PIPELINE_IGNORED", "PRESET_SOURCE", "RUN_STATUSES", "SUMMARY_SOURCE"
 
 # Contract event types no view needs; every other type has a handler below.
 PIPELINE_IGNORED = frozenset({
-    "run_exit",  # the outcome arrives as run_done (or restart); an exit code alone changes nothing shown
+    Event.RUN_EXIT,  # the outcome arrives as run_done (or restart); an exit code alone changes nothing shown
 })
 TRAINER_IGNORED = frozenset({
-    "activity",  # the watchdog's deadline; progress shows through step events
-    "checkpoint",  # where weights went; restarts report their step through the supervisor
+    Event.ACTIVITY,  # the watchdog's deadline; progress shows through step events
+    Event.CHECKPOINT,  # where weights went; restarts report their step through the supervisor
 })
 
 
@@ -357,7 +358,7 @@ class PipelineState:
         if source is not None:
             latest = self._source_evals.get(source)
             if latest is None or t >= latest[0]:
-                self._source_evals[source] = (t, run.run, _scores(e["f1_macro"]))
+                self._source_evals[source] = (t, run.run, _scores(e[F1_MACRO]))
             return
         record = decode_eval(e)
         run.evals.append(record)
@@ -380,28 +381,28 @@ class PipelineState:
         run.trainer_status, run.end_t = str(e["status"]), t
 
     PIPELINE_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, dict[str, Any], float], None]]] = {
-        "pipeline_start": _pipeline_start,
-        "phase_start": _phase_start,
-        "run_launch": _run_launch,
-        "stall": _stall,
-        "restart": _restart,
-        "requeue": _requeue,
-        "run_pending": _run_pending,
-        "run_done": _run_done,
-        "alert": _pipeline_alert,
-        "phase_end": _phase_end,
-        "pipeline_end": _pipeline_end,
+        Event.PIPELINE_START: _pipeline_start,
+        Event.PHASE_START: _phase_start,
+        Event.RUN_LAUNCH: _run_launch,
+        Event.STALL: _stall,
+        Event.RESTART: _restart,
+        Event.REQUEUE: _requeue,
+        Event.RUN_PENDING: _run_pending,
+        Event.RUN_DONE: _run_done,
+        Event.ALERT: _pipeline_alert,
+        Event.PHASE_END: _phase_end,
+        Event.PIPELINE_END: _pipeline_end,
     }
     """pipeline.jsonl event type -> handler; PIPELINE_IGNORED lists the rest of the contract's types."""
 
     TRAINER_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, RunState, dict[str, Any], float], None]]] = {
-        "run_start": _run_start,
-        "data": _run_data,
-        "step": _run_step,
-        "eval": _run_eval,
-        "alert": _run_alert,
-        "run_end": _run_end,
-        "device": fold_device_report,
+        Event.RUN_START: _run_start,
+        Event.DATA: _run_data,
+        Event.STEP: _run_step,
+        Event.EVAL: _run_eval,
+        Event.ALERT: _run_alert,
+        Event.RUN_END: _run_end,
+        Event.DEVICE: fold_device_report,
     }
     """events.jsonl event type -> handler; TRAINER_IGNORED lists the rest of the contract's types."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
+from trainer.contract import SELECT_TUNED_CV
 from trainer.devices import GpuSample
 
 SECONDARY_THRESHOLD = 0.5  # the fixed threshold shown beside the preset's primary one
@@ -22,7 +23,7 @@ TUNED_CV_LABEL = "tuned cv"  # how views name TUNED_CV_KEY: dev thresholds tuned
 
 def ranking_label(select_by: str, primary: float) -> str:
     """What ranks runs, as views say it: ``F1@0.2`` for select_by "f1@primary", ``tuned cv`` for "tuned_cv"."""
-    return TUNED_CV_LABEL if select_by == "tuned_cv" else f1_at(primary)
+    return TUNED_CV_LABEL if select_by == SELECT_TUNED_CV else f1_at(primary)
 
 
 def dropped_text(dropped: tuple[tuple[str, int], ...]) -> str:

@@ -30,6 +30,7 @@ from cockpit.pipeline.notify_urls import (APPRISE_MISSING, NotifyFileError, _ins
                                           check_notify_urls, mask_url, notify_environment, notify_file_urls,
                                           notify_source, notify_urls, shown_override)
 from trainer.contract import PIPELINE_SOURCE
+from trainer.contract import Event
 
 # the launchers and views find the URL helpers here too
 __all__ = ["Notifier", "seconds_text", "notify_urls", "check_notify_urls", "mask_url", "APPRISE_MISSING",
@@ -255,11 +256,11 @@ class Notifier:
             return
         if source == PIPELINE_SOURCE:
             kind = event.get("type")
-            if kind == "pipeline_start":
+            if kind == Event.PIPELINE_START:
                 self._pipeline = str(event.get("pipeline") or self._pipeline)
                 restarts = event.get("max_restarts")
                 self._max_restarts = restarts if isinstance(restarts, int) else None
-            elif kind == "run_exit":
+            elif kind == Event.RUN_EXIT:
                 self._exit_reasons[str(event.get("run"))] = str(event.get("reason") or "")
         what = classify(source, event, self.notify_on)
         if what is None:

@@ -16,6 +16,7 @@ from typing import Any
 from cockpit.tail import read_text_tail
 from trainer.contract import (PIPELINE_SOURCE, PRESET_FILE, SUMMARY_FILE, TUNED_KEY, PHASE_NAMES, PipelinePaths,
                               f1_macro_key, threshold_key)
+from trainer.contract import Event
 
 NOTIFY_CODE = "notify"  # the code of the alerts about notifications themselves
 SILENT_ALERT_CODES = (NOTIFY_CODE, "tracker")  # never notify about a failing outlet: that would loop
@@ -62,20 +63,20 @@ def classify(source: str, event: dict[str, Any], notify_on: frozenset[str]) -> s
     """
     kind = event.get("type")
     if source == PIPELINE_SOURCE:
-        if kind in ("stall", "pipeline_end", "phase_end"):
+        if kind in (Event.STALL, Event.PIPELINE_END, Event.PHASE_END):
             return kind if kind in notify_on else None
-        if kind == "run_done":
+        if kind == Event.RUN_DONE:
             if event.get("status") == "failed" and "failed" in notify_on:
                 return "failed"
-            return "run_done" if "run_done" in notify_on else None
-        if kind == "alert" and event.get("code") == "run_failed" and "failed" in notify_on:
+            return Event.RUN_DONE if Event.RUN_DONE in notify_on else None
+        if kind == Event.ALERT and event.get("code") == "run_failed" and "failed" in notify_on:
             return None
-    elif (kind == "alert" and event.get("level") == "error" and event.get("code") == "nonfinite"
+    elif (kind == Event.ALERT and event.get("level") == "error" and event.get("code") == "nonfinite"
           and "nonfinite_abort" in notify_on):
         return "nonfinite_abort"
-    if (kind == "alert" and "alert" in notify_on and event.get("level") in ALERT_LEVELS
+    if (kind == Event.ALERT and Event.ALERT in notify_on and event.get("level") in ALERT_LEVELS
             and event.get("code") not in SILENT_ALERT_CODES):
-        return "alert"
+        return Event.ALERT
     return None
 
 
@@ -85,9 +86,9 @@ def build(kind: str, source: str, event: dict[str, Any], ctx: Context, pipeline_
     made_at = float(event.get("t") or time.time())
     where = f"{ctx.pipeline} on {ctx.host}"
     run = str(event.get("run") or (source if source != PIPELINE_SOURCE else "pipeline"))
-    if kind == "stall":
+    if kind == Event.STALL:
         title, lines, level = f"goemo {run} stalled", [where, *_stall_lines(event, ctx, pipeline_dir)], WARNING
-    elif kind == "pipeline_end":
+    elif kind == Event.PIPELINE_END:
         status = event.get("status", "?")
         title = f"goemo pipeline {status}"
         lines = [f"{where}: {status} (exit {event.get('exit_code', '?')})", *_end_lines(pipeline_dir, primary)]
@@ -100,13 +101,13 @@ def build(kind: str, source: str, event: dict[str, Any], ctx: Context, pipeline_
     elif kind == "nonfinite_abort":
         title = f"goemo {run} aborted: non-finite loss"
         lines, level = [where, f"{run}: {event.get('message', '')}"], FAILURE
-    elif kind == "run_done":
+    elif kind == Event.RUN_DONE:
         status = event.get("status", "?")
         title = f"goemo {run} {status}"
         lines = [where, f"{run} {status} after {event.get('attempts', '?')} attempt(s)",
                  *_best_line(pipeline_dir, run)]
         level = SUCCESS if status == "completed" else WARNING
-    elif kind == "phase_end":
+    elif kind == Event.PHASE_END:
         phase = event.get("phase")
         title = f"goemo phase {phase} ({PHASE_NAMES.get(phase, '?')}) done"
         ranking = [str(r) for r in event.get("ranking") or []][:TOP_RUNS]
@@ -250,7 +251,7 @@ def _best_line(pipeline_dir: Path, run: str) -> list[str]:
             event = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict) and event.get("type") == "run_end":
+        if isinstance(event, dict) and event.get("type") == Event.RUN_END:
             best = event.get("best") or {}
             if isinstance(best, dict) and best.get("value") is not None:
                 return [f"best {best.get('metric', 'score')} {_f1(best.get('value'))} at step {best.get('step')}"]

@@ -19,6 +19,7 @@ from cockpit.pipeline.scheduler import ActiveRun, Exited, RunRecord, Scheduler
 from cockpit.pipeline.watchdog import write_stall_forensics
 from trainer.contract import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, PipelinePaths, RunPaths,
                               checkpoint_step)
+from trainer.contract import Event
 
 # A run that exits 2 (EXIT_BAD_INPUT) printed why as its last line on stderr: read that much of the file's end.
 STDERR_TAIL_BYTES = 64 * 1024
@@ -93,7 +94,7 @@ class RunReaper:
         status = (active.ended or {}).get("status")
         reason = ("stalled" if active.intent == "stall" else (active.ended or {}).get("reason")
                   or exit_reason(self.paths.run(rec.run_id), code))
-        self.emit("run_exit", run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
+        self.emit(Event.RUN_EXIT, run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
         decision = self.policy.decide(code, status, active.intent, rec.attempts)
         if decision.outcome is Outcome.COMPLETED:
             self._done(rec, "completed")
@@ -102,7 +103,7 @@ class RunReaper:
         elif decision.outcome is Outcome.REQUEUED:
             rec.status = "queued"  # ended with the pipeline: --resume continues it
         elif decision.outcome is Outcome.RESTART:
-            self.emit("restart", run=rec.run_id, attempt=rec.attempts + 1,
+            self.emit(Event.RESTART, run=rec.run_id, attempt=rec.attempts + 1,
                       from_step=checkpoint_step(self.paths.run(rec.run_id).root),
                       reason="requested" if active.intent == "restart" else reason)
             self.scheduler.start(rec, active.slot)
@@ -122,12 +123,12 @@ class RunReaper:
         remote = active.pid is None  # a Slurm job: the signal travels through slurmctld and the node
         dump = write_stall_forensics(run.root, n, active.pid, silent, allowed, dump_wait_s=8.0 if remote else 1.5,
                                      request_dump=active.process.dump_stack if remote else None)
-        self.emit("stall", run=rec.run_id, attempt=rec.attempts, silent_s=round(silent, 1),
+        self.emit(Event.STALL, run=rec.run_id, attempt=rec.attempts, silent_s=round(silent, 1),
                   dump=str(dump.relative_to(self.paths.root)), allowed_s=round(allowed, 1),
                   action=self.policy.stall_action(rec.attempts))
         return self.scheduler.end(active, "stall")
 
     def _done(self, rec: RunRecord, status: str) -> None:
         rec.status = status
-        self.emit("run_done", run=rec.run_id, status=status, attempts=rec.attempts)
+        self.emit(Event.RUN_DONE, run=rec.run_id, status=status, attempts=rec.attempts)
 

@@ -17,6 +17,7 @@ from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_S
                               FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE, TUNED_CV_KEY,
                               TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key, f1_micro_key,
                               selection_key, threshold_key)
+from trainer.contract import Event, SELECT_TUNED_CV
 from trainer.events import read_events
 
 CURVES_PLOT, PER_CLASS_PLOT, LABEL_COUNTS_PLOT = PLOT_FILES
@@ -42,7 +43,7 @@ def ranking_sentence(summary: dict[str, Any]) -> str:
     """One line naming the leaderboard key that ranked the runs, and what it means."""
     select_by, primary = summary_select_by(summary), summary_primary(summary)
     meaning = ("macro-F1 with per-label thresholds tuned on one stratified half of dev and scored on the other, "
-               "then swapped; less optimistic than `tuned (dev)`" if select_by == "tuned_cv"
+               "then swapped; less optimistic than `tuned (dev)`" if select_by == SELECT_TUNED_CV
                else f"macro-F1 at threshold {threshold_key(primary)}")
     key = selection_key(select_by, primary)
     return f"Ranked by dev `{key}` (`select_by = \"{select_by}\"`), best first: {meaning}."
@@ -119,7 +120,7 @@ def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run_dir in _run_dirs(pipeline_dir):
         events = read_events(RunPaths(run_dir).events)
-        steps = [(e["step"], e["loss"]) for e in events if e["type"] == "step" and e.get("loss") is not None]
+        steps = [(e["step"], e["loss"]) for e in events if e["type"] == Event.STEP and e.get("loss") is not None]
         records = [decode_eval(e) for e in dev_evals(events)]
         evals = [(r.step, r.f1(primary)) for r in records if r.f1(primary) is not None]
         if steps:
@@ -211,7 +212,7 @@ def write_report(pipeline_dir: Path) -> Path:
         images.append(PER_CLASS_PLOT)
     data = None
     for run_dir in _run_dirs(pipeline_dir):
-        data = next((e for e in read_events(RunPaths(run_dir).events) if e["type"] == "data"), None)
+        data = next((e for e in read_events(RunPaths(run_dir).events) if e["type"] == Event.DATA), None)
         if data:
             break
     if data:

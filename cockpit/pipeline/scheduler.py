@@ -14,6 +14,7 @@ from cockpit.pipeline.launcher import RunHandle
 from cockpit.pipeline.slots import Slot
 from cockpit.pipeline.watchdog import StallWatchdog
 from trainer.events import EventReader
+from trainer.contract import Event
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -112,7 +113,7 @@ class Scheduler:
     def _read(self, active: ActiveRun) -> None:
         for event in active.reader.read_new():
             active.watchdog.observe(event)
-            if event.get("type") == "run_end":
+            if event.get("type") == Event.RUN_END:
                 active.ended = event
             self.on_event(active.record.run_id, event)
 

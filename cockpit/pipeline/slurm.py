@@ -39,6 +39,7 @@ from cockpit.pipeline.launcher import LaunchError
 from cockpit.pipeline.slots import Slot
 from cockpit.pipeline.spec import SlurmSettings
 from trainer.contract import EXIT_FAILED, EXIT_OK, SLURM_SCRIPT_FILE, RunPaths
+from trainer.contract import Event
 from trainer.events import read_events
 
 # Job states in which the job will still run (or is running); any other is an end.
@@ -312,7 +313,7 @@ class SlurmJob:
 
     def _forgotten_state(self) -> str:
         """Slurm no longer knows the job (its record aged out): the run's own events say how it ended."""
-        ends = [e for e in read_events(self.paths.events) if e.get("type") == "run_end"] \
+        ends = [e for e in read_events(self.paths.events) if e.get("type") == Event.RUN_END] \
             if self.paths.events.exists() else []
         return "COMPLETED" if ends and ends[-1].get("status") == "completed" else "FAILED"
 

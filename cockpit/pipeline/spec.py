@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, set_dotted, validate_config
 from trainer.contract import (DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENSEMBLE_SHARED_KEYS, ENV_NOTIFY, FINAL_RUN,
                               PHASE_NAMES, run_id)
+from trainer.contract import NOTIFY_EVENTS, SELECT_BY
 
 RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
 
@@ -94,7 +95,7 @@ class PipelineSettings(BaseModel):
     final: Literal["retrain", "reuse", "ensemble"] = Field(
         "retrain", description="retrain: a p4-final run with [phase4] keys; reuse: export the best run as it is; "
                                "ensemble: average the probabilities of the top_k runs, each at its best checkpoint")
-    select_by: Literal["f1@primary", "tuned_cv"] = Field(
+    select_by: Literal[SELECT_BY] = Field(
         "f1@primary", description="ranks runs in phases 2-4, picks each run's best checkpoint and the final run: "
                                   "dev macro-F1 at the primary threshold, or tuned_cv (thresholds tuned on one "
                                   "half of dev, scored on the other)")
@@ -116,7 +117,7 @@ class PipelineSettings(BaseModel):
     notify_from: str | None = Field(None, description="a TOML file whose [pipeline] notify URLs are added at each "
                                                       "start and --resume; a pipeline folder's saved preset names its "
                                                       "preset here instead of saving the URLs")
-    notify_on: list[Literal["stall", "failed", "nonfinite_abort", "pipeline_end", "run_done", "phase_end", "alert"]] = (
+    notify_on: list[Literal[NOTIFY_EVENTS]] = (
         Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON), description="which events send a notification"))
     notify_timeout_s: float = Field(10.0, gt=0, le=600, description="a send that takes longer is given up (and "
                                                                      "alerted); at most 600 s")

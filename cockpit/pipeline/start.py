@@ -21,6 +21,7 @@ from cockpit.pipeline.spec import (Preset, PresetError, check_phase_selection, l
                                    resolve_preset_path)
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state)
+from trainer.contract import Event
 from trainer.durable import write_atomic
 from trainer.events import read_events
 
@@ -72,7 +73,7 @@ def parse_configs(text: str | None) -> list[str] | None:
 
 
 def _resume_selection(paths: PipelinePaths) -> tuple[list[int], list[str]]:
-    start = next((e for e in read_events(paths.events) if e.get("type") == "pipeline_start"), None)
+    start = next((e for e in read_events(paths.events) if e.get("type") == Event.PIPELINE_START), None)
     if start is None or not isinstance(start.get("phases"), list) or not isinstance(start.get("configs"), list):
         raise PresetError(f"{paths.events}: no pipeline_start with phases and configs (expected a pipeline folder)")
     return [int(p) for p in start["phases"]], [str(c) for c in start["configs"]]

@@ -31,6 +31,7 @@ from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
                               EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, run_id,
                               split_run_id)
+from trainer.contract import Event
 from trainer.durable import write_atomic
 from trainer.events import EventReader, EventWriter, read_events
 
@@ -107,7 +108,7 @@ class Supervisor:
         self.on_event(PIPELINE_SOURCE, event)
 
     def alert(self, level: str, code: str, message: str, run: str | None = None) -> None:
-        self.emit("alert", level=level, code=code, message=message, **({"run": run} if run else {}))
+        self.emit(Event.ALERT, level=level, code=code, message=message, **({"run": run} if run else {}))
 
     # -- the pipeline -------------------------------------------------------------------------
     def run(self) -> int:
@@ -135,7 +136,7 @@ class Supervisor:
 
     def _run(self, resumed: bool, stale: int) -> int:
         self.log = EventWriter(self.paths.events)
-        self.emit("pipeline_start", pipeline=self.dir.name, preset=self.preset.name, phases=self.phases,
+        self.emit(Event.PIPELINE_START, pipeline=self.dir.name, preset=self.preset.name, phases=self.phases,
                   configs=self.configs, devices=[s.name for s in self.slots], resumed=resumed, pid=os.getpid(),
                   primary_threshold=self.settings.primary_threshold, max_restarts=self.settings.max_restarts,
                   target_f1=self.settings.target_f1)
@@ -155,7 +156,7 @@ class Supervisor:
         problem = self.publisher.write_report()
         if problem:
             self.alert("warn", "report", f"report not written: {problem}")
-        self.emit("pipeline_end", status=status, exit_code=code)
+        self.emit(Event.PIPELINE_END, status=status, exit_code=code)
         # The end is what users wait for: let the notification (and the trackers' last writes) go out.
         close_all(self.outlets, self.settings.notify_timeout_s)
         self._outlet_alerts()
@@ -171,7 +172,7 @@ class Supervisor:
         try:
             if self.log:
                 self.alert("error", "io", line)
-                self.emit("pipeline_end", status="failed", exit_code=EXIT_FAILED)
+                self.emit(Event.PIPELINE_END, status="failed", exit_code=EXIT_FAILED)
         except OSError:
             pass
         return PipelineIOError(line)
@@ -184,7 +185,7 @@ class Supervisor:
         if self.log:
             self.alert("error", "launch", line)
             self._write_summary("failed")
-            self.emit("pipeline_end", status="failed", exit_code=EXIT_FAILED)
+            self.emit(Event.PIPELINE_END, status="failed", exit_code=EXIT_FAILED)
 
     def _outcome(self) -> tuple[int, str]:
         if self.interrupted:
@@ -203,11 +204,11 @@ class Supervisor:
         self._run_phase(1, phase1_plan(self.preset, self.configs))
 
     def analyse(self) -> None:
-        self.emit("phase_start", phase=2, name=PHASE_NAMES[2], runs=[])
+        self.emit(Event.PHASE_START, phase=2, name=PHASE_NAMES[2], runs=[])
         ranking = [row["run"] for row in self.publisher.leaderboard(self.records.values())
                    if row["phase"] == 1 and row["status"] == "completed"]
         self._write_summary("running")
-        self.emit("phase_end", phase=2, ranking=ranking)
+        self.emit(Event.PHASE_END, phase=2, ranking=ranking)
 
     def extend(self) -> None:
         ranked = self.publisher.ranked_configs(self.records.values(), 1) or list(self.configs)
@@ -244,10 +245,10 @@ class Supervisor:
     def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None,
                    ensemble_from: list[str] | None = None) -> None:
         records = [self._record(p, export_from, ensemble_from) for p in plans]
-        self.emit("phase_start", phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
+        self.emit(Event.PHASE_START, phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
         self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
         self._write_summary("running")
-        self.emit("phase_end", phase=phase)
+        self.emit(Event.PHASE_END, phase=phase)
 
     # -- runs ---------------------------------------------------------------------------------
     def _record(self, plan: PlannedRun, export_from: str | None = None,
@@ -258,9 +259,9 @@ class Supervisor:
             for event in self._history:  # what an earlier supervisor of this folder decided
                 if event.get("run") != plan.run_id:
                     continue
-                if event["type"] == "run_done":
+                if event["type"] == Event.RUN_DONE:
                     rec.status = event["status"]
-                elif event["type"] == "run_launch":
+                elif event["type"] == Event.RUN_LAUNCH:
                     rec.attempts = max(rec.attempts, int(event["attempt"]))
         return self.records[plan.run_id]
 
@@ -268,8 +269,8 @@ class Supervisor:
         """Trainers launched by a supervisor that died keep running (own session): end them first, so a
         resumed run never has two writers. A trainer is recognised by the pid and the process start time
         recorded at launch, never by its command line. They checkpoint on SIGTERM."""
-        launched = {e["run"]: e for e in self._history if e.get("type") == "run_launch"}
-        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == "run_exit"}
+        launched = {e["run"]: e for e in self._history if e.get("type") == Event.RUN_LAUNCH}
+        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == Event.RUN_EXIT}
         for run, launch in launched.items():
             pid, started = launch.get("pid"), launch.get("proc_start")
             if (run, launch.get("attempt")) in exited or not isinstance(pid, int) or started is None:
@@ -340,7 +341,7 @@ class Supervisor:
             record.attempts -= 1  # nothing was launched: a --resume tries this attempt again
             raise PipelineLaunchError(f"{record.run_id}: launch failed: {exc}") from None
         record.status = "running"
-        self.emit("run_launch", run=record.run_id, device=slot.name, attempt=record.attempts, phase=record.phase,
+        self.emit(Event.RUN_LAUNCH, run=record.run_id, device=slot.name, attempt=record.attempts, phase=record.phase,
                   config=record.config, **{"pid": None, **process.launch_fields()})
         return self._watch(record, slot, process)
 
@@ -353,8 +354,8 @@ class Supervisor:
     def _adopt_alive(self, queue: list[RunRecord]) -> list[RunRecord]:
         """Resume under Slurm: watch again the jobs an earlier supervisor submitted that are still queued or
         running (found by the job ids in pipeline.jsonl) instead of submitting them twice; the rest queue."""
-        launches = {e["run"]: e for e in self._history if e.get("type") == "run_launch"}
-        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == "run_exit"}
+        launches = {e["run"]: e for e in self._history if e.get("type") == Event.RUN_LAUNCH}
+        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == Event.RUN_EXIT}
         free = [slot for slot in self.slots if slot.name not in {a.slot.name for a in self.active.values()}]
         rest = []
         for record in queue:
@@ -385,7 +386,7 @@ class Supervisor:
             self.scheduler.fill_slots()
             exited, stalled = self.scheduler.poll()
             for active, restarts in self.scheduler.requeued():
-                self.emit("requeue", run=active.record.run_id, attempt=active.record.attempts, restarts=restarts)
+                self.emit(Event.REQUEUE, run=active.record.run_id, attempt=active.record.attempts, restarts=restarts)
                 active.watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor,
                                                 self.settings.startup_grace_s)  # it starts up again
             self._report_pending()
@@ -403,7 +404,7 @@ class Supervisor:
             run = active.record.run_id
             reason = active.process.pending_reason() if active.watchdog.last_progress is None else None
             if reason and reason != self._pending_said.get(run):
-                self.emit("run_pending", run=run, attempt=active.record.attempts, reason=reason)
+                self.emit(Event.RUN_PENDING, run=run, attempt=active.record.attempts, reason=reason)
             self._pending_said[run] = reason
 
     # -- control channel ----------------------------------------------------------------------

@@ -14,9 +14,10 @@ from typing import Any, Callable
 
 from cockpit.tail import read_text_tail
 from trainer.contract import STDERR_FILE, stall_file
+from trainer.contract import Event
 from trainer.durable import write_atomic
 
-PROGRESS_TYPES = ("step", "activity")
+PROGRESS_TYPES = (Event.STEP, Event.ACTIVITY)
 BATCH_S = 0.05  # events whose arrivals are closer than this were read in one batch
 
 
@@ -62,7 +63,7 @@ class StallWatchdog:
         if kind not in PROGRESS_TYPES:
             return
         now = self.clock()
-        if kind == "step":
+        if kind == Event.STEP:
             t = _event_time(event)
             if self._last_step_arrival is not None:
                 self._learn(t, now)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from trainer.contract import TUNED_CV_KEY, TUNED_DEV_KEY
+from trainer.contract import F1_MACRO, F1_MICRO, F1_WEIGHTED, TUNED_CV_FIELD, Event
 
 ParamValue = Union[str, int, float, bool]
 
 # Metrics of an eval event that are objects keyed by threshold string ("0.2", "0.5").
-THRESHOLD_METRICS = ("f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro",
+THRESHOLD_METRICS = (F1_MACRO, F1_MICRO, F1_WEIGHTED, "precision_macro", "recall_macro",
                      "precision_micro", "recall_micro")
 STEP_SCALARS = ("loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "epoch")
 # run_start keys that describe the run as launched (beside its config); "_resolved" when the config says otherwise.
@@ -203,9 +204,9 @@ def _eval_calls(event: dict[str, Any], last_step: int) -> list[Call]:
                     if number is not None:
                         calls.append(Scalar(f"{prefix}/{metric}@{threshold}", number, step, t))
         for name, value in (("loss", event.get("loss")),
-                            (TUNED_DEV_KEY, (event.get("tuned") or {}).get("f1_macro")
+                            (TUNED_DEV_KEY, (event.get("tuned") or {}).get(F1_MACRO)
                              if isinstance(event.get("tuned"), dict) else None),
-                            (TUNED_CV_KEY, _tuned_cv(event.get("tuned_cv")))):
+                            (TUNED_CV_KEY, _tuned_cv(event.get(TUNED_CV_FIELD)))):
             number = _number(value)
             if number is not None:
                 calls.append(Scalar(f"{prefix}/{name}", number, step, t))
@@ -223,7 +224,7 @@ def _eval_calls(event: dict[str, Any], last_step: int) -> list[Call]:
 
 
 def _tuned_cv(value: Any) -> Any:
-    return value.get("f1_macro") if isinstance(value, dict) else value
+    return value.get(F1_MACRO) if isinstance(value, dict) else value
 
 
 def _alert_calls(event: dict[str, Any], last_step: int) -> list[Call]:
@@ -252,21 +253,21 @@ def _run_end_calls(event: dict[str, Any], last_step: int) -> list[Call]:
 def _pipeline_calls(event: dict[str, Any], last_step: int) -> list[Call]:
     """Supervisor events about one run (stall, restart, its alerts) as notes in that run."""
     kind, t = event.get("type"), wall_time(event)
-    if kind == "stall":
+    if kind == Event.STALL:
         text = f"stalled: silent {event.get('silent_s')} s (attempt {event.get('attempt')}); {event.get('action', '')}"
         return [Text("events/stall", text.rstrip("; "), last_step, "warn", t)]
-    if kind == "restart":
+    if kind == Event.RESTART:
         text = f"restart {event.get('attempt')} from step {event.get('from_step')}: {event.get('reason', '')}"
         at = _int64(event.get("from_step"))
         at = at if at is not None else last_step
         return [Text("events/restart", text.rstrip(": "), at, "warn", t)]
-    if kind == "alert" and event.get("code") != "tracker":  # our own failures are the supervisor's to show
+    if kind == Event.ALERT and event.get("code") != "tracker":  # our own failures are the supervisor's to show
         return _alert_calls(event, last_step)
     return []
 
 
-TRAINER_TRANSLATIONS = {"run_start": _run_start_calls, "data": _data_calls, "step": _step_calls,
-                        "eval": _eval_calls, "alert": _alert_calls, "run_end": _run_end_calls}
+TRAINER_TRANSLATIONS = {Event.RUN_START: _run_start_calls, Event.DATA: _data_calls, Event.STEP: _step_calls,
+                        Event.EVAL: _eval_calls, Event.ALERT: _alert_calls, Event.RUN_END: _run_end_calls}
 
 
 def calls_for_event(event: dict[str, Any], last_step: int = 0, *, from_pipeline: bool = False) -> list[Call]:
@@ -296,8 +297,8 @@ class RunTranslator:
             return []
         if not from_pipeline:
             kind = event.get("type")
-            if kind == "step":
+            if kind == Event.STEP:
                 self.last_step = _step(event, self.last_step)
-            elif kind == "run_start" and _int64(event.get("resumed_from_step")) is not None:
+            elif kind == Event.RUN_START and _int64(event.get("resumed_from_step")) is not None:
                 self.last_step = event["resumed_from_step"]
         return calls

@@ -23,6 +23,7 @@ from cockpit.trackers.base import CALL_TIMEOUT_S
 from cockpit.trackers.registry import installed_trackers, make_tracker_run, resolve_lenient
 from cockpit.trackers.session import TrackerSession
 from trainer.contract import PIPELINE_SOURCE
+from trainer.contract import Event
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class TrackerFanout:
             state = self._runs.get(source)
             if state is None:
                 state = self._runs[source] = _RunState()
-            if event.get("type") == "run_start" and not state.lanes:
+            if event.get("type") == Event.RUN_START and not state.lanes:
                 self._decide(source, state, event)
             elif not state.decided:
                 if len(state.buffer) < self.queue_size:  # a run's events before run_start: load, data

@@ -10,6 +10,7 @@ from typing import Any
 
 from cockpit.trackers.base import TrackerRun
 from cockpit.trackers.events_to_calls import RunTranslator, wall_time
+from trainer.contract import Event
 
 
 class TrackerSession:
@@ -35,7 +36,7 @@ class TrackerSession:
             self.is_open, self._continue = True, True
         for call in calls:
             self.tracker_run.apply(call)
-        if not from_pipeline and event.get("type") == "run_end" and self.is_open:
+        if not from_pipeline and event.get("type") == Event.RUN_END and self.is_open:
             self.finish(str(event.get("status") or "completed"), t)
 
     @property

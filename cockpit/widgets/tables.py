@@ -20,6 +20,7 @@ from textual.widgets import DataTable
 from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, LeaderRow, OversampleRow, RunView, SourceRow,
                            dropped_text, f1_at, ranking_label, train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY
+from trainer.contract import TUNED_CV_FIELD
 from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
 
 Row = tuple[str, tuple[Any, ...]]
@@ -216,7 +217,7 @@ class LeaderboardTable(SnapshotTable):
     compare say them, so the wide grid's cell still shows every column."""
 
     COLUMNS = (("rank", "#"), ("run", "run"), ("f1", "{f1}"), ("f1_05", f1_at(SECONDARY_THRESHOLD)),
-               ("micro", "{micro}"), ("tuned", "tuned"), ("tuned_cv", TUNED_CV_LABEL), ("delta", "Δ base"),
+               ("micro", "{micro}"), ("tuned", "tuned"), (TUNED_CV_FIELD, TUNED_CV_LABEL), ("delta", "Δ base"),
                ("target", "target"), ("status", "status"), ("test", "test {f1}"))
 
     def show(self, rows: Sequence[LeaderRow], primary: float = DEFAULT_PRIMARY_THRESHOLD,
