@@ -26,15 +26,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cockpit.pipeline.notify_messages import NOTIFY_CODE, Context, Notification, build, classify
-from cockpit.pipeline.notify_urls import (APPRISE_MISSING, NotifyFileError, _instantiate, _scrub, _url_problem,
-                                          check_notify_urls, mask_url, notify_environment, notify_file_urls,
-                                          notify_source, notify_urls, shown_override)
+from cockpit.pipeline.notify_urls import APPRISE_MISSING, _instantiate, _scrub, _url_problem, mask_url
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import Event
-
-# the launchers and views find the URL helpers here too
-__all__ = ["Notifier", "seconds_text", "notify_urls", "check_notify_urls", "mask_url", "APPRISE_MISSING",
-           "NotifyFileError", "notify_file_urls", "notify_source", "notify_environment", "shown_override"]
 
 BACKLOG = 20  # unsent messages kept per URL; the oldest go first, counted
 QUEUE_MAX = 200  # classified events waiting for the builder thread

@@ -26,7 +26,8 @@ class Outlet(Protocol):
 def build_outlets(pipeline_dir: Path, settings: Any) -> list[Outlet]:
     """The tracker fan-out (it forwards only runs whose config asks for trackers) and, when any URL is
     configured (``notify`` or $GOEMO_NOTIFY), the notifier."""
-    from cockpit.pipeline.notify import Notifier, notify_urls
+    from cockpit.pipeline.notify import Notifier
+    from cockpit.pipeline.notify_urls import notify_urls
     from cockpit.trackers import TrackerFanout
 
     outlets: list[Outlet] = [TrackerFanout(pipeline_dir, pipeline_dir.name)]
