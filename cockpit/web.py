@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import errno
 import getpass
-import ipaddress
 import logging
 import os
 import shlex
@@ -25,14 +24,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cockpit.web_addresses import LOOPBACK_NAMES, WILDCARD_HOSTS, is_loopback
 from trainer.contract import EXIT_BAD_INPUT, EXIT_OK
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 PROG = "goemo-cockpit"
-LOOPBACK_NAMES = ("localhost",)
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 SESSION_EXIT_GRACE_S = 5.0  # after the server stops, for each session's cockpit to quit
 TOKEN_NOTE = ("only a browser given the printed URL's token gets in (the token is new for each server: "
@@ -81,19 +79,6 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
                             "unencrypted), so only on a network you trust")
     group.add_argument("--max-sessions", type=_sessions, default=DEFAULT_MAX_SESSIONS,
                        help=f"browser tabs served at once, each a cockpit process (default {DEFAULT_MAX_SESSIONS})")
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z) and localhost."""
-    if host.lower().rstrip(".") in LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def web_problem(args: argparse.Namespace) -> str | None:

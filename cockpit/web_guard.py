@@ -21,7 +21,6 @@ Imported only by `cockpit.web.run_web`, like textual-serve itself.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 import secrets
 import socket
@@ -31,11 +30,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from cockpit.web_addresses import WILDCARD_HOSTS, ip_address, is_loopback
+
 TOKEN_PARAM = "token"
 TOKEN_BYTES = 32  # 256 bits; the issue asks for at least 128
 DEFAULT_MAX_SESSIONS = 4
 WEBSOCKET_PATH = "/ws"
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 # textual-serve's template asks Google for Roboto Mono, which it also ships in static/fonts.
 GOOGLE_FONTS_LINK = re.compile(r"<link\b[^>]*fonts\.googleapis\.com[^>]*>", re.IGNORECASE | re.DOTALL)
 LOCAL_FONT = ('<style>@font-face { font-family: "Roboto Mono"; '
@@ -56,21 +56,6 @@ def _host_name(host: str) -> str:
     except ValueError:
         return ""
     return name.rstrip(".")
-
-
-def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _is_loopback(name: str) -> bool:
-    address = _ip(name)
-    return name == "localhost" or (address is not None and address.is_loopback)
 
 
 @dataclass
@@ -106,12 +91,12 @@ class WebGuard:
         bound = self.bound_host.strip("[]").lower().rstrip(".") if self.bound_host not in WILDCARD_HOSTS else ""
         if name == "localhost" or (bound and name == bound):
             return True
-        if bound and _is_loopback(bound) and _is_loopback(name):
+        if bound and is_loopback(bound) and is_loopback(name):
             return True
         if self.bound_host in WILDCARD_HOSTS:
             machine = {socket.gethostname().lower(), socket.getfqdn().lower()}
-            return name in machine or _ip(name) is not None
-        bound_ip, name_ip = _ip(bound), _ip(name)
+            return name in machine or ip_address(name) is not None
+        bound_ip, name_ip = ip_address(bound), ip_address(name)
         return bound_ip is not None and bound_ip == name_ip
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
