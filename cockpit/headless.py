@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, ClassVar
 
-from cockpit.records import eval_source
+from cockpit.records import (Alert, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Restart,
+                             RunDone, RunEnd, RunExit, RunLaunch, RunStart, Stall)
 from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
                            ranking_label, train_rows_text)
-from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths,
-                              selection_key, threshold_key)
-from trainer.contract import Event, F1_MACRO
+from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths, selection_key
 
 DASH = "–"
 LOUD_LEVELS = ("warn", "error")
@@ -75,20 +74,16 @@ class HeadlessConsole:
         run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
         return self.state.run_view(run) if run is not None else None
 
-    def on_event(self, source: str, event: dict[str, Any]) -> None:
-        """Fold one event (from "pipeline" or a run id) into the state, then print its line, if it has one."""
-        skipped = self.state.skipped_events
-        self.state.apply(source, event)
-        if self.state.skipped_events != skipped or not isinstance(event, dict):
-            return  # malformed: counted by the state, nothing to say
-        lines = self.PIPELINE_LINES if source == PIPELINE_SOURCE else self.RUN_LINES
-        line = lines.get(event.get("type"))
-        if line is None:
+    def on_event(self, origin: str, event: dict[str, Any]) -> None:
+        """Fold one event (from "pipeline" or a run id) into the state, then print its record's line, if it has
+        one; the state decodes it once (`cockpit.records`), and a malformed event is counted there."""
+        record = self.state.apply(origin, event)
+        if record is None:
             return
-        try:
-            line(self, source, event)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            pass  # an odd optional field costs its line, never the pipeline
+        lines = self.PIPELINE_LINES if origin == PIPELINE_SOURCE else self.RUN_LINES
+        line = lines.get(type(record))
+        if line is not None:
+            line(self, origin, record)
 
     # pipeline.jsonl
 
@@ -96,123 +91,112 @@ class HeadlessConsole:
         """``F1@0.2`` or ``tuned cv``: the dev score the pipeline ranks runs by."""
         return ranking_label(self.state.select_by, self.state.primary)
 
-    def _pipeline_start(self, source: str, e: dict[str, Any]) -> None:
+    def _pipeline_start(self, origin: str, e: PipelineStart) -> None:
         st = self.state
-        verb = "resumed" if e.get("resumed") else "started"
+        verb = "resumed" if e.resumed else "started"
         phases = ", ".join(map(str, st.phases)) or DASH
         self._say(f"pipeline {st.pipeline} ({st.preset}) {verb}: phases {phases} on {', '.join(st.devices) or DASH}; "
                   f"ranking by dev {self._ranking()}")
 
-    def _phase_start(self, source: str, e: dict[str, Any]) -> None:
-        runs = e.get("runs")
-        listed = f": {', '.join(map(str, runs))}" if isinstance(runs, list) and runs else ""
+    def _phase_start(self, origin: str, e: PhaseStart) -> None:
+        listed = f": {', '.join(e.runs)}" if e.runs else ""
         self._say(f"== phase {self.state.phase} ({self.state.phase_name}){listed}")
 
-    def _phase_end(self, source: str, e: dict[str, Any]) -> None:
-        ranking = e.get("ranking")
-        if isinstance(ranking, list):
-            self._say(f"== phase {e['phase']} ranking by dev {self._ranking()}: "
-                      f"{', '.join(map(str, ranking)) or '(none)'}")
+    def _phase_end(self, origin: str, e: PhaseEnd) -> None:
+        if e.ranking is not None:
+            self._say(f"== phase {e.phase} ranking by dev {self._ranking()}: {', '.join(e.ranking) or '(none)'}")
 
-    def _run_launch(self, source: str, e: dict[str, Any]) -> None:
-        run = self._run(e["run"])
+    def _run_launch(self, origin: str, e: RunLaunch) -> None:
+        run = self._run(e.run)
         if run is not None:
             where = f"job {run.job_id}" if run.job_id else f"pid {run.pid}"
             self._say(f"[{run.run}] launched on {run.device} (attempt {run.attempt}, {where})")
 
-    def _run_exit(self, source: str, e: dict[str, Any]) -> None:
-        if e["code"] != 0:
-            self._say(f"!! [{e['run']}] exited with {e['code']}: {e.get('reason')}", err=True)
+    def _run_exit(self, origin: str, e: RunExit) -> None:
+        if e.code != 0:
+            self._say(f"!! [{e.run}] exited with {e.code}: {e.reason or None}", err=True)
 
-    def _stall(self, source: str, e: dict[str, Any]) -> None:
-        stall = self.state.stalls[-1]
-        allowed = e.get("allowed_s")
-        allowed_text = f" (allowed {allowed:.0f} s)" if isinstance(allowed, (int, float)) else ""
-        self._say(f"!! [{stall.run}] stalled: silent {stall.silent_s:.0f} s{allowed_text}; stacks in {stall.dump}; "
-                  f"action: {e.get('action')}", err=True)
+    def _stall(self, origin: str, e: Stall) -> None:
+        allowed = f" (allowed {e.allowed_s:.0f} s)" if e.allowed_s is not None else ""
+        self._say(f"!! [{e.run}] stalled: silent {e.silent_s:.0f} s{allowed}; stacks in {e.dump}; "
+                  f"action: {e.action or None}", err=True)
 
-    def _restart(self, source: str, e: dict[str, Any]) -> None:
-        run = self._run(e["run"])
+    def _restart(self, origin: str, e: Restart) -> None:
+        run = self._run(e.run)
         if run is not None:
-            self._say(f"[{run.run}] restarting from step {e.get('from_step')} (restart {run.restarts} of "
-                      f"{self.state.max_restarts}, attempt {e['attempt']}): {e.get('reason')}")
+            self._say(f"[{run.run}] restarting from step {e.from_step} (restart {run.restarts} of "
+                      f"{self.state.max_restarts}, attempt {e.attempt}): {e.reason or None}")
 
-    def _run_done(self, source: str, e: dict[str, Any]) -> None:
-        run = self._run(e["run"])
+    def _run_done(self, origin: str, e: RunDone) -> None:
+        run = self._run(e.run)
         if run is not None and run.status != "completed":
-            self._say(f"!! [{run.run}] {run.status} after {e['attempts']} attempt(s)", err=True)
+            self._say(f"!! [{run.run}] {run.status} after {e.attempts} attempt(s)", err=True)
 
-    def _alert(self, source: str, e: dict[str, Any]) -> None:
-        if e["level"] in LOUD_LEVELS:
-            where = f"[{source}] " if source != PIPELINE_SOURCE else f"[{e['run']}] " if e.get("run") else ""
-            self._say(f"!! {where}{e['level']} {e['code']}: {e['message']}", err=True)
+    def _alert(self, origin: str, e: Alert) -> None:
+        if e.level in LOUD_LEVELS:
+            where = f"[{e.run}] " if e.run else ""
+            self._say(f"!! {where}{e.level} {e.code}: {e.message}", err=True)
 
-    def _pipeline_end(self, source: str, e: dict[str, Any]) -> None:
+    def _pipeline_end(self, origin: str, e: PipelineEnd) -> None:
         self._say(f"pipeline {self.state.status} (exit {self.state.exit_code})")
 
     # <run>/events.jsonl
 
-    def _run_start(self, source: str, e: dict[str, Any]) -> None:
-        if e.get("resumed_from_step"):
-            self._say(f"[{source}] resumed from step {e['resumed_from_step']}")
+    def _run_start(self, origin: str, e: RunStart) -> None:
+        if e.resumed_from_step:
+            self._say(f"[{origin}] resumed from step {e.resumed_from_step}")
 
-    def _data(self, source: str, e: dict[str, Any]) -> None:
+    def _data(self, origin: str, e: DataRecord) -> None:
         st = self.state
-        if self.sources_said or st.oversampling_run != source or not st.sources:
+        if self.sources_said or st.oversampling_run != origin or not st.sources:
             return
         self.sources_said = True
         if len(st.sources) < 2 and not any(n for s in st.sources for _, n in s.dropped):
             return  # one source and nothing dropped: the run's own lines say it all
         taxonomy = f"taxonomy {st.taxonomy}, " if st.taxonomy else ""
         count = len(st.sources)
-        self._say(f"[{source}] data: {taxonomy}{count} source{'s' if count != 1 else ''}")
+        self._say(f"[{origin}] data: {taxonomy}{count} source{'s' if count != 1 else ''}")
         for row in st.sources:
-            self._say(f"[{source}]   {source_line(row)}")
+            self._say(f"[{origin}]   {source_line(row)}")
 
-    def _source_eval(self, source: str, name: str, e: dict[str, Any]) -> None:
+    def _source_eval(self, origin: str, e: EvalRecord) -> None:
         """A per-source eval, worded apart from the run's own dev line: it covers one source's labels only."""
-        scores, labels = e[F1_MACRO], e.get("observed_labels")
-        f1 = scores.get(threshold_key(self.state.primary)) if isinstance(scores, dict) else None
-        over = f", {len(labels)} labels" if isinstance(labels, list) else ""
-        self._say(f"[{source}] step {e.get('step')} source {name} (own dev split{over}): "
-                  f"{f1_at(self.state.primary)} {_score(f1 if isinstance(f1, (int, float)) else None)}")
+        over = f", {len(e.observed_labels)} labels" if e.observed_labels is not None else ""
+        self._say(f"[{origin}] step {e.step} source {e.source} (own dev split{over}): "
+                  f"{f1_at(self.state.primary)} {_score(e.f1(self.state.primary))}")
 
-    def _eval(self, source: str, e: dict[str, Any]) -> None:
-        name = eval_source(e)
-        if name is not None:
-            self._source_eval(source, name, e)
+    def _eval(self, origin: str, e: EvalRecord) -> None:
+        if e.source is not None:
+            self._source_eval(origin, e)
             return
-        run = self._run(source)
+        run = self._run(origin)
         result = run.last_eval if run else None
         if result is None:
             return
         primary = self.state.primary
-        epoch = e.get("epoch")
         label = f"{result.split} (final)" if result.final else result.split
         tuned = f"  tuned {result.tuned:.4f}" if result.tuned is not None else ""
         if result.tuned_cv is not None:
             tuned += f"  {TUNED_CV_LABEL} {result.tuned_cv:.4f}"
-        self._say(f"[{source}] step {result.step}"
-                  + (f" epoch {epoch:.2f}" if isinstance(epoch, (int, float)) else "")
+        self._say(f"[{origin}] step {result.step}"
+                  + (f" epoch {e.epoch:.2f}" if e.epoch is not None else "")
                   + f" {label} {f1_at(primary)} {_score(result.f1_primary)}  {f1_at(SECONDARY_THRESHOLD)} "
                   f"{_score(result.f1_05)}  {f1_at(primary, 'µF1')} {_score(result.micro_primary)}{tuned}")
 
-    def _run_end(self, source: str, e: dict[str, Any]) -> None:
-        wall = e.get("wall_s")
-        self._say(f"[{source}] {e['status']}: {e['reason']} "
-                  f"({_duration(wall if isinstance(wall, (int, float)) else None)})")
+    def _run_end(self, origin: str, e: RunEnd) -> None:
+        self._say(f"[{origin}] {e.status}: {e.reason} ({_duration(e.wall_s)})")
 
-    PIPELINE_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
-        Event.PIPELINE_START: _pipeline_start, Event.PHASE_START: _phase_start, Event.PHASE_END: _phase_end,
-        Event.RUN_LAUNCH: _run_launch, Event.RUN_EXIT: _run_exit, Event.STALL: _stall, Event.RESTART: _restart,
-        Event.RUN_DONE: _run_done, Event.ALERT: _alert, Event.PIPELINE_END: _pipeline_end,
+    PIPELINE_LINES: ClassVar[dict[type, Callable[[HeadlessConsole, str, Any], None]]] = {
+        PipelineStart: _pipeline_start, PhaseStart: _phase_start, PhaseEnd: _phase_end, RunLaunch: _run_launch,
+        RunExit: _run_exit, Stall: _stall, Restart: _restart, RunDone: _run_done, Alert: _alert,
+        PipelineEnd: _pipeline_end,
     }
-    """pipeline.jsonl event type -> the line it prints (when it has something to say)."""
+    """pipeline.jsonl record type -> the line it prints (when it has something to say)."""
 
-    RUN_LINES: ClassVar[dict[str, Callable[[HeadlessConsole, str, dict[str, Any]], None]]] = {
-        Event.RUN_START: _run_start, Event.DATA: _data, Event.EVAL: _eval, Event.ALERT: _alert, Event.RUN_END: _run_end,
+    RUN_LINES: ClassVar[dict[type, Callable[[HeadlessConsole, str, Any], None]]] = {
+        RunStart: _run_start, DataRecord: _data, EvalRecord: _eval, Alert: _alert, RunEnd: _run_end,
     }
-    """events.jsonl event type -> its line; steps show in the progress lines instead."""
+    """events.jsonl record type -> its line; steps show in the progress lines instead."""
 
     def on_tick(self, supervisor: Any = None) -> None:
         """About every progress_every_s: one progress line per running run (the supervisor is not consulted)."""

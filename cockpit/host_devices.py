@@ -5,27 +5,19 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from cockpit.records.values import integer as _int, number as _num, text as _str
+from cockpit.records import DeviceRecord
 from cockpit.run_state import TERMINAL, RunState
 from cockpit.views import HostDevices
 from trainer.devices import GpuSample
 
 
-def fold_device_report(_state: Any, run: RunState, e: dict[str, Any], t: float) -> None:
+def fold_device_report(_state: Any, run: RunState, e: DeviceRecord) -> None:
     """A trainer's device event into its run's newest report from that node (a PipelineState handler)."""
-    gpus = []
-    for g in e.get("gpus") if isinstance(e.get("gpus"), list) else ():
-        if isinstance(g, dict) and _int(g.get("index")) is not None:
-            throttle = g.get("throttle")
-            # the event was written from a GpuSample (device_fields); its pids/runs are the other host's
-            gpus.append(GpuSample(
-                _int(g["index"]) or 0, _str(g.get("name"), "GPU"), _num(g.get("util_pct")),
-                _num(g.get("mem_used_mb")), _num(g.get("mem_total_mb")), _num(g.get("temp_c")),
-                _num(g.get("power_w")), pids=(), runs=(),
-                throttle=tuple(str(x) for x in throttle) if isinstance(throttle, list) else ()))
-    host = _str(e.get("host"))
-    run.device_reports[(host, _int(e.get("node")) or 0)] = (
-        t, host, tuple(gpus), _str(e.get("gpu_error")) or None, _num(e.get("cpu_pct")), _num(e.get("rss_mb")))
+    # the event was written from a GpuSample (device_fields); its pids/runs are the other host's
+    gpus = tuple(GpuSample(g.index, g.name, g.util_pct, g.mem_used_mb, g.mem_total_mb, g.temp_c, g.power_w, pids=(),
+                           runs=(), throttle=g.throttle) for g in e.gpus)
+    run.device_reports[(e.host, e.node)] = (e.t, e.host, gpus, e.gpu_error, e.cpu_pct, e.rss_mb)
+
 
 def host_devices(runs: Iterable[RunState], local_host: str) -> tuple[HostDevices, ...]:
     """Devices of the hosts where live runs run, grouped by host; this machine's own are left to the

@@ -28,14 +28,17 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from cockpit.host_devices import fold_device_report, host_devices
 from cockpit.leaderboard import baseline_f1, final_result, leaderboard
-from cockpit.records import decode_eval, eval_source
-from cockpit.records.values import integer as _int, number as _num, scores as _scores, text as _str
+from cockpit.records import (Alert, BadEvent, DataRecord, DeviceRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd,
+                             PipelineStart, Record, Requeue, Restart, RunDone, RunEnd, RunLaunch, RunPending,
+                             RunStart, Stall, StepRecord, decode)
+from cockpit.records.decode import event_time
+from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.records.values import threshold as _threshold
 from cockpit.run_state import RUN_STATUSES, TERMINAL, RunState, run_total_steps
-from cockpit.views import Alert, ClassScore, OversampleRow, PipelineView, RunView, SourceRow, StallAlert
+from cockpit.views import OversampleRow, PipelineView, RunView, SourceRow, StallAlert
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, GRAD_ALERT_CODES, GRAD_VANISHING_BELOW,
-                              PIPELINE_EVENTS, PIPELINE_SOURCE, SELECT_BY, TRAINER_EVENTS, missing_keys, threshold_key)
-from trainer.contract import Event, F1_MACRO
+                              PIPELINE_SOURCE, SELECT_BY, threshold_key)
+from trainer.contract import Event
 
 SUMMARY_SOURCE = "summary"
 PRESET_SOURCE = "preset"
@@ -60,38 +63,10 @@ def _select_by(value: Any) -> str | None:
     return value if isinstance(value, str) and value in SELECT_BY else None
 
 
-def _unique_labels(rows: Any) -> list[dict[str, Any]]:
-    """Rows of a per-class list that are objects with a label, the first of each label only."""
-    seen: set[str] = set()
-    out = []
-    for row in rows if isinstance(rows, list) else ():
-        if isinstance(row, dict) and row.get("label") is not None and str(row["label"]) not in seen:
-            seen.add(str(row["label"]))
-            out.append(row)
-    return out
-
-
-def sources_of(data: dict[str, Any]) -> tuple[SourceRow, ...]:
-    """The training sources a data event lists (newer trainers), without dev scores; () when it lists none.
-
-    A source that is not an object with a name is left out, and a name listed twice shows once.
-    """
-    labels = len(_unique_labels(data.get("per_class"))) or None
-    listed = data.get("sources")
-    rows: list[SourceRow] = []
-    for raw in listed if isinstance(listed, list) else ():
-        name = _str(raw.get("name")) if isinstance(raw, dict) else ""
-        if not name or any(row.name == name for row in rows):
-            continue
-        counts = raw.get("rows") if isinstance(raw.get("rows"), dict) else {}
-        observed, dropped = raw.get("observed_labels"), raw.get("dropped")
-        rows.append(SourceRow(
-            name, _str(raw.get("kind")), _str(raw.get("path")), _int(counts.get("train_before")),
-            _int(counts.get("train_after")), _int(counts.get("dev")), _int(counts.get("test")),
-            tuple(str(label) for label in observed) if isinstance(observed, list) else (), labels,
-            tuple((str(reason), n) for reason, n in ((r, _int(v)) for r, v in dropped.items()) if n is not None)
-            if isinstance(dropped, dict) else ()))
-    return tuple(rows)
+def source_rows_of(data: DataRecord) -> tuple[SourceRow, ...]:
+    """The training sources a data event lists (newer trainers), without dev scores; () when it lists none."""
+    return tuple(SourceRow(s.name, s.kind, s.path, s.train_before, s.train_after, s.dev, s.test, s.observed,
+                           data.labels, s.dropped) for s in data.sources)
 
 
 class PipelineState:
@@ -139,36 +114,39 @@ class PipelineState:
         for event in events:
             self.apply(source, event)
 
-    def apply(self, source: str, event: dict[str, Any]) -> None:
-        """Fold one event in; malformed events are counted in `skipped_events`, never raised."""
+    def apply(self, origin: str, event: dict[str, Any]) -> Record | None:
+        """Fold one event in and return its record (None for summary.json and preset.toml); a malformed event
+        is counted in `skipped_events` and returns None, never raises. ``origin``: "pipeline", "summary",
+        "preset" or a run id, as `cockpit.tail` hands events over."""
         try:
-            if source == SUMMARY_SOURCE:
+            if origin == SUMMARY_SOURCE:
                 self._summary(event.get("data"))
-                return
-            if source == PRESET_SOURCE:
+                return None
+            if origin == PRESET_SOURCE:
                 self._preset(event.get("data"))
-                return
-            kind = event["type"]
-            table = PIPELINE_EVENTS if source == PIPELINE_SOURCE else TRAINER_EVENTS
-            if missing_keys(event, table):
-                self.skipped_events += 1
-                return
-            t = _num(event["t"])
+                return None
+            record = decode(origin, event)
+            if record is None:
+                return None  # a type of a newer writer, or one this file does not hold
+            t = event_time(event)
             if t is not None and (self.last_event_t is None or t > self.last_event_t):
                 self.last_event_t = t
-            if source == PIPELINE_SOURCE:
-                handler = self.PIPELINE_HANDLERS.get(kind)
+            if origin == PIPELINE_SOURCE:
+                handler = self.PIPELINE_HANDLERS.get(event["type"])
                 if handler is not None:
-                    handler(self, event, t or 0.0)
-                return
-            run = self._run(source)
+                    handler(self, record)
+                return record
+            run = self._run(origin)
             run.last_event_t = t
-            run_handler = self.TRAINER_HANDLERS.get(kind)
+            run_handler = self.TRAINER_HANDLERS.get(event["type"])
             if run_handler is not None:
-                run_handler(self, run, event, t or 0.0)
+                run_handler(self, run, record)
             run.version += 1
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, OverflowError):
+            return record
+        except (BadEvent, TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
+                OverflowError):
             self.skipped_events += 1
+            return None
 
     def _run(self, run_id: Any) -> RunState:
         if not isinstance(run_id, str) or not run_id:
@@ -225,45 +203,41 @@ class PipelineState:
 
     # pipeline.jsonl
 
-    def _pipeline_start(self, e: dict[str, Any], t: float) -> None:
-        self.pipeline, self.preset, self.status = str(e["pipeline"]), str(e["preset"]), "running"
-        phases, devices = e.get("phases"), e.get("devices")
-        self.phases = tuple(p for p in (_int(p) for p in phases) if p is not None) if isinstance(phases, list) else ()
-        self.devices = tuple(str(d) for d in devices) if isinstance(devices, list) else ()
-        self.max_restarts = _int(e.get("max_restarts")) or self.max_restarts
-        self.target_f1 = _num(e.get("target_f1")) or self.target_f1
-        self._set_primary(PIPELINE_SOURCE, e.get("primary_threshold"))
+    def _pipeline_start(self, e: PipelineStart) -> None:
+        self.pipeline, self.preset, self.status = e.pipeline, e.preset, "running"
+        self.phases, self.devices = e.phases, e.devices
+        self.max_restarts = e.max_restarts or self.max_restarts
+        self.target_f1 = e.target_f1 or self.target_f1
+        self._set_primary(PIPELINE_SOURCE, e.primary_threshold)
 
-    def _phase_start(self, e: dict[str, Any], t: float) -> None:
-        self.phase, self.phase_name = int(e["phase"]), _str(e.get("name"))
-        runs = e.get("runs")
-        for run_id in runs if isinstance(runs, list) else ():
+    def _phase_start(self, e: PhaseStart) -> None:
+        self.phase, self.phase_name = e.phase, e.name
+        for run_id in e.runs:
             run = self._touch(run_id)
             if run.sup_status is None:
                 run.sup_status = "queued"
 
-    def _phase_end(self, e: dict[str, Any], t: float) -> None:
-        if isinstance(e.get("ranking"), list) and e["ranking"]:
-            self.ranking = tuple(str(r) for r in e["ranking"])
+    def _phase_end(self, e: PhaseEnd) -> None:
+        if e.ranking:
+            self.ranking = e.ranking
 
-    def _run_launch(self, e: dict[str, Any], t: float) -> None:
-        run = self._touch(e["run"])
-        run.sup_status, run.launch_t = "running", t
-        run.attempt, run.device, run.pid = int(e["attempt"]), str(e["device"]), _int(e.get("pid"))
-        run.job_id, run.pending_reason = _str(e.get("job_id")) or None, None
+    def _run_launch(self, e: RunLaunch) -> None:
+        run = self._touch(e.run)
+        run.sup_status, run.launch_t = "running", e.t
+        run.attempt, run.device, run.pid = e.attempt, e.device, e.pid
+        run.job_id, run.pending_reason = e.job_id, None
 
-    def _run_pending(self, e: dict[str, Any], t: float) -> None:
-        self._touch(e["run"]).pending_reason = _str(e.get("reason")) or None
+    def _run_pending(self, e: RunPending) -> None:
+        self._touch(e.run).pending_reason = e.reason
 
-    def _stall(self, e: dict[str, Any], t: float) -> None:
-        run = self._touch(e["run"])
+    def _stall(self, e: Stall) -> None:
+        run = self._touch(e.run)
         run.sup_status = "stalled"
-        dump = _str(e.get("dump"))
-        if dump:
-            run.stall_dumps.append(dump)
-        pending = "restart limit reached, run fails" if e.get("action") == "fail" else "restart pending"
-        self.stalls.append(StallAlert(run.run, int(e["attempt"]), float(_num(e["silent_s"]) or 0.0), dump, t,
-                                      f"stack dump saved, {pending}", True))
+        if e.dump:
+            run.stall_dumps.append(e.dump)
+        pending = "restart limit reached, run fails" if e.action == "fail" else "restart pending"
+        self.stalls.append(StallAlert(run.run, e.attempt, e.silent_s, e.dump, e.t, f"stack dump saved, {pending}",
+                                      True))
 
     def _resolve_stall(self, run_id: str, action: str) -> None:
         for i in range(len(self.stalls) - 1, -1, -1):
@@ -271,116 +245,100 @@ class PipelineState:
                 self.stalls[i] = replace(self.stalls[i], action=action, active=False)
                 return
 
-    def _restart(self, e: dict[str, Any], t: float) -> None:
-        run = self._touch(e["run"])
+    def _restart(self, e: Restart) -> None:
+        run = self._touch(e.run)
         run.sup_status = "restarting"
         run.restarts += 1
-        k = int(e["attempt"]) - 1  # attempt is the new one: attempt 2 is restart 1
-        self._resolve_stall(run.run, f"dump + restart {k} of {self.max_restarts} from step {e.get('from_step')}")
+        k = e.attempt - 1  # attempt is the new one: attempt 2 is restart 1
+        self._resolve_stall(run.run, f"dump + restart {k} of {self.max_restarts} from step {e.from_step}")
 
-    def _requeue(self, e: dict[str, Any], t: float) -> None:
-        run = self._touch(e["run"])
+    def _requeue(self, e: Requeue) -> None:
+        run = self._touch(e.run)
         # The job's first life ended with run_end "stopped" (SIGTERM); it runs again from now on.
-        run.sup_status, run.launch_t = "running", t
-        run.requeues = _int(e.get("restarts")) or run.requeues + 1
+        run.sup_status, run.launch_t = "running", e.t
+        run.requeues = e.restarts or run.requeues + 1
         run.pending_reason = None
 
-    def _run_done(self, e: dict[str, Any], t: float) -> None:
-        run = self._touch(e["run"])
-        run.sup_status = str(e["status"])
+    def _run_done(self, e: RunDone) -> None:
+        run = self._touch(e.run)
+        run.sup_status = e.status
         self._resolve_stall(run.run, f"dump + {run.sup_status}")
 
-    def _pipeline_alert(self, e: dict[str, Any], t: float) -> None:
-        run_id = e.get("run") if isinstance(e.get("run"), str) and e.get("run") else None
-        alert = Alert(t, str(e["level"]), str(e["code"]), str(e["message"]), run_id)
-        self.alerts.append(alert)
-        if run_id:
-            self._touch(run_id).alerts.append(alert)
+    def _pipeline_alert(self, e: Alert) -> None:
+        self.alerts.append(e)
+        if e.run:
+            self._touch(e.run).alerts.append(e)
 
-    def _pipeline_end(self, e: dict[str, Any], t: float) -> None:
-        self.status, self.exit_code = str(e["status"]), _int(e.get("exit_code"))
+    def _pipeline_end(self, e: PipelineEnd) -> None:
+        self.status, self.exit_code = e.status, e.exit_code
 
     # <run>/events.jsonl
 
-    def _run_start(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        run.config = e["config"] if isinstance(e["config"], dict) else {}
+    def _run_start(self, run: RunState, e: RunStart) -> None:
+        run.config = e.config
         run.trainer_status = "running"
         run.pending_reason = None  # it left the queue
-        run.pid = _int(e.get("pid")) if e.get("pid") is not None else run.pid
-        run.world_size = _int(e.get("world_size")) or 1
-        reported = _int(e.get("total_steps"))
+        run.pid = e.pid if e.pid is not None else run.pid
+        run.world_size = e.world_size
         # 0 is a job that does not train (a reuse export, an ensemble): no step total to draw
-        run.reported_total = reported if reported is not None and reported >= 0 else None
-        run.device = run.device or _str(e.get("device"))
+        run.reported_total = e.total_steps
+        run.device = run.device or e.device
         run.grad_alert = None  # a new attempt watches its gradients afresh
-        resumed = _num(e.get("resumed_from_step"))
-        if resumed is not None:
+        if e.resumed_from_step is not None:
             for series in (run.loss_raw, run.loss_smooth, run.dev_f1, run.lr_series, run.grad_series):
-                series.truncate_after(resumed)
-            run.evals = [r for r in run.evals if r.step <= resumed or r.final]
+                series.truncate_after(e.resumed_from_step)
+            run.evals = [r for r in run.evals if r.step <= e.resumed_from_step or r.final]
             run.rate_window.clear()
 
-    def _run_data(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        run.train_size_after = _int(e["train_size_after"])
-        if t < self._oversampling_t:  # the pipeline's first data event, whatever order files are read in
-            rows = []
-            for row in _unique_labels(e["per_class"]):
-                before, after = _int(row.get("before")), _int(row.get("after"))
-                if before is None or after is None:
-                    continue
-                rows.append(OversampleRow(str(row["label"]), before, after, after / before if before else None,
-                                          _num(row.get("weight")), _int(row.get("observed"))))
-            self._oversampling_t = t
-            self.oversampling, self.oversampling_run = tuple(rows), run.run
-            self.sources, self.taxonomy = sources_of(e), _str(e.get("taxonomy"))
+    def _run_data(self, run: RunState, e: DataRecord) -> None:
+        run.train_size_after = e.train_size_after
+        if e.t < self._oversampling_t:  # the pipeline's first data event, whatever order files are read in
+            self._oversampling_t = e.t
+            self.oversampling = tuple(OversampleRow(c.label, c.before, c.after, c.after / c.before if c.before else None,
+                                                    c.weight, c.observed) for c in e.per_class)
+            self.oversampling_run = run.run
+            self.sources, self.taxonomy = source_rows_of(e), e.taxonomy
 
-    def _run_step(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        step = int(e["step"])
-        run.step, run.epoch = step, float(e["epoch"])
-        run.samples_per_s, run.lr = _num(e["samples_per_s"]), _num(e["lr"])
-        run.loss, run.grad_norm = _num(e["loss"]), _num(e["grad_norm"])
-        run.nonfinite_skipped = int(e["nonfinite_skipped"] or 0)
-        run.rate_window.append((t, step))
+    def _run_step(self, run: RunState, e: StepRecord) -> None:
+        run.step, run.epoch = e.step, e.epoch
+        run.samples_per_s, run.lr, run.loss, run.grad_norm = e.samples_per_s, e.lr, e.loss, e.grad_norm
+        run.nonfinite_skipped = e.nonfinite_skipped
+        run.rate_window.append((e.t, e.step))
         if run.loss is not None:
             run.ema = run.loss if run.ema is None else run.ema + EMA_ALPHA * (run.loss - run.ema)
-            run.loss_raw.add(step, run.loss)
-            run.loss_smooth.add(step, run.ema)
+            run.loss_raw.add(e.step, run.loss)
+            run.loss_smooth.add(e.step, run.ema)
         if run.lr is not None:
-            run.lr_series.add(step, run.lr)
+            run.lr_series.add(e.step, run.lr)
         if run.grad_norm is not None:
-            run.grad_series.add(step, run.grad_norm)
+            run.grad_series.add(e.step, run.grad_norm)
             # The trainer's vanishing episode ends with the first norm back over the floor.
             if run.grad_alert and run.grad_alert[0] == "vanishing" and run.grad_norm >= GRAD_VANISHING_BELOW:
                 run.grad_alert = None
 
-    def _run_eval(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        source = eval_source(e)
-        if source is not None:
-            latest = self._source_evals.get(source)
-            if latest is None or t >= latest[0]:
-                self._source_evals[source] = (t, run.run, _scores(e[F1_MACRO]))
+    def _run_eval(self, run: RunState, e: EvalRecord) -> None:
+        if e.source is not None:
+            latest = self._source_evals.get(e.source)
+            if latest is None or (e.t or 0.0) >= latest[0]:
+                self._source_evals[e.source] = (e.t or 0.0, run.run, e.macro)
             return
-        record = decode_eval(e)
-        run.evals.append(record)
-        run.add_eval(record, self.primary, self.select_by)
-        if record.split != "test":
-            run.per_class = tuple(
-                ClassScore(str(c["label"]), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
-                           _int(c.get("support"))) for c in _unique_labels(e["per_class"]))
+        run.evals.append(e)
+        run.add_eval(e, self.primary, self.select_by)
+        if e.split != "test":
+            run.per_class = e.per_class
 
-    def _run_alert(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        alert = Alert(t, str(e["level"]), str(e["code"]), str(e["message"]), run.run)
-        run.alerts.append(alert)
-        self.alerts.append(alert)
-        if alert.code in GRAD_ALERT_CODES:
-            run.grad_alert = (alert.code.removeprefix("grad_"), run.step)
-        elif alert.code == "nonfinite":
+    def _run_alert(self, run: RunState, e: Alert) -> None:
+        run.alerts.append(e)
+        self.alerts.append(e)
+        if e.code in GRAD_ALERT_CODES:
+            run.grad_alert = (e.code.removeprefix("grad_"), run.step)
+        elif e.code == "nonfinite":
             run.nonfinite_alerts += 1
 
-    def _run_end(self, run: RunState, e: dict[str, Any], t: float) -> None:
-        run.trainer_status, run.end_t = str(e["status"]), t
+    def _run_end(self, run: RunState, e: RunEnd) -> None:
+        run.trainer_status, run.end_t = e.status, e.t
 
-    PIPELINE_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, dict[str, Any], float], None]]] = {
+    PIPELINE_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, Any], None]]] = {
         Event.PIPELINE_START: _pipeline_start,
         Event.PHASE_START: _phase_start,
         Event.RUN_LAUNCH: _run_launch,
@@ -393,9 +351,9 @@ class PipelineState:
         Event.PHASE_END: _phase_end,
         Event.PIPELINE_END: _pipeline_end,
     }
-    """pipeline.jsonl event type -> handler; PIPELINE_IGNORED lists the rest of the contract's types."""
+    """pipeline.jsonl event type -> the handler of its record; PIPELINE_IGNORED lists the rest of the contract's types."""
 
-    TRAINER_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, RunState, dict[str, Any], float], None]]] = {
+    TRAINER_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, RunState, Any], None]]] = {
         Event.RUN_START: _run_start,
         Event.DATA: _run_data,
         Event.STEP: _run_step,
@@ -404,7 +362,7 @@ class PipelineState:
         Event.RUN_END: _run_end,
         Event.DEVICE: fold_device_report,
     }
-    """events.jsonl event type -> handler; TRAINER_IGNORED lists the rest of the contract's types."""
+    """events.jsonl event type -> the handler of its record; TRAINER_IGNORED lists the rest of the contract's types."""
 
     # views
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A label's scores and an alert read the same in a record and on screen: the views show the records' own.
+from cockpit.records import Alert, ClassScore  # noqa: F401 - widgets import what they draw from here
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
 from trainer.contract import SELECT_TUNED_CV
 from trainer.devices import GpuSample
@@ -56,15 +58,6 @@ class HealthBadge:
 
 
 @dataclass(frozen=True)
-class ClassScore:
-    label: str
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    support: int | None
-
-
-@dataclass(frozen=True)
 class EvalResult:
     """One eval event: macro-F1 at the primary threshold and at 0.5, micro-F1 at the primary, tuned."""
 
@@ -76,15 +69,6 @@ class EvalResult:
     tuned: float | None
     tuned_cv: float | None = None  # cross-fitted tuned macro-F1 (dev evals of newer trainers only)
     final: bool = False  # the export's re-evaluation of the best weights, not a point on the curve
-
-
-@dataclass(frozen=True)
-class Alert:
-    t: float
-    level: str
-    code: str
-    message: str
-    run: str | None = None
 
 
 @dataclass(frozen=True)

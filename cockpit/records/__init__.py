@@ -1,18 +1,28 @@
 """The records layer: what events mean, decoded once, for every consumer (the view model, the supervisor's
-results, headless, export). Stdlib only, below both the pipeline and the views; it imports nothing of the
-cockpit's.
+results, headless, notifications, trackers, export, compare, report). Stdlib only, below both the pipeline
+and the views; it imports nothing of the cockpit's outside this package.
 
 - `values`: how a number, an integer, a string or a threshold is read out of an event (the one leniency
-  rule: what is not of the expected kind reads as missing, never as an error);
+  rule: an optional value of the wrong kind reads as missing; a required one raises `BadEvent`);
 - `evals`: `EvalRecord`, an ``eval`` event decoded, and the rules about which evals are a run's own;
+- `run_events` and `pipeline_events`: one frozen record per other event type of events.jsonl and
+  pipeline.jsonl;
+- `decode`: `decode(origin, event)`, the contract's tables applied once;
 - `ranking`: the one ranking rule (the chosen score, then the other, missing last).
-
-Issue 18 moves the other event types and consumers here one at a time; eval, the most-decoded type, first.
 """
 
-from cockpit.records.evals import EvalRecord, decode_eval, eval_source, is_run_eval
+from cockpit.records.decode import PIPELINE_DECODERS, RUN_DECODERS, Record, decode
+from cockpit.records.evals import ClassScore, EvalRecord, decode_eval, eval_source, is_run_eval
+from cockpit.records.pipeline_events import (PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Requeue, Restart,
+                                             RunDone, RunExit, RunLaunch, RunPending, Stall)
 from cockpit.records.ranking import best_eval, rank_key, rank_place
-from cockpit.records.values import integer, number, scores, text, threshold
+from cockpit.records.run_events import (ActivityRecord, Alert, CheckpointRecord, DataRecord, DeviceRecord,
+                                        GpuReading, OversampleCount, RunEnd, RunStart, SourceCount, StepRecord)
+from cockpit.records.values import BadEvent, integer, number, scores, text, threshold
 
-__all__ = ["EvalRecord", "best_eval", "decode_eval", "eval_source", "integer", "is_run_eval", "number", "rank_key",
-           "rank_place", "scores", "text", "threshold"]
+__all__ = ["PIPELINE_DECODERS", "RUN_DECODERS", "ActivityRecord", "Alert", "BadEvent", "CheckpointRecord",
+           "ClassScore", "DataRecord", "DeviceRecord", "EvalRecord", "GpuReading", "OversampleCount", "PhaseEnd",
+           "PhaseStart", "PipelineEnd", "PipelineStart", "Record", "Requeue", "Restart", "RunDone", "RunEnd",
+           "RunExit", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall", "StepRecord", "best_eval",
+           "decode", "decode_eval", "eval_source", "integer", "is_run_eval", "number", "rank_key", "rank_place",
+           "scores", "text", "threshold"]

@@ -1,12 +1,12 @@
-"""An ``eval`` event, decoded once: `EvalRecord`, and which evals are a run's own."""
+"""An ``eval`` event, decoded once: `EvalRecord`, its per-label scores, and which evals are a run's own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from cockpit.records.values import integer, number, scores, text
-from trainer.contract import threshold_key
+from cockpit.records.values import integer, number, objects, scores, strings, text
+from trainer.contract import Event, threshold_key
 
 
 def eval_source(event: dict[str, Any]) -> str | None:
@@ -19,7 +19,34 @@ def eval_source(event: dict[str, Any]) -> str | None:
 def is_run_eval(event: dict[str, Any]) -> bool:
     """An eval of the run itself. A per-source eval scores only that source's observed labels, so it is never
     a point on the run's curves, a candidate for its best score, nor a number of the leaderboard or report."""
-    return event.get("type") == "eval" and eval_source(event) is None
+    return event.get("type") == Event.EVAL and eval_source(event) is None
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One label's scores in an eval (at the primary threshold, as the trainer reports them)."""
+
+    label: str
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    support: int | None
+
+
+def unique_labels(rows: Any) -> list[dict[str, Any]]:
+    """Rows of a per-class list that are objects with a label, the first of each label only."""
+    seen: set[str] = set()
+    out = []
+    for row in objects(rows):
+        if row.get("label") is not None and str(row["label"]) not in seen:
+            seen.add(str(row["label"]))
+            out.append(row)
+    return out
+
+
+def class_scores(rows: Any) -> tuple[ClassScore, ...]:
+    return tuple(ClassScore(str(row["label"]), number(row.get("precision")), number(row.get("recall")),
+                            number(row.get("f1")), integer(row.get("support"))) for row in unique_labels(rows))
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,11 @@ class EvalRecord:
     """Macro-F1 with per-label thresholds tuned on this split."""
     tuned_cv: float | None = None
     """Macro-F1 with thresholds cross-fitted on two halves of dev: an estimate that did not see its rows."""
+    t: float | None = None
+    loss: float | None = None
+    per_class: tuple[ClassScore, ...] = ()
+    observed_labels: tuple[str, ...] | None = None
+    """The labels a per-source eval covers (its source's map); None for the run's own evals."""
 
     def f1(self, at: float) -> float | None:
         """Macro-F1 at a threshold."""
@@ -55,12 +87,19 @@ class EvalRecord:
         """A dev evaluation during training: a candidate for the run's best score."""
         return self.split == "dev" and not self.final and self.source is None
 
+    @property
+    def label_f1(self) -> dict[str, float]:
+        """Per-label F1 by label, where the eval reports it."""
+        return {row.label: row.f1 for row in self.per_class if row.f1 is not None}
+
 
 def decode_eval(event: dict[str, Any]) -> EvalRecord:
     """An eval event as a record; values of the wrong kind read as missing."""
-    tuned = event.get("tuned")
+    tuned, observed = event.get("tuned"), event.get("observed_labels")
     return EvalRecord(step=integer(event.get("step")) or 0, split=text(event.get("split"), "dev"),
                       final=event.get("final") is True, source=eval_source(event), epoch=number(event.get("epoch")),
                       macro=scores(event.get("f1_macro")), micro=scores(event.get("f1_micro")),
                       tuned=number(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
-                      tuned_cv=number(event.get("tuned_cv")))
+                      tuned_cv=number(event.get("tuned_cv")), t=number(event.get("t")), loss=number(event.get("loss")),
+                      per_class=class_scores(event.get("per_class")),
+                      observed_labels=strings(observed) if isinstance(observed, list) else None)

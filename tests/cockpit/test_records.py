@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from cockpit.pipeline.results import leaderboard, run_scores
-from cockpit.records import EvalRecord, best_eval, decode_eval, rank_key, rank_place
+from cockpit.records import (PIPELINE_DECODERS, RUN_DECODERS, Alert, BadEvent, EvalRecord, RunLaunch, StepRecord,
+                             best_eval, decode, decode_eval, rank_key, rank_place)
+from trainer.contract import PIPELINE_EVENTS, TRAINER_EVENTS
 from cockpit.state import PipelineState
 from tests.conftest import REPO
 from trainer.contract import TUNED_CV_KEY
@@ -81,3 +83,67 @@ def test_the_records_layer_is_stdlib_only_and_below_the_cockpit() -> None:
                 top = name.split(".")[0]
                 assert name.startswith(("cockpit.records", "trainer.contract")) or top not in (
                     "cockpit", "trainer", "textual", "torch", "rich", "numpy"), f"{Path(path).name} imports {name}"
+
+
+# -- decode: every event type, one reading ----------------------------------------------------------------------
+
+def _event(kind: str, **fields: object) -> dict:
+    return {"v": 1, "t": 5.0, "type": kind, **fields}
+
+
+def test_decoders_cover_exactly_the_contracts_event_tables() -> None:
+    assert set(RUN_DECODERS) == set(TRAINER_EVENTS)
+    assert set(PIPELINE_DECODERS) == set(PIPELINE_EVENTS)
+
+
+def test_decode_reads_a_step_and_refuses_one_without_a_usable_step() -> None:
+    fields = dict(epoch=0.5, loss=None, lr=1e-4, grad_norm=float("nan"), samples_per_s=30, tokens_per_s=1,
+                  step_time_s=0.1, nonfinite_skipped=None)
+    record = decode("p1-bce", _event("step", step=7.0, **fields))
+    assert record == StepRecord(t=5.0, step=7, epoch=0.5, loss=None, lr=1e-4, grad_norm=None, samples_per_s=30.0,
+                                nonfinite_skipped=0)
+    with pytest.raises(BadEvent, match="step"):
+        decode("p1-bce", _event("step", step="seven", **fields))
+    with pytest.raises(BadEvent, match="missing step_time_s"):
+        decode("p1-bce", _event("step", step=7, **{k: v for k, v in fields.items() if k != "step_time_s"}))
+
+
+def test_decode_names_the_run_of_a_trainers_alert_and_keeps_the_pipelines_own() -> None:
+    alert = _event("alert", level="warn", code="grad_vanishing", message="‖g‖ < 1e-7")
+    assert decode("p1-bce", alert) == Alert(5.0, "warn", "grad_vanishing", "‖g‖ < 1e-7", "p1-bce")
+    assert decode("pipeline", alert).run is None
+    assert decode("pipeline", {**alert, "run": "p3-asl"}).run == "p3-asl"
+    with pytest.raises(BadEvent, match="level"):
+        decode("pipeline", {**alert, "level": None})
+
+
+def test_decode_ignores_types_it_does_not_hold_and_refuses_what_is_not_an_event() -> None:
+    assert decode("pipeline", _event("step", step=1)) is None  # a trainer's type in pipeline.jsonl
+    assert decode("p1-bce", _event("hologram")) is None  # a newer writer's type
+    for bad in ([1, 2], {"v": 1, "t": 1.0}, {"type": 3}):
+        with pytest.raises(BadEvent):
+            decode("p1-bce", bad)
+
+
+def test_decode_reads_supervisor_events_leniently_where_values_are_optional() -> None:
+    launch = decode("pipeline", _event("run_launch", run="p1-bce", device="cpu", pid=None, attempt=2, job_id=""))
+    assert launch == RunLaunch(5.0, "p1-bce", 2, "cpu", None, None)
+    stall = decode("pipeline", _event("stall", run="p1-bce", attempt=1, silent_s="?", dump="runs/p1-bce/stall-1.txt"))
+    assert (stall.silent_s, stall.allowed_s, stall.action) == (0.0, None, "")
+    with pytest.raises(BadEvent, match="run"):
+        decode("pipeline", _event("run_done", run="", status="completed", attempts=1))
+    end = decode("p1-bce", _event("run_end", status="completed", reason="done", wall_s=12.5,
+                                  best={"metric": "dev_f1_macro@0.2", "value": 0.4, "step": 30}))
+    assert (end.best_metric, end.best_value, end.best_step) == ("dev_f1_macro@0.2", 0.4, 30)
+
+
+def test_decode_data_keeps_the_first_row_of_each_label_and_named_sources_once() -> None:
+    data = decode("p1-bce", _event(
+        "data", train_size_before=10, train_size_after=12, dev_size=2, test_size=2, oversampling=None,
+        per_class=[{"label": "joy", "before": 3, "after": 5, "weight": 1.5}, {"label": "joy", "before": 9, "after": 9},
+                   {"label": "grief", "before": 1}, "junk"],
+        sources=[{"name": "goemotions", "rows": {"train_before": 10}, "dropped": {"duplicate": 2, "x": "y"}},
+                 {"name": "goemotions"}, {"kind": "csv"}]))
+    assert [(c.label, c.before, c.after) for c in data.per_class] == [("joy", 3, 5)]
+    assert data.labels == 2  # grief is listed, though without counts
+    assert [(s.name, s.train_before, s.dropped) for s in data.sources] == [("goemotions", 10, (("duplicate", 2),))]
