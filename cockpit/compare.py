@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from cockpit.cli_errors import BadArguments, OneLineParser, fail
-from cockpit.export import PipelineFolderError, PipelineRecord, label_evals, read_pipeline
+from cockpit.export import PipelineFolderError, PipelineRecord, read_pipeline
 from cockpit.views import TUNED_CV_LABEL, f1_at
 from trainer.contract import EXIT_OK, split_run_id
 
@@ -187,17 +187,9 @@ def _config_scores(record: PipelineRecord) -> dict[tuple[int | None, str], DevSc
 def _test_labels(record: PipelineRecord) -> dict[str, float | None]:
     """label -> test F1 of the final run's final test eval (the pipeline's published number)."""
     final = record.view.final
-    if final is None:
-        return {}
-    test = [e for e in label_evals(record.run_events.get(final.run, ())) if e.get("split") == "test"]
-    scores = test[-1].get("per_class") if test else None
-    out: dict[str, float | None] = {}
-    for score in scores if isinstance(scores, list) else ():
-        if isinstance(score, dict) and score.get("label") is not None:
-            f1 = score.get("f1")
-            out.setdefault(str(score["label"]), float(f1) if isinstance(f1, (int, float)) and
-                           not isinstance(f1, bool) else None)
-    return out
+    history = record.runs.get(final.run) if final is not None else None
+    test = [e for e in history.label_evals() if e.split == "test"] if history is not None else []
+    return {score.label: score.f1 for score in test[-1].per_class} if test else {}
 
 
 def _seed_groups(records: Sequence[PipelineRecord]) -> list[list[int]]:

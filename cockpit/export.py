@@ -21,16 +21,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cockpit.cli_errors import BadArguments, OneLineParser, fail
-from cockpit.pipeline.results import dev_evals, final_evals
-from cockpit.records import decode_eval
-from cockpit.records.values import integer as _int, number as _num  # one rule for numbers in events
+from cockpit.records import EvalRecord, RunHistory, StepRecord, decode_run
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.tail import PipelineTail
 from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
 from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
                               TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir)
-from trainer.contract import Event
 from trainer.durable import write_atomic
 
 PROG = "goemo-cockpit export"
@@ -48,7 +45,8 @@ class PipelineRecord:
 
     path: Path
     view: PipelineView
-    run_events: Mapping[str, tuple[dict[str, Any], ...]]
+    runs: Mapping[str, RunHistory]
+    """Each run's events.jsonl as records, in file order (every attempt's)."""
     preset: Mapping[str, Any] | None
     bad_lines: int  # event lines skipped because they did not parse, over every file
     problem: str | None = None  # why the folder cannot be trusted (a file that cannot be read), in one line
@@ -98,7 +96,7 @@ def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
     except OSError as exc:  # an events file that exists but cannot be opened or read
         problem = f"{exc.filename or path}: cannot read it ({exc.strerror or exc}); expected a readable file"
     problem = problem or _unreadable(path, tail, PIPELINE_SOURCE in seen, bool(preset), SUMMARY_SOURCE in seen)
-    return PipelineRecord(path, state.snapshot(time.time()), {run: tuple(e) for run, e in events.items()},
+    return PipelineRecord(path, state.snapshot(time.time()), {run: decode_run(e, run) for run, e in events.items()},
                           preset[0] if preset else None, tail.bad_lines, problem)
 
 
@@ -133,12 +131,6 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _run_config(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The resolved config of a run's latest attempt."""
-    starts = [e for e in events if e.get("type") == Event.RUN_START and isinstance(e.get("config"), dict)]
-    return starts[-1]["config"] if starts else {}
-
-
 def leaderboard_table(record: PipelineRecord) -> Table:
     """The dashboard's leaderboard (summary.json first, live dev evals for the rest), best first by the
     pipeline's select_by, with the loss each run trained with and the final run's test numbers."""
@@ -151,7 +143,7 @@ def leaderboard_table(record: PipelineRecord) -> Table:
              "float64", "float64", "float64", "float64")
     rows = []
     for row in view.leaderboard:
-        loss = _str(_run_config(record.run_events.get(row.run, ())).get("loss"))
+        loss = _str(_history(record, row.run).config().get("loss"))
         if final is not None and final.run == row.run:
             test = (final.test_f1_primary, final.test_f1_05, final.test_tuned, final.test_micro_primary)
         else:
@@ -164,26 +156,23 @@ def leaderboard_table(record: PipelineRecord) -> Table:
 def _run_order(record: PipelineRecord) -> list[str]:
     """Runs as the dashboard lists them (by phase, in launch order), then runs only their folders know."""
     shown = [run.run for run in record.view.runs]
-    return shown + sorted(run for run in record.run_events if run not in shown)
+    return shown + sorted(run for run in record.runs if run not in shown)
 
 
-def run_curve_rows(run: str, events: Sequence[dict[str, Any]], primary: float) -> list[tuple[Any, ...]]:
+def _history(record: PipelineRecord, run: str) -> RunHistory:
+    return record.runs.get(run) or RunHistory(())
+
+
+def run_curve_rows(run: str, history: RunHistory, primary: float) -> list[tuple[Any, ...]]:
     """One row per optimizer step of a run's history; a resumed attempt replaces the steps after its checkpoint,
     and a dev eval's macro-F1 at the primary threshold lands on the row of its step."""
     rows: dict[int, list[Any]] = {}
-    dev = {id(e) for e in dev_evals(list(events))}
-    for event in events:
-        kind = event.get("type")
-        if kind == Event.RUN_START and _int(event.get("resumed_from_step")) is not None:
-            resumed = _int(event["resumed_from_step"])
-            rows = {step: row for step, row in rows.items() if step <= resumed}
-        elif kind == Event.STEP and _int(event.get("step")) is not None:
-            step = _int(event["step"])
-            f1 = rows[step][-1] if step in rows else None
-            rows[step] = [run, step, _num(event.get("epoch")), _num(event.get("loss")), _num(event.get("lr")),
-                          _num(event.get("grad_norm")), _num(event.get("samples_per_s")), f1]
-        elif id(event) in dev and _int(event.get("step")) is not None:
-            record = decode_eval(event)
+    for record in history.curve():
+        if isinstance(record, StepRecord):
+            f1 = rows[record.step][-1] if record.step in rows else None
+            rows[record.step] = [run, record.step, record.epoch, record.loss, record.lr, record.grad_norm,
+                                 record.samples_per_s, f1]
+        else:
             row = rows.setdefault(record.step, [run, record.step, record.epoch, None, None, None, None, None])
             row[-1] = record.f1(primary)
     return [tuple(rows[step]) for step in sorted(rows)]
@@ -194,40 +183,22 @@ def curves_table(record: PipelineRecord) -> Table:
     primary = record.view.primary
     columns = ("run", "step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "dev_" + f1_macro_key(primary))
     types = ("string", "int64", "float64", "float64", "float64", "float64", "float64", "float64")
-    rows = [row for run in _run_order(record) for row in run_curve_rows(run, record.run_events.get(run, ()), primary)]
+    rows = [row for run in _run_order(record) for row in run_curve_rows(run, _history(record, run), primary)]
     return Table("curves", columns, types, tuple(rows))
 
 
-def _label_rows(run: str, event: dict[str, Any]) -> list[tuple[Any, ...]]:
-    out, seen = [], set()
-    for score in event.get("per_class") if isinstance(event.get("per_class"), list) else ():
-        if not isinstance(score, dict) or score.get("label") is None or str(score["label"]) in seen:
-            continue
-        seen.add(str(score["label"]))
-        out.append((run, str(event.get("split")), _int(event.get("step")), str(score["label"]),
-                    _num(score.get("precision")), _num(score.get("recall")), _num(score.get("f1")),
-                    _int(score.get("support"))))
-    return out
-
-
-def label_evals(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The evals whose per-label scores a run is known by: on dev the final export's (else its last periodic
-    one), on test the final export's; per-source evals never count."""
-    chosen = []
-    for split in ("dev", "test"):
-        finals = final_evals(list(events), split)
-        periodic = dev_evals(list(events)) if split == "dev" else []
-        if finals or periodic:
-            chosen.append((finals or periodic)[-1])
-    return chosen
+def _label_rows(run: str, evaluation: EvalRecord) -> list[tuple[Any, ...]]:
+    return [(run, evaluation.split, evaluation.step, score.label, score.precision, score.recall, score.f1, score.support)
+            for score in evaluation.per_class]
 
 
 def per_label_table(record: PipelineRecord) -> Table:
-    """Per-label precision, recall, F1 (at the primary threshold) and support of every run's `label_evals`."""
+    """Per-label precision, recall, F1 (at the primary threshold) and support of every run's label evals
+    (`RunHistory.label_evals`)."""
     columns = ("run", "split", "step", "label", "precision", "recall", "f1", "support")
     types = ("string", "string", "int64", "string", "float64", "float64", "float64", "int64")
-    rows = [row for run in _run_order(record) for event in label_evals(record.run_events.get(run, ()))
-            for row in _label_rows(run, event)]
+    rows = [row for run in _run_order(record) for evaluation in _history(record, run).label_evals()
+            for row in _label_rows(run, evaluation)]
     return Table("per_label", columns, types, tuple(rows))
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from cockpit.host_devices import fold_device_report, host_devices
 from cockpit.leaderboard import baseline_f1, final_result, leaderboard
-from cockpit.records import (Alert, BadEvent, DataRecord, DeviceRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd,
+from cockpit.records import (Alert, BadEvent, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd,
                              PipelineStart, Record, Requeue, Restart, RunDone, RunEnd, RunLaunch, RunPending,
                              RunStart, Stall, StepRecord, decode)
 from cockpit.records.decode import event_time

@@ -9,14 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from cockpit.pipeline.results import final_scores, leaderboard, read_run_events, run_scores
+from cockpit.pipeline.results import final_scores, leaderboard, read_run_history, run_scores
 from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.spec import Preset
 from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,
                               OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, read_json_file,
                               selection_key)
 from trainer.durable import folder_file_mode, fsync_dir, swap_folder, write_json_atomic
-from trainer.events import read_events
 
 
 def _fsync_tree(root: Path, mode: int) -> None:
@@ -52,7 +51,7 @@ class ResultsPublisher:
         for rec in records:
             if rec.phase == FINAL_PHASE:
                 continue
-            scores = run_scores(read_run_events(self.paths.root, rec.run_id), self.settings.primary_threshold,
+            scores = run_scores(read_run_history(self.paths.root, rec.run_id), self.settings.primary_threshold,
                                 self.settings.select_by) or {}
             rows.append({"run": rec.run_id, "phase": rec.phase, "config": rec.config, "status": rec.status,
                          "attempts": rec.attempts, self.key: None, **scores})
@@ -100,7 +99,7 @@ class ResultsPublisher:
         tmp = final.with_name(FINAL_DIR + TMP_SUFFIX)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(run.export, tmp)
-        scores = final_scores(read_events(run.events), self.settings.primary_threshold)
+        scores = final_scores(read_run_history(self.paths.root, FINAL_RUN), self.settings.primary_threshold)
         record = {"run": FINAL_RUN, "config": config, "trained_in": trained_in, "mode": self.settings.final,
                   "select_by": self.settings.select_by, "dev": scores.get("dev"), "test": scores.get("test"),
                   "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}

@@ -9,15 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cockpit.pipeline.results import dev_evals, final_evals
-from cockpit.records import decode_eval
+from cockpit.pipeline.results import read_run_history
 from cockpit.state import PipelineState
 from cockpit.views import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,
                               FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE, TUNED_CV_KEY,
                               TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key, f1_micro_key,
                               selection_key, threshold_key)
-from trainer.contract import Event, SELECT_TUNED_CV
+from trainer.contract import SELECT_TUNED_CV
 from trainer.events import read_events
 
 CURVES_PLOT, PER_CLASS_PLOT, LABEL_COUNTS_PLOT = PLOT_FILES
@@ -119,10 +118,9 @@ def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     written = []
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run_dir in _run_dirs(pipeline_dir):
-        events = read_events(RunPaths(run_dir).events)
-        steps = [(e["step"], e["loss"]) for e in events if e["type"] == Event.STEP and e.get("loss") is not None]
-        records = [decode_eval(e) for e in dev_evals(events)]
-        evals = [(r.step, r.f1(primary)) for r in records if r.f1(primary) is not None]
+        history = read_run_history(pipeline_dir, run_dir.name)
+        steps = [(r.step, r.loss) for r in history.steps() if r.loss is not None]
+        evals = [(r.step, r.f1(primary)) for r in history.dev_evals() if r.f1(primary) is not None]
         if steps:
             ax_loss.plot(*zip(*steps), label=run_dir.name, linewidth=0.8)
         if evals:
@@ -140,16 +138,14 @@ def _plot_curves(pipeline_dir: Path, plt: Any, primary: float) -> list[str]:
     return written
 
 
-def _final_per_class(pipeline_dir: Path) -> tuple[list[str], list[float], list[float]] | None:
-    paths = PipelinePaths(pipeline_dir)
-    final_events = read_events(paths.run(FINAL_RUN).events)
-    final = next(iter(final_evals(final_events, "test")), None)
-    base = dev_evals(read_events(paths.run(BASELINE_RUN).events))
+def _final_per_class(pipeline_dir: Path) -> tuple[list[str], list[float | None], list[float | None]] | None:
+    final = next(iter(read_run_history(pipeline_dir, FINAL_RUN).final_evals("test")), None)
+    base = read_run_history(pipeline_dir, BASELINE_RUN).dev_evals()
     if final is None:
         return None
-    labels = [p["label"] for p in final["per_class"]]
-    base_f1 = [p["f1"] for p in base[-1]["per_class"]] if base else [float("nan")] * len(labels)
-    return labels, [p["f1"] for p in final["per_class"]], base_f1
+    labels = [p.label for p in final.per_class]
+    base_f1 = [base[-1].label_f1.get(label, float("nan")) for label in labels] if base else [float("nan")] * len(labels)
+    return labels, [p.f1 for p in final.per_class], base_f1
 
 
 def data_markdown(pipeline_dir: Path, primary: float) -> list[str]:
@@ -210,20 +206,20 @@ def write_report(pipeline_dir: Path) -> Path:
         fig.savefig(pipeline_dir / PER_CLASS_PLOT, dpi=110)
         plt.close(fig)
         images.append(PER_CLASS_PLOT)
-    data = None
+    data, data_run = None, ""
     for run_dir in _run_dirs(pipeline_dir):
-        data = next((e for e in read_events(RunPaths(run_dir).events) if e["type"] == Event.DATA), None)
+        data, data_run = read_run_history(pipeline_dir, run_dir.name).first_data(), run_dir.name
         if data:
             break
     if data:
         fig, ax = plt.subplots(figsize=(12, 4.5))
-        names = [p["label"] for p in data["per_class"]]
+        names = [p.label for p in data.per_class]
         xs = range(len(names))
-        ax.bar(list(xs), [p["after"] for p in data["per_class"]], label="after oversampling", color="tab:orange")
-        ax.bar(list(xs), [p["before"] for p in data["per_class"]], label="before", color="tab:blue")
+        ax.bar(list(xs), [p.after for p in data.per_class], label="after oversampling", color="tab:orange")
+        ax.bar(list(xs), [p.before for p in data.per_class], label="before", color="tab:blue")
         ax.set_xticks(list(xs), names, rotation=70, fontsize=8)
-        ax.set(title=f"label counts in {run_dir.name}'s train set ({data['oversampling']['rule']}, "
-                     f"factor {data['oversampling']['factor']})", yscale="log")
+        ax.set(title=f"label counts in {data_run}'s train set ({data.oversampling_rule}, "
+                     f"factor {data.oversampling_factor})", yscale="log")
         ax.legend()
         fig.tight_layout()
         fig.savefig(pipeline_dir / LABEL_COUNTS_PLOT, dpi=110)

@@ -9,27 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cockpit.records import best_eval, decode_eval, is_run_eval, rank_place
+from cockpit.records import RunHistory, best_eval, decode_run, rank_place
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SECONDARY_THRESHOLD, TUNED_CV_KEY,
                               TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key)
 from trainer.events import read_events
 
 
-def dev_evals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Periodic dev evaluations of a run (not the final export's, not the per-source ones)."""
-    return [e for e in events if is_run_eval(e) and e.get("split") == "dev" and not e.get("final")]
-
-
-def final_evals(events: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
-    """The final export's evaluations of the run on one split (dev or test)."""
-    return [e for e in events if is_run_eval(e) and e.get("final") and e.get("split") == split]
-
-
-def run_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_THRESHOLD,
+def run_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD,
                select_by: str = DEFAULT_SELECT_BY) -> dict[str, Any] | None:
     """The best dev evaluation under select_by (the records' ranking rule; on a tie the earlier step), as
     leaderboard numbers."""
-    best = best_eval((decode_eval(e) for e in dev_evals(events)), primary, select_by)
+    best = best_eval(history.dev_evals(), primary, select_by)
     if best is None:
         return None
     return {
@@ -43,10 +33,10 @@ def run_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_TH
     }
 
 
-def final_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> dict[str, dict[str, Any]]:
+def final_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> dict[str, dict[str, Any]]:
     """dev and test numbers of the final export (eval events marked final)."""
     out = {}
-    for record in (decode_eval(e) for e in events if is_run_eval(e) and e.get("final")):
+    for record in history.final_evals():
         out[record.split] = {
             f1_macro_key(primary): record.f1(primary),
             f1_macro_key(SECONDARY_THRESHOLD): record.f1(SECONDARY_THRESHOLD),
@@ -59,8 +49,9 @@ def final_scores(events: list[dict[str, Any]], primary: float = DEFAULT_PRIMARY_
     return out
 
 
-def read_run_events(pipeline_dir: Path, run_id: str) -> list[dict[str, Any]]:
-    return read_events(PipelinePaths(pipeline_dir).run(run_id).events)
+def read_run_history(pipeline_dir: Path, run_id: str) -> RunHistory:
+    """A run's events.jsonl as records (missing: an empty history)."""
+    return decode_run(read_events(PipelinePaths(pipeline_dir).run(run_id).events), run_id)
 
 
 def leaderboard(rows: list[dict[str, Any]], primary: float, baseline: float | None, target: float,

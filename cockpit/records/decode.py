@@ -62,7 +62,12 @@ def decode(origin: str, event: Any) -> Record | None:
     missing = missing_keys(event, table)
     if missing:
         raise BadEvent(f"{kind}: missing {', '.join(missing)}")
-    record = decoder(event, number(event.get("t")) or 0.0)
+    try:
+        record = decoder(event, number(event.get("t")) or 0.0)
+    except BadEvent:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:  # a shape no decoder foresaw
+        raise BadEvent(f"{kind}: {exc}") from None
     if isinstance(record, re_.Alert) and not from_pipeline:
         record = re_.Alert(record.t, record.level, record.code, record.message, origin)
     return record

@@ -61,6 +61,8 @@ class DataRecord:
     """Labels listed in per_class (what a source's observed labels are out of)."""
     sources: tuple[SourceCount, ...]
     taxonomy: str
+    oversampling_rule: str = ""
+    oversampling_factor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,9 @@ def decode_data(e: dict[str, Any], t: float) -> DataRecord:
         source = _source(raw)
         if source.name and all(s.name != source.name for s in sources):
             sources.append(source)
+    oversampling = e.get("oversampling") if isinstance(e.get("oversampling"), dict) else {}
     return DataRecord(t, integer(e.get("train_size_after")), tuple(counts), len(rows) or None, tuple(sources),
-                      text(e.get("taxonomy")))
+                      text(e.get("taxonomy")), text(oversampling.get("rule")), number(oversampling.get("factor")))
 
 
 def decode_step(e: dict[str, Any], t: float) -> StepRecord:

@@ -93,7 +93,7 @@ def test_the_tables_folder_is_not_taken_for_a_run(finished_pipeline: Path) -> No
     before = read_pipeline(finished_pipeline)
     assert main_export([str(finished_pipeline), "--to", "csv"]) == 0
     after = read_pipeline(finished_pipeline)
-    assert sorted(after.run_events) == sorted(before.run_events) == sorted(r.run for r in before.view.runs)
+    assert sorted(after.runs) == sorted(before.runs) == sorted(r.run for r in before.view.runs)
     assert after.view.leaderboard == before.view.leaderboard
 
 

@@ -9,7 +9,7 @@ import pytest
 from cockpit.pipeline.publisher import ResultsPublisher
 from cockpit.pipeline.spec import load_preset
 from trainer.contract import FINAL_DIR, FINAL_RUN, MODEL_CARD_FILE, OLD_SUFFIX, PipelinePaths
-from trainer.events import EventWriter, read_events
+from trainer.events import EventWriter
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_a_kill_between_the_two_renames_is_repaired(publisher: ResultsPublisher)
 
 def test_a_higher_source_score_changes_no_ranking_summary_or_final(tmp_path: Path) -> None:
     import fake_pipeline as fp
-    from cockpit.pipeline.results import dev_evals, final_scores, run_scores
+    from cockpit.pipeline.results import final_scores, read_run_history, run_scores
     from cockpit.pipeline.scheduler import RunRecord
 
     preset, _ = load_preset("smoke")
@@ -85,6 +85,6 @@ def test_a_higher_source_score_changes_no_ranking_summary_or_final(tmp_path: Pat
     assert publisher.ranked_configs(records, 1) == ["asl", "bce"]
     summary = publisher.summary(records, "running", 1)
     assert summary["baseline"]["f1_macro@0.2"] == bce["f1_macro@0.2"]
-    bce_read = read_events(bce_events)
-    assert len(dev_evals(bce_read)) == 1 and final_scores(bce_read) == {}
+    bce_read = read_run_history(paths.root, "p1-bce")
+    assert len(bce_read.dev_evals()) == 1 and final_scores(bce_read) == {}
     assert run_scores(bce_read)["f1_macro@0.2"] == bce["f1_macro@0.2"]

@@ -9,7 +9,7 @@ import pytest
 
 from cockpit.pipeline.results import leaderboard, run_scores
 from cockpit.records import (PIPELINE_DECODERS, RUN_DECODERS, Alert, BadEvent, EvalRecord, RunLaunch, StepRecord,
-                             best_eval, decode, decode_eval, rank_key, rank_place)
+                             best_eval, decode, decode_eval, decode_run, rank_key, rank_place)
 from trainer.contract import PIPELINE_EVENTS, TRAINER_EVENTS
 from cockpit.state import PipelineState
 from tests.conftest import REPO
@@ -62,7 +62,7 @@ def test_the_supervisor_and_the_view_pick_the_same_best_eval(select_by: str) -> 
     for event in events:
         state.apply("p1-bce", event)
     view_best = state.snapshot(0.0).run("p1-bce").best_dev
-    assert view_best is not None and view_best.step == run_scores(events, 0.2, select_by)["best_step"]
+    assert view_best is not None and view_best.step == run_scores(decode_run(events), 0.2, select_by)["best_step"]
 
 
 def test_the_leaderboard_sorts_by_the_same_rule() -> None:
@@ -147,3 +147,21 @@ def test_decode_data_keeps_the_first_row_of_each_label_and_named_sources_once() 
     assert [(c.label, c.before, c.after) for c in data.per_class] == [("joy", 3, 5)]
     assert data.labels == 2  # grief is listed, though without counts
     assert [(s.name, s.train_before, s.dropped) for s in data.sources] == [("goemotions", 10, (("duplicate", 2),))]
+
+
+def test_a_run_history_keeps_the_last_attempts_curve_and_counts_bad_events() -> None:
+    start = _event("run_start", run="p1-bce", config={"loss": "bce"}, model="m", n_params=1, device="cpu",
+                   world_size=1, pid=1, resumed_from_step=None)
+    step_fields = dict(epoch=0.1, loss=1.0, lr=1e-4, grad_norm=1.0, samples_per_s=3, tokens_per_s=1, step_time_s=0.1,
+                       nonfinite_skipped=0)
+    events = [start, *(_event("step", step=s, **step_fields) for s in (1, 2, 3)), dev_eval(2, 0.3),
+              {**start, "resumed_from_step": 2, "config": {"loss": "asl"}}, _event("step", step=3, **step_fields),
+              _event("step", step="x", **step_fields), dev_eval(3, 0.4), dev_eval(3, 0.5, source="isear"),
+              dev_eval(3, 0.45, final=True), dev_eval(3, 0.44, final=True, split="test")]
+    history = decode_run(events, "p1-bce")
+    assert history.bad_events == 1
+    assert [(type(r).__name__, r.step) for r in history.curve()] == [
+        ("StepRecord", 1), ("StepRecord", 2), ("EvalRecord", 2), ("StepRecord", 3), ("EvalRecord", 3)]
+    assert history.config() == {"loss": "asl"}  # the latest attempt's
+    assert [r.f1(0.2) for r in history.dev_evals()] == [0.3, 0.4]  # not the per-source one, not the finals
+    assert [(r.split, r.f1(0.2)) for r in history.label_evals()] == [("dev", 0.45), ("test", 0.44)]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cockpit.pipeline.results import leaderboard, run_scores
+from cockpit.records import decode_run
 from trainer.contract import TUNED_CV_KEY, f1_macro_key, is_better, selection_key, selection_scores
 from trainer.metrics import evaluate_probs, tuned_cv
 
@@ -27,8 +28,12 @@ def _probs(rng: np.random.Generator, y: np.ndarray, separation: float, shift: fl
 def dev_eval(step: int, probs: np.ndarray, y: np.ndarray) -> dict:
     """An eval event as the trainer writes it at a periodic dev evaluation."""
     metrics = evaluate_probs(probs, y, [0.2, 0.5], LABELS, 0.2)
-    return {"type": "eval", "split": "dev", "step": step, "epoch": 1.0, "tuned": {"f1_macro": 0.0},
-            "tuned_cv": tuned_cv(probs, y, seed=42, default=0.2), **metrics}
+    return {"v": 1, "t": float(step), "type": "eval", "split": "dev", "step": step, "epoch": 1.0, "loss": 0.1,
+            "tuned": {"f1_macro": 0.0}, "tuned_cv": tuned_cv(probs, y, seed=42, default=0.2), **metrics}
+
+
+def _scores(events: list[dict], select_by: str) -> dict | None:
+    return run_scores(decode_run(events), 0.2, select_by)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def two_configs() -> dict[str, list[dict]]:
 
 def _board(runs: dict[str, list[dict]], select_by: str) -> list[str]:
     rows = [{"run": run, "phase": 1, "config": run[3:], "status": "completed",
-             **(run_scores(events, 0.2, select_by) or {})} for run, events in runs.items()]
+             **(_scores(events, select_by) or {})} for run, events in runs.items()]
     return [r["run"] for r in leaderboard(rows, 0.2, None, 0.5, 0.42, select_by)]
 
 
@@ -58,15 +63,17 @@ def test_tuned_cv_ranks_the_better_model_first_and_f1_at_the_primary_threshold_d
 
 
 def test_run_scores_pick_the_best_checkpoint_by_the_selection_key() -> None:
-    def ev(step: int, f1: float, cv: float) -> dict:
-        return {"type": "eval", "split": "dev", "step": step, "f1_macro": {"0.2": f1}, "tuned_cv": cv}
+    def ev(step: int, f1: float, cv: float | None) -> dict:
+        event = {"v": 1, "t": float(step), "type": "eval", "split": "dev", "step": step, "epoch": 1.0, "loss": 0.1,
+                 "f1_macro": {"0.2": f1}, "f1_micro": {}, "per_class": [], "tuned": None, "tuned_cv": cv}
+        return event if cv is not None else {k: v for k, v in event.items() if k != "tuned_cv"}
 
     events = [ev(100, 0.40, 0.50), ev(200, 0.45, 0.48), ev(300, 0.45, 0.49)]
-    assert run_scores(events, 0.2, "f1@primary")["best_step"] == 300  # tie at 0.45: the better tuned_cv wins
-    assert run_scores(events, 0.2, "tuned_cv")["best_step"] == 100
-    assert run_scores(events, 0.2, "tuned_cv")[TUNED_CV_KEY] == 0.50
+    assert _scores(events, "f1@primary")["best_step"] == 300  # tie at 0.45: the better tuned_cv wins
+    assert _scores(events, "tuned_cv")["best_step"] == 100
+    assert _scores(events, "tuned_cv")[TUNED_CV_KEY] == 0.50
     # An eval without tuned_cv (an older trainer) has no tuned_cv score: it is not a candidate under tuned_cv.
-    assert run_scores([{"type": "eval", "split": "dev", "step": 1, "f1_macro": {"0.2": 0.3}}], 0.2, "tuned_cv") is None
+    assert _scores([ev(1, 0.3, None)], "tuned_cv") is None
 
 
 def test_the_trainer_keeps_a_checkpoint_only_when_it_beats_the_best_with_ties_broken_by_the_other_score() -> None:
