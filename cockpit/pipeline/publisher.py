@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from cockpit.pipeline.results import final_scores, leaderboard, read_run_history, run_scores
+from cockpit.pipeline.results import final_scores, leaderboard, run_scores
+from cockpit.records import read_run_history
 from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.spec import Preset
 from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cockpit.pipeline.results import read_run_history
+from cockpit.records import read_run_history
 from cockpit.state import PipelineState
 from cockpit.views import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,

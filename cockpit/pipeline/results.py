@@ -6,13 +6,11 @@ supervisor and the views compute the same numbers from the same files.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from cockpit.records import RunHistory, best_eval, decode_run, rank_place
+from cockpit.records import RunHistory, best_eval, rank_place
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SECONDARY_THRESHOLD, TUNED_CV_KEY,
-                              TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key)
-from trainer.events import read_events
+                              TUNED_DEV_KEY, TUNED_KEY, f1_macro_key, f1_micro_key)
 
 
 def run_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD,
@@ -47,11 +45,6 @@ def final_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD
         if record.tuned_cv is not None:
             out[record.split][TUNED_CV_KEY] = record.tuned_cv
     return out
-
-
-def read_run_history(pipeline_dir: Path, run_id: str) -> RunHistory:
-    """A run's events.jsonl as records (missing: an empty history)."""
-    return decode_run(read_events(PipelinePaths(pipeline_dir).run(run_id).events), run_id)
 
 
 def leaderboard(rows: list[dict[str, Any]], primary: float, baseline: float | None, target: float,

@@ -14,7 +14,7 @@ and the views; it imports nothing of the cockpit's outside this package.
 """
 
 from cockpit.records.decode import PIPELINE_DECODERS, RUN_DECODERS, Record, decode
-from cockpit.records.history import RunHistory, decode_run
+from cockpit.records.history import RunHistory, decode_run, read_run_history
 from cockpit.records.evals import ClassScore, EvalRecord, decode_eval, eval_source, is_run_eval
 from cockpit.records.pipeline_events import (PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Requeue, Restart,
                                              RunDone, RunExit, RunLaunch, RunPending, Stall)
@@ -26,6 +26,6 @@ from cockpit.records.values import BadEvent, integer, number, scores, text, thre
 __all__ = ["PIPELINE_DECODERS", "RUN_DECODERS", "ActivityRecord", "Alert", "BadEvent", "CheckpointRecord",
            "ClassScore", "DataRecord", "DeviceRecord", "EvalRecord", "GpuReading", "OversampleCount", "PhaseEnd",
            "PhaseStart", "PipelineEnd", "PipelineStart", "Record", "Requeue", "Restart", "RunDone", "RunEnd",
-           "RunExit", "RunHistory", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall", "StepRecord", "best_eval",
-           "decode", "decode_eval", "decode_run", "eval_source", "integer", "is_run_eval", "number", "rank_key", "rank_place",
-           "scores", "text", "threshold"]
+           "RunExit", "RunHistory", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall", "StepRecord",
+           "best_eval", "decode", "decode_eval", "decode_run", "eval_source", "integer", "is_run_eval", "number",
+           "rank_key", "rank_place", "read_run_history", "scores", "text", "threshold"]

@@ -6,13 +6,16 @@ through it, so they all skip the same malformed events and pick the same evals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Iterable
 
 from cockpit.records.decode import RunRecord, decode
 from cockpit.records.evals import EvalRecord
 from cockpit.records.run_events import DataRecord, RunStart, StepRecord
 from cockpit.records.values import BadEvent
+from trainer.contract import PipelinePaths
+from trainer.events import read_events_counted
 
 RUN_ORIGIN = "run"  # what decodes a run's events when the caller does not name the run
 
@@ -23,6 +26,9 @@ class RunHistory:
 
     records: tuple[RunRecord, ...]
     bad_events: int = 0
+    """Events that parsed but that the contract refuses (a missing key, a garbled required value)."""
+    bad_lines: int = 0
+    """Lines that did not parse as JSON (garbage, a torn last line)."""
 
     def _all(self, kind: type) -> list[Any]:
         return [r for r in self.records if isinstance(r, kind)]
@@ -72,6 +78,13 @@ class RunHistory:
             elif isinstance(record, StepRecord) or (isinstance(record, EvalRecord) and record.is_periodic_dev):
                 out.append(record)
         return out
+
+
+def read_run_history(pipeline_dir: Path, run_id: str) -> RunHistory:
+    """A run's events.jsonl as records, through the same reader as the live tail (`trainer.events`), with its
+    bad lines and bad events counted; a run without the file has an empty history."""
+    events, bad_lines = read_events_counted(PipelinePaths(pipeline_dir).run(run_id).events)
+    return replace(decode_run(events, run_id), bad_lines=bad_lines)
 
 
 def decode_run(events: Iterable[dict[str, Any]], run: str = RUN_ORIGIN) -> RunHistory:

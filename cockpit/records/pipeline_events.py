@@ -16,6 +16,8 @@ class PipelineStart:
     pipeline: str
     preset: str
     phases: tuple[int, ...]
+    configs: tuple[str, ...]
+    """The phase-1 configs the pipeline screens (what --resume selects again)."""
     devices: tuple[str, ...]
     resumed: bool
     max_restarts: int | None
@@ -48,6 +50,8 @@ class RunLaunch:
     pid: int | None
     job_id: str | None
     """A Slurm run's job id."""
+    proc_start: float | None = None
+    """The local process's start time: with the pid, it recognises a trainer a dead supervisor left running."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def decode_pipeline_start(e: dict[str, Any], t: float) -> PipelineStart:
     return PipelineStart(
         t, required_text(e, "pipeline"), required_text(e, "preset"),
         tuple(p for p in (integer(p) for p in phases) if p is not None) if isinstance(phases, list) else (),
-        strings(e.get("devices")), e.get("resumed") is True, integer(e.get("max_restarts")),
+        strings(e.get("configs")), strings(e.get("devices")), e.get("resumed") is True, integer(e.get("max_restarts")),
         number(e.get("target_f1")), threshold(e.get("primary_threshold")))
 
 
@@ -130,7 +134,7 @@ def decode_phase_end(e: dict[str, Any], t: float) -> PhaseEnd:
 
 def decode_run_launch(e: dict[str, Any], t: float) -> RunLaunch:
     return RunLaunch(t, required_id(e), required_integer(e, "attempt"), required_text(e, "device"),
-                     integer(e.get("pid")), optional_text(e.get("job_id")))
+                     integer(e.get("pid")), optional_text(e.get("job_id")), number(e.get("proc_start")))
 
 
 def decode_run_exit(e: dict[str, Any], t: float) -> RunExit:

@@ -23,6 +23,8 @@ class RunStart:
     """Optimizer steps the run will take; 0 for a job that does not train (a reuse export, an ensemble)."""
     device: str
     resumed_from_step: int | None
+    precision: str = ""
+    """The precision the trainer resolved ("bf16", "fp32", ...)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class StepRecord:
     grad_norm: float | None
     samples_per_s: float | None
     nonfinite_skipped: int
+    tokens_per_s: float | None = None
+    step_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ def decode_run_start(e: dict[str, Any], t: float) -> RunStart:
     reported = integer(e.get("total_steps"))
     return RunStart(t, e["config"] if isinstance(e.get("config"), dict) else {}, integer(e.get("pid")),
                     integer(e.get("world_size")) or 1, reported if reported is not None and reported >= 0 else None,
-                    text(e.get("device")), integer(e.get("resumed_from_step")))
+                    text(e.get("device")), integer(e.get("resumed_from_step")), text(e.get("precision")))
 
 
 def _source(raw: dict[str, Any]) -> SourceCount:
@@ -179,7 +183,8 @@ def decode_data(e: dict[str, Any], t: float) -> DataRecord:
 def decode_step(e: dict[str, Any], t: float) -> StepRecord:
     return StepRecord(t, required_integer(e, "step"), required_number(e, "epoch"), number(e.get("loss")),
                       number(e.get("lr")), number(e.get("grad_norm")), number(e.get("samples_per_s")),
-                      integer(e.get("nonfinite_skipped")) or 0)
+                      integer(e.get("nonfinite_skipped")) or 0, number(e.get("tokens_per_s")),
+                      number(e.get("step_time_s")))
 
 
 def decode_activity(e: dict[str, Any], t: float) -> ActivityRecord:

@@ -62,7 +62,8 @@ def test_a_kill_between_the_two_renames_is_repaired(publisher: ResultsPublisher)
 
 def test_a_higher_source_score_changes_no_ranking_summary_or_final(tmp_path: Path) -> None:
     import fake_pipeline as fp
-    from cockpit.pipeline.results import final_scores, read_run_history, run_scores
+    from cockpit.pipeline.results import final_scores, run_scores
+    from cockpit.records import read_run_history
     from cockpit.pipeline.scheduler import RunRecord
 
     preset, _ = load_preset("smoke")

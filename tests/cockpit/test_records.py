@@ -74,14 +74,15 @@ def test_the_leaderboard_sorts_by_the_same_rule() -> None:
 
 
 def test_the_records_layer_is_stdlib_only_and_below_the_cockpit() -> None:
-    """It imports only the standard library, itself and the contract: the pipeline and the views import it."""
+    """It imports only the standard library, itself, the contract and the contract's reader of event files
+    (`trainer.events`, stdlib only too): the pipeline and the views import it."""
     for path in sorted((REPO / "cockpit" / "records").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             for name in names:
                 top = name.split(".")[0]
-                assert name.startswith(("cockpit.records", "trainer.contract")) or top not in (
+                assert name.startswith(("cockpit.records", "trainer.contract", "trainer.events")) or top not in (
                     "cockpit", "trainer", "textual", "torch", "rich", "numpy"), f"{Path(path).name} imports {name}"
 
 
@@ -101,7 +102,7 @@ def test_decode_reads_a_step_and_refuses_one_without_a_usable_step() -> None:
                   step_time_s=0.1, nonfinite_skipped=None)
     record = decode("p1-bce", _event("step", step=7.0, **fields))
     assert record == StepRecord(t=5.0, step=7, epoch=0.5, loss=None, lr=1e-4, grad_norm=None, samples_per_s=30.0,
-                                nonfinite_skipped=0)
+                                nonfinite_skipped=0, tokens_per_s=1.0, step_time_s=0.1)
     with pytest.raises(BadEvent, match="step"):
         decode("p1-bce", _event("step", step="seven", **fields))
     with pytest.raises(BadEvent, match="missing step_time_s"):
