@@ -118,8 +118,8 @@ def _drive(outlets: list, runs: int, steps_per_s: float, seconds: float) -> dict
 
 
 def bench_supervisor(args: argparse.Namespace) -> dict:
-    from cockpit.pipeline.notify import Notifier
-    from cockpit.trackers import TrackerFanout, installed_trackers
+    from cockpit.outlets.notify import Notifier
+    from cockpit.outlets.trackers import TrackerFanout, installed_trackers
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -166,7 +166,7 @@ class _Only:
 _FORWARD = """
 import sys, time, json
 from pathlib import Path
-from cockpit.trackers import TrackerFanout
+from cockpit.outlets.trackers import TrackerFanout
 from trainer.events import EventReader
 run_dir, pdir = Path(sys.argv[1]), Path(sys.argv[2])
 fan = TrackerFanout(pdir, pdir.name)

@@ -103,7 +103,7 @@ def _web_argv(args: argparse.Namespace, notify: list[str] | None = None) -> list
     session's command line is public (ps)."""
     if args.attach is not None:
         return ["--attach", str(args.attach.resolve())]
-    from cockpit.pipeline.notify_urls import notify_environment
+    from cockpit.outlets.notify_urls import notify_environment
 
     overrides, env = notify_environment(list(notify or []), list(args.overrides))
     if env.get(ENV_NOTIFY) != os.environ.get(ENV_NOTIFY):

@@ -24,7 +24,7 @@ from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.records import EvalRecord, RunHistory, StepRecord, decode_run
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.tail import PipelineTail
-from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
+from cockpit.outlets.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.views import SECONDARY_THRESHOLD, PipelineView
 from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
                               TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir)
@@ -273,7 +273,7 @@ def skipped(bad_lines: int) -> str:
 
 def _replay_to_tracker(pipeline_dir: Path, tracker: str, timeout_s: float) -> int:
     try:
-        from cockpit.trackers import REPLAY_TAG, TrackerError, replay as replay_to_tracker
+        from cockpit.outlets.trackers import REPLAY_TAG, TrackerError, replay as replay_to_tracker
     except ImportError as exc:
         return fail(PROG, f"--to {tracker}: tracker replay unavailable ({exc})")
     try:

@@ -233,7 +233,7 @@ def _pydantic_line(source: str, exc: ValidationError, text: str | None) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
     if tuple(err["loc"][:2]) == ("pipeline", "notify"):  # URLs hold tokens: never on stderr in full
-        from cockpit.pipeline.notify_urls import mask_url
+        from cockpit.outlets.notify_urls import mask_url
 
         got = [mask_url(str(u)) for u in got] if isinstance(got, list) else mask_url(str(got))
     return f"{where}: key '{key}': {msg[:1].lower() + msg[1:]} (got {got!r})"
@@ -294,7 +294,7 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
 def _check_outlets(preset: Preset, source: str) -> None:
     """Notification URLs and trackers are checked before anything starts, not at the first stall."""
     if preset.pipeline.notify or os.environ.get(ENV_NOTIFY):
-        from cockpit.pipeline.notify_urls import check_notify_urls, notify_urls
+        from cockpit.outlets.notify_urls import check_notify_urls, notify_urls
 
         problem = check_notify_urls(list(preset.pipeline.notify))
         if problem:
@@ -342,7 +342,7 @@ def _check_inputs(config: RunConfig, source: str) -> None:
     except ModelError as exc:
         raise PresetError(f"{source}: {exc}") from None
     if config.report_to != "none":
-        from cockpit.trackers import resolve_report_to
+        from cockpit.outlets.trackers import resolve_report_to
 
         try:
             resolve_report_to(config.report_to)  # a listed tracker whose library is missing names its extra

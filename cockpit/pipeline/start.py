@@ -119,7 +119,7 @@ def _with_notify_from(preset: Preset, preset_file: Path, resumed: bool) -> tuple
     settings = preset.pipeline
     if not settings.notify_from:
         return preset, []
-    from cockpit.pipeline.notify_urls import NotifyFileError, check_notify_urls, notify_file_urls
+    from cockpit.outlets.notify_urls import NotifyFileError, check_notify_urls, notify_file_urls
 
     path = Path(settings.notify_from).expanduser()
     path = path if path.is_absolute() else preset_file.parent / path
@@ -139,7 +139,7 @@ def _with_notify_from(preset: Preset, preset_file: Path, resumed: bool) -> tuple
 def _data_to_save(data: dict[str, Any], preset_file: Path) -> dict[str, Any]:
     """preset.toml as the pipeline folder keeps it: notify URLs hold tokens and the file is world-readable,
     so they are left out and ``notify_from`` names the preset file that --resume reads them from again."""
-    from cockpit.pipeline.notify_urls import notify_source
+    from cockpit.outlets.notify_urls import notify_source
 
     pipeline = dict(data.get("pipeline") or {})
     pipeline.pop("notify", None)
@@ -217,7 +217,7 @@ def start_detached(request: PipelineRequest) -> Path:
 
     Raises one of BAD_INPUT_ERRORS before anything is started.
     """
-    from cockpit.pipeline.notify_urls import notify_environment
+    from cockpit.outlets.notify_urls import notify_environment
 
     prepared = prepare_pipeline(request)
     env = dict(os.environ)

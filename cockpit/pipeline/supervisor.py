@@ -19,7 +19,7 @@ from cockpit.pipeline import control
 from cockpit.pipeline.launcher import LaunchError, Launcher, process_start_time
 from cockpit.pipeline.launchers import make_launcher
 from cockpit.pipeline.lock import PipelineLock
-from cockpit.pipeline.outlets import Outlet, build_outlets, close_all, drain, fan_out
+from cockpit.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
 from cockpit.pipeline.reaping import RunReaper
 from cockpit.pipeline.restarts import RestartPolicy

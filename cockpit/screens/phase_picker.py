@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
-from cockpit.pipeline.notify_urls import shown_override
+from cockpit.outlets.notify_urls import shown_override
 from cockpit.pipeline.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset, shell_setting
 from cockpit.pipeline.start import BAD_INPUT_ERRORS
 

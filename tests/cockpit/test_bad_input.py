@@ -201,7 +201,7 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
 
     from cockpit.headless import HeadlessConsole
     from cockpit.pipeline import launcher
-    from cockpit.pipeline.notify_messages import Context, build
+    from cockpit.outlets.notify_messages import Context, build
     from cockpit.pipeline.slots import Slot
     from cockpit.pipeline.spec import load_preset
     from cockpit.pipeline.supervisor import Supervisor

@@ -265,18 +265,18 @@ def test_tracker_timeout_is_checked_and_for_trackers_only(finished_pipeline: Pat
 def test_tracker_names_go_to_cockpit_trackers_replay(finished_pipeline: Path, monkeypatch, capsys) -> None:
     calls = []
 
-    import cockpit.trackers
+    import cockpit.outlets.trackers
 
-    def replay(pipeline_dir: Path, to: str, *, call_timeout_s: float) -> cockpit.trackers.ReplayReport:
+    def replay(pipeline_dir: Path, to: str, *, call_timeout_s: float) -> cockpit.outlets.trackers.ReplayReport:
         calls.append((Path(pipeline_dir), to))
         assert call_timeout_s == 30
         if to == "wandb":
             raise ValueError("wandb: not installed (pip install wandb)")
         if to == "trackio":
-            raise cockpit.trackers.TrackerError("trackio: run p1-bce: database is locked")
-        return cockpit.trackers.ReplayReport(to, 5, 0, "2026-11-27T09:00:00+00:00")
+            raise cockpit.outlets.trackers.TrackerError("trackio: run p1-bce: database is locked")
+        return cockpit.outlets.trackers.ReplayReport(to, 5, 0, "2026-11-27T09:00:00+00:00")
 
-    monkeypatch.setattr(cockpit.trackers, "replay", replay)
+    monkeypatch.setattr(cockpit.outlets.trackers, "replay", replay)
     assert main_export([str(finished_pipeline), "--to", "tensorboard"]) == 0
     assert capsys.readouterr().out.strip() == (f"{finished_pipeline}: 5 runs replayed to tensorboard, tagged "
                                                "goemo.replay = 2026-11-27T09:00:00+00:00")

@@ -15,12 +15,13 @@ import fake_pipeline as fp
 import pytest
 
 from cockpit.cli import _web_argv, build_parser
-from cockpit.pipeline import notify, start
-from cockpit.pipeline.notify import Notifier, seconds_text
-from cockpit.pipeline.notify_urls import APPRISE_MISSING, check_notify_urls, mask_url, notify_urls, shown_override
+from cockpit.outlets import notify
+from cockpit.pipeline import start
+from cockpit.outlets.notify import Notifier, seconds_text
+from cockpit.outlets.notify_urls import APPRISE_MISSING, check_notify_urls, mask_url, notify_urls, shown_override
 from cockpit.pipeline.spec import PresetError, load_preset
 from cockpit.pipeline.start import PipelineRequest, materialise, prepare_pipeline, start_detached
-from cockpit.pipeline.notify_messages import main_thread_frames
+from cockpit.outlets.notify_messages import main_thread_frames
 from cockpit.pipeline.watchdog import write_stall_forensics
 from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_SOURCE, SUMMARY_FILE,
                               TUNED_KEY, PipelinePaths, f1_macro_key, stall_file)

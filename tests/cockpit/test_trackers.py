@@ -19,12 +19,12 @@ import pytest
 
 import fake_pipeline as fp
 from cockpit.export import main_export
-from cockpit.trackers import REPLAY_TAG, TrackerFanout, TrackerError, replay, resolve_report_to
-from cockpit.trackers import registry
+from cockpit.outlets.trackers import REPLAY_TAG, TrackerFanout, TrackerError, replay, resolve_report_to
+from cockpit.outlets.trackers import registry
 
-replay_module = sys.modules["cockpit.trackers.replay"]  # the module: the package's `replay` is the function
-from cockpit.trackers.base import TrackerRun
-from cockpit.trackers.events_to_calls import (Params, Resume, RunTranslator, Scalar, Summary, Table, Text,
+replay_module = sys.modules["cockpit.outlets.trackers.replay"]  # the module: the package's `replay` is the function
+from cockpit.outlets.trackers.base import TrackerRun
+from cockpit.outlets.trackers.events_to_calls import (Params, Resume, RunTranslator, Scalar, Summary, Table, Text,
                                               calls_for_event, flatten_params)
 from trainer.contract import PIPELINE_SOURCE, PipelinePaths
 from trainer.events import read_events
@@ -274,7 +274,7 @@ def test_live_forwarding_matches_replay_buffers_data_and_continues_restarts(
 
 def test_a_run_restarted_after_run_end_reopens_the_same_tracker_run(fake_trackers: dict[str, list[Any]],
                                                                     tmp_path: Path) -> None:
-    from cockpit.trackers.session import TrackerSession
+    from cockpit.outlets.trackers.session import TrackerSession
 
     start = {"type": "run_start", "t": 1.0, "config": {"lr": 1e-3}, "resumed_from_step": None}
     tracker_run = RecordingRun(pipeline_dir=tmp_path, pipeline_id=PID, run="p1-bce")
@@ -436,7 +436,7 @@ def test_tensorboard_export_does_not_load_torch(pipeline: Path) -> None:
     needs_tensorboard()
     import subprocess
 
-    code = (f"import sys; from cockpit.trackers import replay; replay({str(pipeline)!r}, 'tensorboard'); "
+    code = (f"import sys; from cockpit.outlets.trackers import replay; replay({str(pipeline)!r}, 'tensorboard'); "
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
@@ -672,7 +672,7 @@ def test_replay_names_the_tracker_and_run_that_failed(pipeline: Path, fake_track
 
 # -- export's edges: bad lines, a second export, a tracker that never answers ---------------------
 def test_translation_skips_and_counts_an_event_it_cannot_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cockpit.trackers import events_to_calls
+    from cockpit.outlets.trackers import events_to_calls
 
     def broken(event: dict[str, Any], last_step: int) -> list[Any]:
         raise TypeError("unsupported operand")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cockpit.trackers.base import TrackerRun
-from cockpit.trackers.events_to_calls import RunTranslator, wall_time
+from cockpit.outlets.trackers.base import TrackerRun
+from cockpit.outlets.trackers.events_to_calls import RunTranslator, wall_time
 from trainer.contract import Event
 
 

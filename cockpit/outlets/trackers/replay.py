@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S, TrackerRun
-from cockpit.trackers.events_to_calls import wall_time
-from cockpit.trackers.registry import adapter_class, make_tracker_run, resolve_report_to
-from cockpit.trackers.session import TrackerSession
+from cockpit.outlets.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S, TrackerRun
+from cockpit.outlets.trackers.events_to_calls import wall_time
+from cockpit.outlets.trackers.registry import adapter_class, make_tracker_run, resolve_report_to
+from cockpit.outlets.trackers.session import TrackerSession
 from trainer.contract import PIPELINE_FILE, PipelinePaths, is_pipeline_dir
 from trainer.events import read_events_counted
 

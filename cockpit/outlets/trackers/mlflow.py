@@ -17,8 +17,8 @@ import time
 from itertools import zip_longest
 from typing import Any
 
-from cockpit.trackers.base import REPLAY_TAG, TrackerRun
-from cockpit.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
+from cockpit.outlets.trackers.base import REPLAY_TAG, TrackerRun
+from cockpit.outlets.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
 
 DB_FILE = "mlflow.db"
 ARTIFACTS = "artifacts"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cockpit.trackers.events_to_calls import Call, Params, Resume, Scalar, Summary, Table, Text
+from cockpit.outlets.trackers.events_to_calls import Call, Params, Resume, Scalar, Summary, Table, Text
 from trainer.contract import PipelinePaths
 
 # How long one tracker call (open, one event's calls, flush, finish) may take before the live fan-out drops

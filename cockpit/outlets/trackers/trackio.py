@@ -20,8 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.trackers.base import REPLAY_TAG, StepRows, TrackerRun
-from cockpit.trackers.events_to_calls import Params, Scalar, Table, Text
+from cockpit.outlets.trackers.base import REPLAY_TAG, StepRows, TrackerRun
+from cockpit.outlets.trackers.events_to_calls import Params, Scalar, Table, Text
 from trainer.contract import PHASE_NAMES, split_run_id
 
 _lock = threading.Lock()

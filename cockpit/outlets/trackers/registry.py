@@ -22,10 +22,10 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
 }
 # Adapter classes as "module:Class", imported lazily (or a class: tests register fakes here).
 ADAPTERS: dict[str, Any] = {
-    "tensorboard": "cockpit.trackers.tensorboard:TensorBoardRun",
-    "mlflow": "cockpit.trackers.mlflow:MlflowRun",
-    "trackio": "cockpit.trackers.trackio:TrackioRun",
-    "wandb": "cockpit.trackers.wandb:WandbRun",
+    "tensorboard": "cockpit.outlets.trackers.tensorboard:TensorBoardRun",
+    "mlflow": "cockpit.outlets.trackers.mlflow:MlflowRun",
+    "trackio": "cockpit.outlets.trackers.trackio:TrackioRun",
+    "wandb": "cockpit.outlets.trackers.wandb:WandbRun",
 }
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.pipeline.notify_messages import NOTIFY_CODE, Context, Notification, build, classify
-from cockpit.pipeline.notify_urls import APPRISE_MISSING, _instantiate, _scrub, _url_problem, mask_url
+from cockpit.outlets.notify_messages import NOTIFY_CODE, Context, Notification, build, classify
+from cockpit.outlets.notify_urls import APPRISE_MISSING, _instantiate, _scrub, _url_problem, mask_url
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import Event
 

@@ -15,8 +15,8 @@ import sys
 import threading
 from typing import Any
 
-from cockpit.trackers.base import REPLAY_TAG, TrackerRun, markdown_table
-from cockpit.trackers.events_to_calls import Params, Resume, Scalar, Summary, Table, Text
+from cockpit.outlets.trackers.base import REPLAY_TAG, TrackerRun, markdown_table
+from cockpit.outlets.trackers.events_to_calls import Params, Resume, Scalar, Summary, Table, Text
 
 
 _import_lock = threading.Lock()

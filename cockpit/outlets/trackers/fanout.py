@@ -19,9 +19,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from cockpit.trackers.base import CALL_TIMEOUT_S
-from cockpit.trackers.registry import installed_trackers, make_tracker_run, resolve_lenient
-from cockpit.trackers.session import TrackerSession
+from cockpit.outlets.trackers.base import CALL_TIMEOUT_S
+from cockpit.outlets.trackers.registry import installed_trackers, make_tracker_run, resolve_lenient
+from cockpit.outlets.trackers.session import TrackerSession
 from trainer.contract import PIPELINE_SOURCE
 from trainer.contract import Event
 

@@ -6,10 +6,10 @@ it opens) applies them, ``TrackerFanout`` does it live for the supervisor and ``
 pipeline folder.
 """
 
-from cockpit.trackers.base import REPLAY_TAG
-from cockpit.trackers.fanout import TrackerFanout
-from cockpit.trackers.registry import installed_trackers, resolve_report_to
-from cockpit.trackers.replay import ReplayReport, TrackerError, replay
+from cockpit.outlets.trackers.base import REPLAY_TAG
+from cockpit.outlets.trackers.fanout import TrackerFanout
+from cockpit.outlets.trackers.registry import installed_trackers, resolve_report_to
+from cockpit.outlets.trackers.replay import ReplayReport, TrackerError, replay
 
 __all__ = ["REPLAY_TAG", "ReplayReport", "TrackerFanout", "TrackerError", "installed_trackers", "replay",
            "resolve_report_to"]

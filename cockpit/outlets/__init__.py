@@ -1,9 +1,16 @@
-"""Outlets: where the supervisor's events go besides pipeline.jsonl and the view — trackers (report_to)
-and notifications (notify). Each outlet queues work for its own thread: ``on_event`` returns at once,
-so a slow or dead tracker or phone service never holds up the supervisor, and through it, training.
+"""Outlets: one job, sending the supervisor's events somewhere besides pipeline.jsonl and the view.
 
-An outlet's failures come back as alerts that the supervisor writes into pipeline.jsonl from its own
-thread (the event writer is not shared between threads).
+- this module: the ``Outlet`` protocol and the supervisor's fan-out (``build_outlets``, ``fan_out``,
+  ``drain``, ``close_all``);
+- `trackers`: the trackers users already use (``report_to``: TensorBoard, MLflow, trackio, W&B), fed
+  live (``TrackerFanout``) or replayed from a finished pipeline folder (``replay``, ``goemo-cockpit export``);
+- `notify`, `notify_messages`, `notify_urls`: notifications (``notify``): sending through apprise, what a
+  message says, and the URLs (where they come from, their checks and masking).
+
+Each outlet queues work for its own thread: ``on_event`` returns at once, so a slow or dead tracker or
+phone service never holds up the supervisor, and through it, training. An outlet's failures come back as
+alerts that the supervisor writes into pipeline.jsonl from its own thread (the event writer is not shared
+between threads). The package never imports the supervisor (``cockpit.pipeline``): the supervisor imports it.
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ class Outlet(Protocol):
 def build_outlets(pipeline_dir: Path, settings: Any) -> list[Outlet]:
     """The tracker fan-out (it forwards only runs whose config asks for trackers) and, when any URL is
     configured (``notify`` or $GOEMO_NOTIFY), the notifier."""
-    from cockpit.pipeline.notify import Notifier
-    from cockpit.pipeline.notify_urls import notify_urls
-    from cockpit.trackers import TrackerFanout
+    from cockpit.outlets.notify import Notifier
+    from cockpit.outlets.notify_urls import notify_urls
+    from cockpit.outlets.trackers import TrackerFanout
 
     outlets: list[Outlet] = [TrackerFanout(pipeline_dir, pipeline_dir.name)]
     urls = notify_urls(list(settings.notify))

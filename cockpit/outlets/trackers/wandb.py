@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from cockpit.trackers.base import REPLAY_TAG, StepRows, TrackerRun
-from cockpit.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
+from cockpit.outlets.trackers.base import REPLAY_TAG, StepRows, TrackerRun
+from cockpit.outlets.trackers.events_to_calls import Params, Scalar, Summary, Table, Text
 from trainer.contract import PHASE_NAMES, split_run_id
 
 PROJECT = "goemo-cockpit"
