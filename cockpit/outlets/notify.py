@@ -27,8 +27,7 @@ from typing import Any, Callable
 
 from cockpit.outlets.notify_messages import NOTIFY_CODE, Context, Notification, build, classify
 from cockpit.outlets.notify_urls import APPRISE_MISSING, _instantiate, _scrub, _url_problem, mask_url
-from trainer.contract import PIPELINE_SOURCE
-from trainer.contract import Event
+from cockpit.records import BadEvent, PipelineStart, RunExit, decode
 
 BACKLOG = 20  # unsent messages kept per URL; the oldest go first, counted
 QUEUE_MAX = 200  # classified events waiting for the builder thread
@@ -245,24 +244,25 @@ class Notifier:
         except Exception as exc:  # noqa: BLE001 - a notification bug must never reach the supervisor
             self._alert(f"notification skipped: {type(exc).__name__}: {exc}")
 
-    def _observe(self, source: str, event: dict[str, Any]) -> None:
-        if self._closed or not isinstance(event, dict):
+    def _observe(self, origin: str, event: dict[str, Any]) -> None:
+        if self._closed:
             return
-        if source == PIPELINE_SOURCE:
-            kind = event.get("type")
-            if kind == Event.PIPELINE_START:
-                self._pipeline = str(event.get("pipeline") or self._pipeline)
-                restarts = event.get("max_restarts")
-                self._max_restarts = restarts if isinstance(restarts, int) else None
-            elif kind == Event.RUN_EXIT:
-                self._exit_reasons[str(event.get("run"))] = str(event.get("reason") or "")
-        what = classify(source, event, self.notify_on)
+        try:
+            record = decode(origin, event)
+        except BadEvent:
+            return  # the view counts malformed events; a message about one would say nothing true
+        if isinstance(record, PipelineStart):
+            self._pipeline = record.pipeline or self._pipeline
+            self._max_restarts = record.max_restarts
+        elif isinstance(record, RunExit):
+            self._exit_reasons[record.run] = record.reason
+        what = classify(origin, record, self.notify_on) if record is not None else None
         if what is None:
             return
-        run = str(event.get("run") or source)
+        run = getattr(record, "run", None) or origin
         ctx = Context(self._pipeline, self.host, self._max_restarts, self._exit_reasons.get(run) or None)
         try:
-            self._queue.put_nowait((what, source, dict(event), ctx))
+            self._queue.put_nowait((what, origin, record, ctx))
         except queue.Full:
             self._overflow += 1
             if self._overflow == 1:
@@ -318,9 +318,9 @@ class Notifier:
                 for sender in self._senders:
                     sender.stop()
                 return
-            kind, source, event, ctx = item
+            kind, origin, record, ctx = item
             try:
-                message = build(kind, source, event, ctx, self.pipeline_dir, self.primary)
+                message = build(kind, origin, record, ctx, self.pipeline_dir, self.primary)
             except Exception as exc:  # noqa: BLE001 - a torn file must not end the builder
                 self._alert(f"notification of {kind} not built: {type(exc).__name__}: {exc}")
                 continue

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cockpit.records import Alert, BadEvent, PhaseEnd, PipelineEnd, Record, RunDone, RunEnd, Stall, decode
 from cockpit.tail import read_text_tail
 from trainer.contract import (PIPELINE_SOURCE, PRESET_FILE, SUMMARY_FILE, TUNED_KEY, PHASE_NAMES, PipelinePaths,
                               f1_macro_key, threshold_key)
@@ -54,69 +55,69 @@ class Notification:
     made_at: float = 0.0
 
 
-def classify(source: str, event: dict[str, Any], notify_on: frozenset[str]) -> str | None:
-    """The ``notify_on`` name this event answers, or None. Cheap: called for every event.
+def classify(origin: str, record: Record, notify_on: frozenset[str]) -> str | None:
+    """The ``notify_on`` name this event's record answers, or None. Cheap: called for every event.
 
     One event gives at most one message: a failed run_done is ``failed`` before ``run_done``, a
     trainer's non-finite abort is ``nonfinite_abort`` before ``alert``, and the supervisor's
     ``run_failed`` alert is left to the ``failed`` message when both are asked for.
     """
-    kind = event.get("type")
-    if source == PIPELINE_SOURCE:
-        if kind in (Event.STALL, Event.PIPELINE_END, Event.PHASE_END):
-            return kind if kind in notify_on else None
-        if kind == Event.RUN_DONE:
-            if event.get("status") == "failed" and "failed" in notify_on:
-                return "failed"
-            return Event.RUN_DONE if Event.RUN_DONE in notify_on else None
-        if kind == Event.ALERT and event.get("code") == "run_failed" and "failed" in notify_on:
-            return None
-    elif (kind == Event.ALERT and event.get("level") == "error" and event.get("code") == "nonfinite"
-          and "nonfinite_abort" in notify_on):
+    if isinstance(record, (Stall, PipelineEnd, PhaseEnd)):
+        kind = Event.STALL if isinstance(record, Stall) else Event.PIPELINE_END if isinstance(record, PipelineEnd) \
+            else Event.PHASE_END
+        return kind if kind in notify_on else None
+    if isinstance(record, RunDone):
+        if record.status == "failed" and "failed" in notify_on:
+            return "failed"
+        return Event.RUN_DONE if Event.RUN_DONE in notify_on else None
+    if not isinstance(record, Alert):
+        return None
+    from_pipeline = origin == PIPELINE_SOURCE
+    if from_pipeline and record.code == "run_failed" and "failed" in notify_on:
+        return None
+    if not from_pipeline and record.level == "error" and record.code == "nonfinite" and "nonfinite_abort" in notify_on:
         return "nonfinite_abort"
-    if (kind == Event.ALERT and Event.ALERT in notify_on and event.get("level") in ALERT_LEVELS
-            and event.get("code") not in SILENT_ALERT_CODES):
+    if Event.ALERT in notify_on and record.level in ALERT_LEVELS and record.code not in SILENT_ALERT_CODES:
         return Event.ALERT
     return None
 
 
-def build(kind: str, source: str, event: dict[str, Any], ctx: Context, pipeline_dir: Path,
+def build(kind: str, origin: str, record: Record, ctx: Context, pipeline_dir: Path,
           primary: float) -> Notification:
-    """The message for one classified event; reads the stall dump or summary.json when it needs them."""
-    made_at = float(event.get("t") or time.time())
+    """The message for one classified record; reads the stall dump or summary.json when it needs them."""
+    made_at = record.t or time.time()
     where = f"{ctx.pipeline} on {ctx.host}"
-    run = str(event.get("run") or (source if source != PIPELINE_SOURCE else "pipeline"))
-    if kind == Event.STALL:
-        title, lines, level = f"goemo {run} stalled", [where, *_stall_lines(event, ctx, pipeline_dir)], WARNING
-    elif kind == Event.PIPELINE_END:
-        status = event.get("status", "?")
-        title = f"goemo pipeline {status}"
-        lines = [f"{where}: {status} (exit {event.get('exit_code', '?')})", *_end_lines(pipeline_dir, primary)]
-        level = SUCCESS if status == "completed" else FAILURE
-    elif kind == "failed":
-        attempts = event.get("attempts", "?")
+    run = getattr(record, "run", None) or (origin if origin != PIPELINE_SOURCE else "pipeline")
+    if isinstance(record, Stall):
+        title, lines, level = f"goemo {run} stalled", [where, *_stall_lines(record, ctx, pipeline_dir)], WARNING
+    elif isinstance(record, PipelineEnd):
+        title = f"goemo pipeline {record.status}"
+        exit_code = "?" if record.exit_code is None else record.exit_code
+        lines = [f"{where}: {record.status} (exit {exit_code})", *_end_lines(pipeline_dir, primary)]
+        level = SUCCESS if record.status == "completed" else FAILURE
+    elif isinstance(record, RunDone) and kind == "failed":
+        attempts = "?" if record.attempts is None else record.attempts
         reason = f": {ctx.exit_reason}" if ctx.exit_reason else ""
         title, lines, level = f"goemo {run} failed", [where, f"{run} failed for good after {attempts} attempt(s)"
                                                              f"{reason}"], FAILURE
-    elif kind == "nonfinite_abort":
-        title = f"goemo {run} aborted: non-finite loss"
-        lines, level = [where, f"{run}: {event.get('message', '')}"], FAILURE
-    elif kind == Event.RUN_DONE:
-        status = event.get("status", "?")
-        title = f"goemo {run} {status}"
-        lines = [where, f"{run} {status} after {event.get('attempts', '?')} attempt(s)",
-                 *_best_line(pipeline_dir, run)]
-        level = SUCCESS if status == "completed" else WARNING
-    elif kind == Event.PHASE_END:
-        phase = event.get("phase")
-        title = f"goemo phase {phase} ({PHASE_NAMES.get(phase, '?')}) done"
-        ranking = [str(r) for r in event.get("ranking") or []][:TOP_RUNS]
+    elif isinstance(record, RunDone):
+        attempts = "?" if record.attempts is None else record.attempts
+        title = f"goemo {run} {record.status}"
+        lines = [where, f"{run} {record.status} after {attempts} attempt(s)", *_best_line(pipeline_dir, run)]
+        level = SUCCESS if record.status == "completed" else WARNING
+    elif isinstance(record, PhaseEnd):
+        title = f"goemo phase {record.phase} ({PHASE_NAMES.get(record.phase, '?')}) done"
+        ranking = list(record.ranking or ())[:TOP_RUNS]
         lines = [where, *([f"ranking: {', '.join(ranking)}"] if ranking else [])]
         level = INFO
-    else:  # alert
-        level_name, code = event.get("level", "?"), event.get("code", "?")
-        title = f"goemo {run} {level_name}: {code}"
-        lines, level = [where, str(event.get("message", ""))], FAILURE if level_name == "error" else WARNING
+    elif isinstance(record, Alert) and kind == "nonfinite_abort":
+        title = f"goemo {run} aborted: non-finite loss"
+        lines, level = [where, f"{run}: {record.message}"], FAILURE
+    elif isinstance(record, Alert):
+        title = f"goemo {run} {record.level}: {record.code}"
+        lines, level = [where, record.message], FAILURE if record.level == "error" else WARNING
+    else:
+        raise ValueError(f"{kind}: no message for a {type(record).__name__}")
     return Notification(kind, title, "\n".join(line for line in lines if line), level, made_at)
 
 
@@ -138,20 +139,19 @@ def _seconds(value: Any) -> str:
     return f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
 
 
-def _stall_lines(event: dict[str, Any], ctx: Context, pipeline_dir: Path) -> list[str]:
-    attempt = event.get("attempt")
-    what = f"silent {_seconds(event.get('silent_s'))}"
-    if event.get("allowed_s") is not None:
-        what += f" (allowed {_seconds(event.get('allowed_s'))})"
+def _stall_lines(stall: Stall, ctx: Context, pipeline_dir: Path) -> list[str]:
+    what = f"silent {_seconds(stall.silent_s)}"
+    if stall.allowed_s is not None:
+        what += f" (allowed {_seconds(stall.allowed_s)})"
     max_restarts = ctx.max_restarts if ctx.max_restarts is not None else context_max_restarts(pipeline_dir)
-    if event.get("action") == "fail":
+    if stall.action == "fail":
         what += "; no restarts left: the run fails"
-    elif isinstance(attempt, int) and max_restarts is not None:
-        what += f"; restart {attempt} of {max_restarts}"
+    elif max_restarts is not None:
+        what += f"; restart {stall.attempt} of {max_restarts}"
     else:
         what += "; restarting"
-    lines = [f"{event.get('run', '?')} attempt {attempt}: {what}"]
-    dump = event.get("dump")
+    lines = [f"{stall.run} attempt {stall.attempt}: {what}"]
+    dump = stall.dump
     frames: list[str] = []
     if dump:
         try:
@@ -248,12 +248,11 @@ def _best_line(pipeline_dir: Path, run: str) -> list[str]:
     events = PipelinePaths(pipeline_dir).run(run).events
     for line in reversed(read_text_tail(events, max_lines=20, max_bytes=1 << 16)):
         try:
-            event = json.loads(line)
-        except ValueError:
+            record = decode(run, json.loads(line))
+        except (ValueError, BadEvent):
             continue
-        if isinstance(event, dict) and event.get("type") == Event.RUN_END:
-            best = event.get("best") or {}
-            if isinstance(best, dict) and best.get("value") is not None:
-                return [f"best {best.get('metric', 'score')} {_f1(best.get('value'))} at step {best.get('step')}"]
+        if isinstance(record, RunEnd):
+            if record.best_value is not None:
+                return [f"best {record.best_metric or 'score'} {_f1(record.best_value)} at step {record.best_step}"]
             return []
     return []
