@@ -48,7 +48,7 @@ class PipelineRecord:
     runs: Mapping[str, RunHistory]
     """Each run's events.jsonl as records, in file order (every attempt's)."""
     preset: Mapping[str, Any] | None
-    bad_lines: int  # event lines skipped because they did not parse, over every file
+    bad_lines: int  # event lines skipped, over every file: lines that did not parse, events the contract refuses
     problem: str | None = None  # why the folder cannot be trusted (a file that cannot be read), in one line
 
     @property
@@ -97,7 +97,7 @@ def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
         problem = f"{exc.filename or path}: cannot read it ({exc.strerror or exc}); expected a readable file"
     problem = problem or _unreadable(path, tail, PIPELINE_SOURCE in seen, bool(preset), SUMMARY_SOURCE in seen)
     return PipelineRecord(path, state.snapshot(time.time()), {run: decode_run(e, run) for run, e in events.items()},
-                          preset[0] if preset else None, tail.bad_lines, problem)
+                          preset[0] if preset else None, tail.bad_lines + state.skipped_events, problem)
 
 
 def _unreadable(path: Path, tail: PipelineTail, has_events: bool, has_preset: bool,

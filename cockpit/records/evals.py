@@ -22,6 +22,11 @@ def is_run_eval(event: dict[str, Any]) -> bool:
     return event.get("type") == Event.EVAL and eval_source(event) is None
 
 
+# Metrics an eval event carries as {threshold string: value} objects (trackers log each as a scalar).
+THRESHOLD_METRICS = ("f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro", "precision_micro",
+                     "recall_micro")
+
+
 @dataclass(frozen=True)
 class ClassScore:
     """One label's scores in an eval (at the primary threshold, as the trainer reports them)."""
@@ -73,6 +78,8 @@ class EvalRecord:
     per_class: tuple[ClassScore, ...] = ()
     observed_labels: tuple[str, ...] | None = None
     """The labels a per-source eval covers (its source's map); None for the run's own evals."""
+    by_threshold: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Every THRESHOLD_METRICS score the event carries: metric -> threshold string -> value."""
 
     def f1(self, at: float) -> float | None:
         """Macro-F1 at a threshold."""
@@ -102,4 +109,5 @@ def decode_eval(event: dict[str, Any]) -> EvalRecord:
                       tuned=number(tuned.get("f1_macro")) if isinstance(tuned, dict) else None,
                       tuned_cv=number(event.get("tuned_cv")), t=number(event.get("t")), loss=number(event.get("loss")),
                       per_class=class_scores(event.get("per_class")),
-                      observed_labels=strings(observed) if isinstance(observed, list) else None)
+                      observed_labels=strings(observed) if isinstance(observed, list) else None,
+                      by_threshold={m: scores(event[m]) for m in THRESHOLD_METRICS if isinstance(event.get(m), dict)})

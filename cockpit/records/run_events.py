@@ -4,12 +4,17 @@ a consumer passes through whole (a run's config) stay as the trainer wrote them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cockpit.records.values import (integer, number, objects, optional_text, required_integer, required_number,
                                     required_text, strings, text)
 from cockpit.records.evals import unique_labels
+
+
+# run_start keys that describe the run as launched, beside its config (trackers log them as parameters)
+RUN_START_META = ("model", "n_params", "device", "world_size", "precision", "steps_per_epoch", "total_steps",
+                  "torch_threads")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class RunStart:
     resumed_from_step: int | None
     precision: str = ""
     """The precision the trainer resolved ("bf16", "fp32", ...)."""
+    launched: dict[str, Any] = field(default_factory=dict)
+    """What describes the run as launched beside its config (RUN_START_META keys the event carries, not null)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,12 @@ class DataRecord:
     taxonomy: str
     oversampling_rule: str = ""
     oversampling_factor: float | None = None
+    oversampling_classes: tuple[str, ...] = ()
+    train_size_before: int | None = None
+    dev_size: int | None = None
+    test_size: int | None = None
+    source: str = ""
+    """The data source of single-source trainers (newer ones list ``sources``)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +160,8 @@ def decode_run_start(e: dict[str, Any], t: float) -> RunStart:
     reported = integer(e.get("total_steps"))
     return RunStart(t, e["config"] if isinstance(e.get("config"), dict) else {}, integer(e.get("pid")),
                     integer(e.get("world_size")) or 1, reported if reported is not None and reported >= 0 else None,
-                    text(e.get("device")), integer(e.get("resumed_from_step")), text(e.get("precision")))
+                    text(e.get("device")), integer(e.get("resumed_from_step")), text(e.get("precision")),
+                    {key: e[key] for key in RUN_START_META if e.get(key) is not None})
 
 
 def _source(raw: dict[str, Any]) -> SourceCount:
@@ -177,7 +191,9 @@ def decode_data(e: dict[str, Any], t: float) -> DataRecord:
             sources.append(source)
     oversampling = e.get("oversampling") if isinstance(e.get("oversampling"), dict) else {}
     return DataRecord(t, integer(e.get("train_size_after")), tuple(counts), len(rows) or None, tuple(sources),
-                      text(e.get("taxonomy")), text(oversampling.get("rule")), number(oversampling.get("factor")))
+                      text(e.get("taxonomy")), text(oversampling.get("rule")), number(oversampling.get("factor")),
+                      strings(oversampling.get("classes")), integer(e.get("train_size_before")),
+                      integer(e.get("dev_size")), integer(e.get("test_size")), text(e.get("source")))
 
 
 def decode_step(e: dict[str, Any], t: float) -> StepRecord:

@@ -27,7 +27,8 @@ def dev_eval(step: int, f1: float | None, cv: float | None = None, **extra) -> d
 def test_an_eval_is_decoded_leniently() -> None:
     record = decode_eval({"type": "eval", "step": 4.0, "split": "dev", "f1_macro": {"0.2": 0.4, "0.5": "x",
                           "0.3": float("nan")}, "tuned": {"f1_macro": True}, "tuned_cv": float("inf"), "epoch": 1})
-    assert record == EvalRecord(step=4, split="dev", final=False, epoch=1.0, macro={"0.2": 0.4})
+    assert record == EvalRecord(step=4, split="dev", final=False, epoch=1.0, macro={"0.2": 0.4},
+                                by_threshold={"f1_macro": {"0.2": 0.4}})
     assert record.f1(0.2) == 0.4 and record.f1(0.5) is None and record.is_periodic_dev
     assert not decode_eval({"type": "eval", "source": "isear", "split": "dev"}).is_periodic_dev
     assert decode_eval({"type": "eval"}).step == 0  # a missing step reads as 0, not an error

@@ -168,7 +168,8 @@ def test_final_test_numbers_alerts_restarts_and_supervisor_notes(pipeline: Path)
     stall = next(e for e in read_events(PipelinePaths(pipeline).events) if e["type"] == "stall")
     (note,) = calls_for_event(stall, 25, from_pipeline=True)
     assert (note.tag, note.step, note.level) == ("events/stall", 25, "warn") and "45.0 s" in note.text
-    ours = {"type": "alert", "level": "warn", "code": "tracker", "message": "mlflow failed", "run": "p1-asl"}
+    ours = {"v": 1, "t": fp.T0, "type": "alert", "level": "warn", "code": "tracker", "message": "mlflow failed",
+            "run": "p1-asl"}
     assert calls_for_event(ours, 3, from_pipeline=True) == []  # our own failures are not echoed to trackers
 
 
@@ -276,17 +277,22 @@ def test_a_run_restarted_after_run_end_reopens_the_same_tracker_run(fake_tracker
                                                                     tmp_path: Path) -> None:
     from cockpit.outlets.trackers.session import TrackerSession
 
-    start = {"type": "run_start", "t": 1.0, "config": {"lr": 1e-3}, "resumed_from_step": None}
+    start = {"v": 1, "type": "run_start", "t": 1.0, "run": "p1-bce", "config": {"lr": 1e-3}, "model": "m",
+             "n_params": 1, "device": "cpu", "world_size": 1, "pid": 1, "resumed_from_step": None}
+    step = {"v": 1, "type": "step", "epoch": 0.5, "lr": None, "grad_norm": None, "samples_per_s": None,
+            "tokens_per_s": None, "step_time_s": None, "nonfinite_skipped": 0}
+    end = {"v": 1, "type": "run_end", "wall_s": None, "best": None}
     tracker_run = RecordingRun(pipeline_dir=tmp_path, pipeline_id=PID, run="p1-bce")
     session = TrackerSession(tracker_run, continue_existing=False)
-    for event in (start, {"type": "step", "t": 2.0, "step": 1, "loss": 0.5},
-                  {"type": "run_end", "t": 3.0, "status": "failed", "reason": "out of memory", "best": None},
-                  {**start, "t": 4.0, "resumed_from_step": 1}, {"type": "step", "t": 5.0, "step": 2, "loss": 0.4},
-                  {"type": "run_end", "t": 6.0, "status": "completed", "reason": "done", "best": None}):
+    for event in (start, {**step, "t": 2.0, "step": 1, "loss": 0.5},
+                  {**end, "t": 3.0, "status": "failed", "reason": "out of memory"},
+                  {**start, "t": 4.0, "resumed_from_step": 1}, {**step, "t": 5.0, "step": 2, "loss": 0.4},
+                  {**end, "t": 6.0, "status": "completed", "reason": "done"}):
         session.feed(event)
     lifecycle = [c for c in fake_trackers["p1-bce"] if isinstance(c, tuple)]
     assert lifecycle == [("open", False), ("finish", "failed"), ("open", True), ("finish", "completed")]
-    assert [(c.step, c.value) for c in fake_trackers["p1-bce"] if isinstance(c, Scalar)] == [(1, 0.5), (2, 0.4)]
+    assert [(c.step, c.value) for c in fake_trackers["p1-bce"]
+            if isinstance(c, Scalar) and c.tag == "train/loss"] == [(1, 0.5), (2, 0.4)]
 
 
 def test_a_tracker_that_raises_is_dropped_with_one_alert(pipeline: Path, fake_trackers: dict[str, list[Any]],
@@ -673,29 +679,46 @@ def test_replay_names_the_tracker_and_run_that_failed(pipeline: Path, fake_track
 # -- export's edges: bad lines, a second export, a tracker that never answers ---------------------
 def test_translation_skips_and_counts_an_event_it_cannot_use(monkeypatch: pytest.MonkeyPatch) -> None:
     from cockpit.outlets.trackers import events_to_calls
+    from cockpit.records import Alert
 
-    def broken(event: dict[str, Any], last_step: int) -> list[Any]:
+    def broken(record: Any, last_step: int) -> list[Any]:
         raise TypeError("unsupported operand")
 
-    monkeypatch.setitem(events_to_calls.TRAINER_TRANSLATIONS, "alert", broken)
+    def ev(kind: str, **fields: Any) -> dict[str, Any]:
+        return {"v": 1, "t": fp.T0, "type": kind, **fields}
+
+    step = dict(epoch=0.1, lr=None, grad_norm=None, samples_per_s=None, tokens_per_s=None, step_time_s=None,
+                nonfinite_skipped=0)
+    monkeypatch.setitem(events_to_calls.TRAINER_TRANSLATIONS, Alert, broken)
     translator = RunTranslator()
-    assert translator.translate({"type": "alert", "message": "x"}) == []
-    assert translator.translate({"type": "step", "step": 3, "loss": 0.5}) == [Scalar("train/loss", 0.5, 3)]
+    assert translator.translate(ev("alert", level="warn", code="x", message="x")) == []
+    assert translator.translate(ev("step", step=3, loss=0.5, **step)) == [
+        Scalar("train/loss", 0.5, 3, fp.T0), Scalar("train/epoch", 0.1, 3, fp.T0)]
     assert translator.bad_events == 1
+    # What the contract refuses (as the views do): a type that is not a string, an event without its keys.
+    refused = [{"type": ["step"]}, {"type": "step", "step": 4, "loss": 1.0},
+               ev("eval", split="dev", final=True, per_class=5), ev("step", step="x", loss=1.0, **step)]
+    assert [call for event in refused for call in translator.translate(event)] == []
+    assert translator.bad_events == 5
     # Shapes the translation meets in damaged files: no error, no call a tracker would refuse.
-    odd = [{"type": ["step"]}, {"type": "step", "step": 10 ** 30, "loss": 10 ** 400},
-           {"type": "eval", "split": "dev", "final": True, "per_class": 5}, {"type": "data", "per_class": "x"},
-           {"type": "step", "step": 4, "loss": 1.0, "t": "noon"}, {"type": "run_end", "status": "failed", "t": 1e300,
-                                                                 "best": {"value": 10 ** 400, "step": 1 << 70}},
-           {"type": "run_start", "config": 5, "resumed_from_step": -(1 << 70)}]
+    odd = [ev("step", step=10 ** 30, loss=10 ** 400, **step),
+           ev("eval", split="dev", final=True, per_class=5, step=2, epoch=1, loss=None, f1_macro=[], f1_micro=None,
+              tuned=3),
+           ev("data", per_class="x", train_size_before=1, train_size_after="y", dev_size=None, test_size=2,
+              oversampling=4),
+           {**ev("step", step=4, loss=1.0, **step), "t": "noon"},
+           {**ev("run_end", status="failed", reason="r", wall_s=None, best={"value": 10 ** 400, "step": 1 << 70}),
+            "t": 1e300},
+           ev("run_start", run="p1", config=5, model="m", n_params=1, device="cpu", world_size=1, pid=1,
+              resumed_from_step=-(1 << 70))]
     calls = [call for event in odd for call in translator.translate(event)]
-    assert translator.bad_events == 1
+    assert translator.bad_events == 5
     assert all(abs(c.step) < (1 << 63) and getattr(c, "wall_time", None) is None for c in calls
-               if hasattr(c, "step"))
+               if hasattr(c, "step") and not isinstance(c, Scalar) or isinstance(c, Text))
     assert Scalar("train/loss", 1.0, 4) in calls and Summary({"status": "failed"}) in calls
 
 
-MALFORMED_LINES = {  # a damaged events.jsonl: lines that do not parse (counted) and events of odd shapes (used)
+MALFORMED_LINES = {  # a damaged events.jsonl: lines that do not parse and events the contract refuses (both counted)
     "p1-asl": [b"not json at all\n", b"[" * 100_000 + b"]" * 100_000 + b"\n",
                b'{"type":"step","step":99999999999999999999999,"loss":1.0}\n',
                b'{"type":"eval","split":"dev","final":true,"per_class":5}\n', b'{"type":["step"]}\n',
@@ -716,7 +739,7 @@ def test_a_tensorboard_export_skips_and_counts_malformed_lines(pipeline: Path, r
         fh.write(b"{torn\n")
     assert main_export([str(pipeline), "--to", "tensorboard"]) == 0
     assert capsys.readouterr().out.strip() == (f"{pipeline}: 5 runs replayed to tensorboard, tagged goemo.replay = "
-                                               f"{REPLAYED_AT}; 4 bad lines skipped")
+                                               f"{REPLAYED_AT}; 8 bad lines skipped")
     for run in ALL_RUNS:  # every run whole: the damage cost only its own lines
         tb = tensorboard_run(pipeline, run)
         assert {e.step: e.value for e in tb.Scalars("train/loss")} == pytest.approx(want[run]["loss"], rel=1e-6)

@@ -11,22 +11,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Union
 
-from trainer.contract import TUNED_CV_KEY, TUNED_DEV_KEY
-from trainer.contract import F1_MACRO, F1_MICRO, F1_WEIGHTED, TUNED_CV_FIELD, Event
+from cockpit.records import (Alert, DataRecord, EvalRecord, Record, Restart, RunEnd, RunStart, Stall, StepRecord,
+                             decode)
+from cockpit.records.history import RUN_ORIGIN
+from trainer.contract import PIPELINE_SOURCE, TUNED_CV_KEY, TUNED_DEV_KEY
 
 ParamValue = Union[str, int, float, bool]
 
-# Metrics of an eval event that are objects keyed by threshold string ("0.2", "0.5").
-THRESHOLD_METRICS = (F1_MACRO, F1_MICRO, F1_WEIGHTED, "precision_macro", "recall_macro",
-                     "precision_micro", "recall_micro")
-STEP_SCALARS = ("loss", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "epoch")
-# run_start keys that describe the run as launched (beside its config); "_resolved" when the config says otherwise.
-RUN_START_META = ("model", "n_params", "device", "world_size", "precision", "steps_per_epoch", "total_steps",
-                  "torch_threads")
-DATA_SIZES = ("train_size_before", "train_size_after", "dev_size", "test_size", "source", "taxonomy")
-PER_CLASS_COLUMNS = ("label", "precision", "recall", "f1", "support")
+PER_CLASS_COLUMNS = ("label", "precision", "recall", "f1", "support")  # ClassScore's fields
 
 
 @dataclass(frozen=True)
@@ -121,163 +115,147 @@ def _int64(value: Any) -> int | None:
 def wall_time(event: dict[str, Any]) -> float | None:
     """The event's ``t`` when it is a plausible Unix time (finite, from 1970 to about the year 5000), else None:
     trackers turn it into int64 milliseconds and TensorBoard into a double, and both refuse the rest."""
-    t = _number(event.get("t"))
-    return t if t is not None and 0 <= t < 1e11 else None
+    return _plausible_time(_number(event.get("t")))
 
 
-def _step(event: dict[str, Any], last_step: int) -> int:
-    step = _int64(event.get("step"))
+def _plausible_time(t: float | None) -> float | None:
+    # 0 is also what a record holds for an event without a usable t (`cockpit.records.decode`)
+    return t if t is not None and 0 < t < 1e11 else None
+
+
+def _step(step: int | None, last_step: int) -> int:
+    step = _int64(step)
     return step if step is not None else last_step
 
 
-def _dict_rows(value: Any) -> list[dict[str, Any]]:
-    """The objects of a list of rows (per_class), or none when it is not a list."""
-    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
-
-
-def _run_start_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    config = event.get("config") if isinstance(event.get("config"), dict) else {}
+def _run_start_calls(record: RunStart, last_step: int) -> list[Call]:
+    config = record.config
     nested = dict(config)
-    for key in RUN_START_META:
-        if key in event and event[key] is not None:
-            name = key if key not in config else f"{key}_resolved"
-            if key not in config or config[key] != event[key]:
-                nested[name] = event[key]
+    for key, value in record.launched.items():
+        if key not in config or config[key] != value:
+            nested[key if key not in config else f"{key}_resolved"] = value
     calls: list[Call] = [Params(flatten_params(nested), nested, "config")]
-    resumed = _int64(event.get("resumed_from_step"))
+    resumed, t = _int64(record.resumed_from_step), _plausible_time(record.t)
     if resumed is not None:
-        calls.append(Resume(resumed, wall_time(event)))
-        calls.append(Text("events/resume", f"resumed from the checkpoint at step {resumed}", resumed, "info",
-                          wall_time(event)))
+        calls.append(Resume(resumed, t))
+        calls.append(Text("events/resume", f"resumed from the checkpoint at step {resumed}", resumed, "info", t))
     return calls
 
 
-def _data_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    sizes = {key: event[key] for key in DATA_SIZES if key in event}
-    oversampling = event.get("oversampling")
-    if isinstance(oversampling, dict):
-        sizes["oversampling"] = {k: v for k, v in oversampling.items() if k in ("rule", "factor", "classes")}
-    sources = event.get("sources")
-    if isinstance(sources, list):
-        sizes["sources"] = [s.get("name") for s in sources if isinstance(s, dict)]
+def _data_calls(record: DataRecord, last_step: int) -> list[Call]:
+    sizes: dict[str, Any] = {key: value for key, value in (
+        ("train_size_before", record.train_size_before), ("train_size_after", record.train_size_after),
+        ("dev_size", record.dev_size), ("test_size", record.test_size), ("source", record.source or None),
+        ("taxonomy", record.taxonomy or None)) if value is not None}
+    if record.oversampling_rule:
+        sizes["oversampling"] = {"rule": record.oversampling_rule, "factor": record.oversampling_factor,
+                                 "classes": list(record.oversampling_classes)}
+    if record.sources:
+        sizes["sources"] = [source.name for source in record.sources]
     nested = {"data": sizes}
     calls: list[Call] = [Params(flatten_params(nested), nested, "data")]
-    rows = _dict_rows(event.get("per_class"))
+    rows = record.per_class
     if rows:
-        columns = tuple(c for c in ("label", "before", "after", "weight", "observed") if c in rows[0])
-        calls.append(Table("data/per_class", columns, tuple(tuple(r.get(c) for c in columns) for r in rows),
+        columns = ("label", "before", "after") + tuple(
+            column for column in ("weight", "observed") if any(getattr(r, column) is not None for r in rows))
+        calls.append(Table("data/per_class", columns, tuple(tuple(getattr(r, c) for c in columns) for r in rows),
                            last_step))
     return calls
 
 
-def _step_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    step, t = _step(event, last_step), wall_time(event)
-    calls: list[Call] = []
-    for key in STEP_SCALARS:
-        value = _number(event.get(key))
-        if value is not None:  # a non-finite loss is null in the events: no point rather than a fake one
-            calls.append(Scalar(f"train/{key}", value, step, t))
-    return calls
+def _step_calls(record: StepRecord, last_step: int) -> list[Call]:
+    step, t = _step(record.step, last_step), _plausible_time(record.t)
+    values = (("loss", record.loss), ("lr", record.lr), ("grad_norm", record.grad_norm),
+              ("samples_per_s", record.samples_per_s), ("tokens_per_s", record.tokens_per_s), ("epoch", record.epoch))
+    # a non-finite loss is null in the events: no point rather than a fake one
+    return [Scalar(f"train/{key}", value, step, t) for key, value in values if value is not None]
 
 
-def _eval_prefix(event: dict[str, Any]) -> str | None:
+def _eval_prefix(record: EvalRecord) -> str | None:
     """``dev``, ``test`` (the final evaluation on test), ``source/<name>``, or None for the final dev evaluation
     (the same weights and data as the dev point at its step: only its per-label table is new)."""
-    if event.get("source"):
-        return f"source/{event['source']}"
-    split = event.get("split")
-    if event.get("final"):
-        return "test" if split == "test" else None
-    return "dev" if split == "dev" else (split if isinstance(split, str) else None)
+    if record.source:
+        return f"source/{record.source}"
+    if record.final:
+        return "test" if record.split == "test" else None
+    return record.split
 
 
-def _eval_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    step, t = _step(event, last_step), wall_time(event)
-    prefix = _eval_prefix(event)
+def _eval_calls(record: EvalRecord, last_step: int) -> list[Call]:
+    step, t = _step(record.step, last_step), _plausible_time(record.t)
+    prefix = _eval_prefix(record)
     calls: list[Call] = []
     if prefix is not None:
-        for metric in THRESHOLD_METRICS:
-            values = event.get(metric)
-            if isinstance(values, dict):
-                for threshold, value in values.items():
-                    number = _number(value)
-                    if number is not None:
-                        calls.append(Scalar(f"{prefix}/{metric}@{threshold}", number, step, t))
-        for name, value in (("loss", event.get("loss")),
-                            (TUNED_DEV_KEY, (event.get("tuned") or {}).get(F1_MACRO)
-                             if isinstance(event.get("tuned"), dict) else None),
-                            (TUNED_CV_KEY, _tuned_cv(event.get(TUNED_CV_FIELD)))):
-            number = _number(value)
-            if number is not None:
-                calls.append(Scalar(f"{prefix}/{name}", number, step, t))
-    if event.get("final") and not event.get("source"):
-        split = event.get("split") if event.get("split") in ("dev", "test") else "dev"
-        rows = [r for r in _dict_rows(event.get("per_class")) if "label" in r]
-        for row in rows:
-            number = _number(row.get("f1"))
-            if number is not None:
-                calls.append(Scalar(f"{split}/f1/{row['label']}", number, step, t))
-        if rows:
+        for metric, values in record.by_threshold.items():
+            calls += [Scalar(f"{prefix}/{metric}@{threshold}", value, step, t) for threshold, value in values.items()]
+        for name, value in (("loss", record.loss), (TUNED_DEV_KEY, record.tuned), (TUNED_CV_KEY, record.tuned_cv)):
+            if value is not None:
+                calls.append(Scalar(f"{prefix}/{name}", value, step, t))
+    if record.final and not record.source:
+        split = record.split if record.split in ("dev", "test") else "dev"
+        calls += [Scalar(f"{split}/f1/{row.label}", row.f1, step, t) for row in record.per_class if row.f1 is not None]
+        if record.per_class:
             calls.append(Table(f"{split}/per_class", PER_CLASS_COLUMNS,
-                               tuple(tuple(r.get(c) for c in PER_CLASS_COLUMNS) for r in rows), step))
+                               tuple(tuple(getattr(r, c) for c in PER_CLASS_COLUMNS) for r in record.per_class),
+                               step))
     return calls
 
 
-def _tuned_cv(value: Any) -> Any:
-    return value.get(F1_MACRO) if isinstance(value, dict) else value
+def _alert_calls(record: Alert, last_step: int) -> list[Call]:
+    level = record.level if record.level in ("info", "warn", "error") else "warn"
+    return [Text(f"alerts/{record.code or 'alert'}", f"[{level}] {record.message}", last_step, level,
+                 _plausible_time(record.t))]
 
 
-def _alert_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    level = event.get("level") if event.get("level") in ("info", "warn", "error") else "warn"
-    code = event.get("code") if isinstance(event.get("code"), str) and event.get("code") else "alert"
-    return [Text(f"alerts/{code}", f"[{level}] {event.get('message', '')}", last_step, level, wall_time(event))]
-
-
-def _run_end_calls(event: dict[str, Any], last_step: int) -> list[Call]:
-    values: dict[str, ParamValue] = {"status": str(event.get("status"))}
-    wall = _number(event.get("wall_s"))
-    if wall is not None:
-        values["wall_s"] = wall
-    best = event.get("best")
-    if isinstance(best, dict) and _number(best.get("value")) is not None:
-        values[f"best/{best.get('metric') or 'value'}"] = float(best["value"])
-        if _int64(best.get("step")) is not None:
-            values["best/step"] = best["step"]
+def _run_end_calls(record: RunEnd, last_step: int) -> list[Call]:
+    values: dict[str, ParamValue] = {"status": record.status}
+    if record.wall_s is not None:
+        values["wall_s"] = record.wall_s
+    if record.best_value is not None:
+        values[f"best/{record.best_metric or 'value'}"] = record.best_value
+        if _int64(record.best_step) is not None:
+            values["best/step"] = record.best_step
     calls: list[Call] = [Summary(values)]
-    if event.get("status") != "completed":
-        calls.append(Text("events/run_end", f"run ended {event.get('status')}: {event.get('reason', '')}",
-                          last_step, "error" if event.get("status") == "failed" else "warn", wall_time(event)))
+    if record.status != "completed":
+        calls.append(Text("events/run_end", f"run ended {record.status}: {record.reason}", last_step,
+                          "error" if record.status == "failed" else "warn", _plausible_time(record.t)))
     return calls
 
 
-def _pipeline_calls(event: dict[str, Any], last_step: int) -> list[Call]:
+def _pipeline_calls(record: Record, last_step: int) -> list[Call]:
     """Supervisor events about one run (stall, restart, its alerts) as notes in that run."""
-    kind, t = event.get("type"), wall_time(event)
-    if kind == Event.STALL:
-        text = f"stalled: silent {event.get('silent_s')} s (attempt {event.get('attempt')}); {event.get('action', '')}"
+    t = _plausible_time(record.t)
+    if isinstance(record, Stall):
+        text = f"stalled: silent {record.silent_s} s (attempt {record.attempt}); {record.action}"
         return [Text("events/stall", text.rstrip("; "), last_step, "warn", t)]
-    if kind == Event.RESTART:
-        text = f"restart {event.get('attempt')} from step {event.get('from_step')}: {event.get('reason', '')}"
-        at = _int64(event.get("from_step"))
-        at = at if at is not None else last_step
-        return [Text("events/restart", text.rstrip(": "), at, "warn", t)]
-    if kind == Event.ALERT and event.get("code") != "tracker":  # our own failures are the supervisor's to show
-        return _alert_calls(event, last_step)
+    if isinstance(record, Restart):
+        text = f"restart {record.attempt} from step {record.from_step}: {record.reason}"
+        return [Text("events/restart", text.rstrip(": "), _step(record.from_step, last_step), "warn", t)]
+    if isinstance(record, Alert) and record.code != "tracker":  # our own failures are the supervisor's to show
+        return _alert_calls(record, last_step)
     return []
 
 
-TRAINER_TRANSLATIONS = {Event.RUN_START: _run_start_calls, Event.DATA: _data_calls, Event.STEP: _step_calls,
-                        Event.EVAL: _eval_calls, Event.ALERT: _alert_calls, Event.RUN_END: _run_end_calls}
+TRAINER_TRANSLATIONS: dict[type, Callable[[Any, int], list[Call]]] = {
+    RunStart: _run_start_calls, DataRecord: _data_calls, StepRecord: _step_calls, EvalRecord: _eval_calls,
+    Alert: _alert_calls, RunEnd: _run_end_calls}
+"""The record types of a run's own events that become tracker calls, and how."""
+
+
+def calls_for_record(record: Record, last_step: int = 0, *, from_pipeline: bool = False) -> list[Call]:
+    """The tracker calls one event's record stands for. ``last_step`` places events without a step (alerts,
+    notes); ``from_pipeline``: a supervisor event about this run rather than one of the trainer's."""
+    if from_pipeline:
+        return _pipeline_calls(record, last_step)
+    translate = TRAINER_TRANSLATIONS.get(type(record))
+    return translate(record, last_step) if translate else []
 
 
 def calls_for_event(event: dict[str, Any], last_step: int = 0, *, from_pipeline: bool = False) -> list[Call]:
-    """The tracker calls one event stands for. ``last_step`` places events without a step (alerts, notes);
-    ``from_pipeline``: a supervisor event about this run rather than one of the trainer's."""
-    if from_pipeline:
-        return _pipeline_calls(event, last_step)
-    kind = event.get("type")
-    translate = TRAINER_TRANSLATIONS.get(kind) if isinstance(kind, str) else None
-    return translate(event, last_step) if translate else []
+    """`calls_for_record` of the event's record; an event the contract refuses raises `BadEvent` (the translator
+    counts it), as the views skip and count it."""
+    record = decode(PIPELINE_SOURCE if from_pipeline else RUN_ORIGIN, event)
+    return [] if record is None else calls_for_record(record, last_step, from_pipeline=from_pipeline)
 
 
 class RunTranslator:
@@ -291,14 +269,13 @@ class RunTranslator:
 
     def translate(self, event: dict[str, Any], *, from_pipeline: bool = False) -> list[Call]:
         try:
-            calls = calls_for_event(event, self.last_step, from_pipeline=from_pipeline)
-        except Exception:  # noqa: BLE001 - the translation is pure: any error is this event's shape
+            record = decode(PIPELINE_SOURCE if from_pipeline else RUN_ORIGIN, event)
+            calls = [] if record is None else calls_for_record(record, self.last_step, from_pipeline=from_pipeline)
+        except Exception:  # noqa: BLE001 - decoding and translating are pure: any error is this event's shape
             self.bad_events += 1
             return []
-        if not from_pipeline:
-            kind = event.get("type")
-            if kind == Event.STEP:
-                self.last_step = _step(event, self.last_step)
-            elif kind == Event.RUN_START and _int64(event.get("resumed_from_step")) is not None:
-                self.last_step = event["resumed_from_step"]
+        if isinstance(record, StepRecord) and not from_pipeline:
+            self.last_step = _step(record.step, self.last_step)
+        elif isinstance(record, RunStart) and not from_pipeline and _int64(record.resumed_from_step) is not None:
+            self.last_step = record.resumed_from_step
         return calls
