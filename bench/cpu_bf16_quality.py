@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cockpit.pipeline.spec import load_preset  # noqa: E402
+from cockpit.pipeline.presets import load_preset  # noqa: E402
 from trainer.config import config_to_toml  # noqa: E402
 from trainer.contract import EVENTS_FILE  # noqa: E402
 from trainer.events import read_events  # noqa: E402

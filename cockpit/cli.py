@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from cockpit.pipeline.spec import PresetError, list_presets, load_preset, shell_setting
+from cockpit.pipeline.presets import PresetError, list_presets, load_preset, shell_setting
 from cockpit.pipeline.start import (BAD_INPUT_ERRORS, PipelineRequest, materialise, parse_configs, parse_phases,
                                     prepare_pipeline, start_detached)
 from cockpit.web import add_web_arguments, web_problem

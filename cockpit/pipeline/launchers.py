@@ -7,7 +7,7 @@ from typing import Callable
 
 from cockpit.pipeline.launcher import Launcher, LocalLauncher
 from cockpit.pipeline.slurm import SlurmLauncher
-from cockpit.pipeline.spec import Preset
+from cockpit.pipeline.presets import Preset
 
 
 def make_launcher(preset: Preset, pipeline: str,

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from cockpit.pipeline.results import final_scores, leaderboard, run_scores
 from cockpit.records import read_run_history
 from cockpit.pipeline.scheduler import RunRecord
-from cockpit.pipeline.spec import Preset
+from cockpit.pipeline.presets import Preset
 from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,
                               OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, read_json_file,
                               selection_key)

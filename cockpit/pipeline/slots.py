@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from cockpit.pipeline.spec import Preset, PresetError
+from cockpit.pipeline.presets import Preset, PresetError
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any, Callable
 from cockpit.pipeline import launcher as local
 from cockpit.pipeline.launcher import LaunchError
 from cockpit.pipeline.slots import Slot
-from cockpit.pipeline.spec import SlurmSettings
+from cockpit.pipeline.presets import SlurmSettings
 from trainer.contract import EXIT_FAILED, EXIT_OK, SLURM_SCRIPT_FILE, RunPaths
 from trainer.contract import Event
 from trainer.events import read_events

@@ -17,8 +17,8 @@ import tomli_w
 from cockpit.pipeline.control import ControlError, check_control_dir
 from cockpit.pipeline.lock import PipelineLocked, check_unlocked
 from cockpit.pipeline.slots import plan_slots
-from cockpit.pipeline.spec import (Preset, PresetError, check_phase_selection, load_preset, phase1_plan,
-                                   resolve_preset_path)
+from cockpit.pipeline.presets import (Preset, PresetError, check_phase_selection, load_preset, phase1_plan,
+                                      resolve_preset_path)
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state)
 from trainer.contract import Event

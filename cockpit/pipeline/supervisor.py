@@ -25,7 +25,7 @@ from cockpit.pipeline.reaping import RunReaper
 from cockpit.pipeline.restarts import RestartPolicy
 from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, Scheduler
 from cockpit.pipeline.slots import Slot, plan_slots
-from cockpit.pipeline.spec import PlannedRun, Preset, phase1_plan
+from cockpit.pipeline.presets import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, SelectionL
 from textual.widgets.option_list import Option
 
 from cockpit.outlets.notify_urls import shown_override
-from cockpit.pipeline.spec import PHASE_NAMES, Preset, PresetError, list_presets, load_preset, shell_setting
+from cockpit.pipeline.presets import PHASE_NAMES, Preset, PresetError, list_presets, load_preset, shell_setting
 from cockpit.pipeline.start import BAD_INPUT_ERRORS
 
 TRAIN_ROWS = 43410

@@ -203,7 +203,7 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
     from cockpit.pipeline import launcher
     from cockpit.outlets.notify_messages import Context, build
     from cockpit.pipeline.slots import Slot
-    from cockpit.pipeline.spec import load_preset
+    from cockpit.pipeline.presets import load_preset
     from cockpit.pipeline.supervisor import Supervisor
     from trainer.contract import EXIT_FAILED, PIPELINE_SOURCE, PipelinePaths
     from trainer.events import read_events

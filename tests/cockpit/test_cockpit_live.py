@@ -15,7 +15,7 @@ from textual.widgets import Log
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.screens.modals import DumpScreen
 from cockpit.screens.phase_picker import PhasePickerScreen
-from cockpit.pipeline.spec import preset_dir
+from cockpit.pipeline.presets import preset_dir
 from cockpit.widgets.alerts import StallBanner
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ from cockpit.outlets import notify
 from cockpit.pipeline import start
 from cockpit.outlets.notify import Notifier, seconds_text
 from cockpit.outlets.notify_urls import APPRISE_MISSING, check_notify_urls, mask_url, notify_urls, shown_override
-from cockpit.pipeline.spec import PresetError, load_preset
+from cockpit.pipeline.presets import PresetError, load_preset
 from cockpit.pipeline.start import PipelineRequest, materialise, prepare_pipeline, start_detached
 from cockpit.outlets.notify_messages import main_thread_frames
 from cockpit.pipeline.watchdog import write_stall_forensics

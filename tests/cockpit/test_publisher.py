@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.pipeline.publisher import ResultsPublisher
-from cockpit.pipeline.spec import load_preset
+from cockpit.pipeline.presets import load_preset
 from trainer.contract import FINAL_DIR, FINAL_RUN, MODEL_CARD_FILE, OLD_SUFFIX, PipelinePaths
 from trainer.events import EventWriter
 

@@ -8,7 +8,7 @@ import pytest
 
 from cockpit.pipeline.slots import Slot, plan_slots
 from cockpit.pipeline.slurm import batch_script, exit_code
-from cockpit.pipeline.spec import PresetError, SlurmSettings, load_preset
+from cockpit.pipeline.presets import PresetError, SlurmSettings, load_preset
 from trainer.contract import RunPaths
 
 PRESET = """

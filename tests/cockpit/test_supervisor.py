@@ -18,7 +18,7 @@ from cockpit.pipeline import launcher
 from cockpit.pipeline.control import send_command
 from cockpit.pipeline.lock import PipelineLock, PipelineLocked
 from cockpit.pipeline.slots import Slot
-from cockpit.pipeline.spec import load_preset
+from cockpit.pipeline.presets import load_preset
 from cockpit.pipeline.supervisor import PipelineIOError, Supervisor
 from trainer.contract import (EXIT_ABORTED, EXIT_OK, PipelinePaths, contract_violation)
 from trainer.events import read_events

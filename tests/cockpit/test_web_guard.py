@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cockpit.pipeline.spec import shell_setting
+from cockpit.pipeline.presets import shell_setting
 from test_web import cockpit_web, server_env, web_server
 
 HAS_SERVE = importlib.util.find_spec("textual_serve") is not None

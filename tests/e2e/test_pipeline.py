@@ -332,7 +332,7 @@ def test_bad_input_exits_2_with_one_line_and_starts_nothing(tmp_path, preset_tex
 
 
 def test_every_shipped_preset_loads():
-    from cockpit.pipeline.spec import list_presets, load_preset
+    from cockpit.pipeline.presets import list_presets, load_preset
 
     names = [n for n, _ in list_presets()]
     assert {"smoke", "quick", "cpu-full", "deberta-v3-large", "deberta-v3-large-ddp", "multi-source"} <= set(names)

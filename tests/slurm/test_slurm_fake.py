@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.pipeline import launcher
-from cockpit.pipeline.spec import PresetError, load_preset
+from cockpit.pipeline.presets import PresetError, load_preset
 from cockpit.pipeline.start import PipelineRequest, prepare_pipeline
 from cockpit.pipeline.supervisor import Supervisor
 from trainer.contract import EXIT_OK, SLURM_SCRIPT_FILE, PipelinePaths, contract_violation

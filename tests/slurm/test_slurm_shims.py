@@ -20,7 +20,7 @@ from cockpit.headless import HeadlessConsole
 from cockpit.pipeline import slurm
 from cockpit.pipeline.restarts import Outcome, RestartPolicy
 from cockpit.pipeline.slots import Slot
-from cockpit.pipeline.spec import PresetError, load_preset
+from cockpit.pipeline.presets import PresetError, load_preset
 from cockpit.pipeline.start import PipelineRequest, prepare_pipeline
 from tests.conftest import REPO
 from trainer.contract import EXIT_BAD_INPUT, EXIT_FAILED, PipelinePaths, RunPaths

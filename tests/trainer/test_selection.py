@@ -95,7 +95,7 @@ def test_selection_key_names_the_leaderboard_column() -> None:
 def test_the_presets_choices_are_the_contracts() -> None:
     from typing import get_args
 
-    from cockpit.pipeline.spec import PipelineSettings
+    from cockpit.pipeline.presets import PipelineSettings
     from trainer.config import RunConfig
     from trainer.contract import FINAL_MODES, SELECT_BY
 

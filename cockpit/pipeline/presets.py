@@ -1,4 +1,4 @@
-"""Pipeline presets: a typed spec (pydantic), loading from a name or a TOML path, ``--set`` overrides,
+"""Pipeline presets: a typed schema (pydantic), loading from a name or a TOML path, ``--set`` overrides,
 and the RunConfig of every planned run. Bad input becomes one line naming the file and key."""
 
 from __future__ import annotations
