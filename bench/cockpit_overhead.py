@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cockpit")]
 
 import fake_pipeline as fp  # noqa: E402
+from trainer.contract import Event  # noqa: E402
 
 PY = sys.executable
 MB = 1024 * 1024
@@ -98,12 +99,12 @@ def bench_live(runs: int, rate: float, seconds: float) -> dict:
         folder = Path(tmp) / "20261201-000000-bench"
         names = [f"p1-live{i}" for i in range(runs)]
         pl = folder / "pipeline.jsonl"
-        fp.append(pl, "pipeline_start", time.time(), pipeline=folder.name, preset="bench", phases=[1],
+        fp.append(pl, Event.PIPELINE_START, time.time(), pipeline=folder.name, preset="bench", phases=[1],
                   devices=["cpu"])
-        fp.append(pl, "phase_start", time.time(), phase=1, name="screen", runs=names)
+        fp.append(pl, Event.PHASE_START, time.time(), phase=1, name="screen", runs=names)
         for name in names:
-            fp.append(pl, "run_launch", time.time(), run=name, device="cpu", pid=1, attempt=1)
-            fp.append(folder / name / "events.jsonl", "run_start", time.time(), run=name, config=fp.config(name, "asl"),
+            fp.append(pl, Event.RUN_LAUNCH, time.time(), run=name, device="cpu", pid=1, attempt=1)
+            fp.append(folder / name / "events.jsonl", Event.RUN_START, time.time(), run=name, config=fp.config(name, "asl"),
                       model="tiny", n_params=1, device="cpu", world_size=1, pid=1, resumed_from_step=None)
         code = APP_SNIPPET + f"""
 app = make_app(Path({str(folder)!r}), Path({tmp!r}))

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cockpit.pipeline.presets import load_preset  # noqa: E402
+from cockpit.records import RunEnd, RunStart, decode_run  # noqa: E402
 from trainer.config import config_to_toml  # noqa: E402
 from trainer.contract import EVENTS_FILE  # noqa: E402
 from trainer.events import read_events  # noqa: E402
@@ -59,13 +60,13 @@ def main() -> None:
     print("| run | precision | samples/s | wall (s) | dev F1@primary | dev tuned | dev tuned_cv |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for run_id, folder in runs:
-        events = read_events(folder / "run" / EVENTS_FILE)
-        steps = [e["samples_per_s"] for e in events if e["type"] == "step"][5:]
-        start = next(e for e in events if e["type"] == "run_start")
-        end = next(e for e in events if e["type"] == "run_end")
-        dev = [e for e in events if e["type"] == "eval" and e["split"] == "dev"][-1]
-        print(f"| {run_id} | {start['precision']} | {statistics.median(steps):.1f} | {end['wall_s']:.1f} | "
-              f"{dev['f1_macro'][primary]:.4f} | {dev['tuned']['f1_macro']:.4f} | {dev['tuned_cv']:.4f} |")
+        history = decode_run(read_events(folder / "run" / EVENTS_FILE), run_id)
+        steps = [r.samples_per_s for r in history.steps() if r.samples_per_s is not None][5:]
+        start = next(r for r in history.records if isinstance(r, RunStart))
+        end = next(r for r in history.records if isinstance(r, RunEnd))
+        dev = [r for r in history.evals() if r.split == "dev"][-1]
+        print(f"| {run_id} | {start.precision} | {statistics.median(steps):.1f} | {end.wall_s:.1f} | "
+              f"{dev.macro[primary]:.4f} | {dev.tuned:.4f} | {dev.tuned_cv:.4f} |")
 
 
 if __name__ == "__main__":

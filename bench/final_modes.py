@@ -23,7 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trainer.contract import EVENTS_FILE, TUNED_CV_KEY, TUNED_KEY, PipelinePaths, f1_macro_key  # noqa: E402
+from cockpit.records import PipelineEnd, PipelineStart, decode_all  # noqa: E402
+from trainer.contract import (EVENTS_FILE, PIPELINE_SOURCE, TUNED_CV_KEY, TUNED_KEY, PipelinePaths,  # noqa: E402
+                              f1_macro_key)
 from trainer.events import read_events  # noqa: E402
 
 DEFAULT_COMBOS = "f1@primary:retrain,tuned_cv:retrain,f1@primary:ensemble,tuned_cv:ensemble"
@@ -38,8 +40,9 @@ def pipeline_of(folder: Path) -> Path | None:
 def completed(pipeline: Path | None) -> bool:
     if pipeline is None:
         return False
-    ends = [e for e in read_events(PipelinePaths(pipeline).events) if e.get("type") == "pipeline_end"]
-    return bool(ends) and ends[-1].get("status") == "completed"
+    records, _ = decode_all(PIPELINE_SOURCE, read_events(PipelinePaths(pipeline).events))
+    ends = [r for r in records if isinstance(r, PipelineEnd)]
+    return bool(ends) and ends[-1].status == "completed"
 
 
 def run_combo(preset: str, select_by: str, final: str, folder: Path, extra: list[str]) -> Path:
@@ -69,7 +72,7 @@ def figures(pipeline: Path) -> dict:
     # that was killed wrote no pipeline_end, and its run went on writing until the kill).
     times = sorted([e["t"] for e in events] + [e["t"] for run in pipeline.glob(f"*/{EVENTS_FILE}")
                                                  for e in read_events(run)])
-    starts = [e["t"] for e in events if e.get("type") == "pipeline_start"]
+    starts = [r.t for r in decode_all(PIPELINE_SOURCE, events)[0] if isinstance(r, PipelineStart)]
     wall = 0.0
     for start, following in zip(starts, [*starts[1:], float("inf")]):
         wall += max(t for t in times if start <= t < following) - start

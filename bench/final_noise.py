@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from trainer.contract import PROBS_FILES, THRESHOLDS_FILE  # noqa: E402
+from trainer.contract import F1_MACRO, PROBS_FILES, THRESHOLDS_FILE  # noqa: E402
 from trainer.metrics import tune_thresholds, tuned_cv, tuned_summary  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     for name, (dev_p, test_p, dev_y, _, thresholds, default) in models.items():
         scores[name] = bootstrap_f1(test_p >= thresholds, test_y, weights)
         cv = [tuned_cv(dev_p, dev_y, seed=s, default=default) for s in range(args.splits)]
-        point = tuned_summary(test_p, test_y, thresholds)["f1_macro"]
+        point = tuned_summary(test_p, test_y, thresholds)[F1_MACRO]
         print(f"| {name} | {point:.4f} | {scores[name].std():.4f} | {np.mean(cv):.4f} | {np.std(cv):.4f} |")
     first = next(iter(scores))
     for name, other in list(scores.items())[1:]:
@@ -89,7 +89,7 @@ def main() -> None:
         for rule, avg in rules.items():
             dev_p, test_p = avg(0), avg(1)
             thresholds = tune_thresholds(dev_p, a[2], default=a[5])
-            print(f"{rule}: test tuned {tuned_summary(test_p, test_y, thresholds)['f1_macro']:.4f}")
+            print(f"{rule}: test tuned {tuned_summary(test_p, test_y, thresholds)[F1_MACRO]:.4f}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.contract import F1_MACRO
 from trainer.data import load_splits
 from trainer.metrics import f1_summary, tune_thresholds
 from trainer.taxonomy import goemotions_labels
@@ -89,8 +90,8 @@ def scores(run_dir: Path) -> dict[str, float]:
     tuned = np.asarray(tune_thresholds(probs, labels, default=0.2))
     out = {}
     for part, cols in (("all 28", list(range(28))), ("21 hidden", hidden)):
-        out[f"{part} @0.2"] = f1_summary(labels[:, cols], probs[:, cols] >= 0.2)["f1_macro"]
-        out[f"{part} tuned"] = f1_summary(labels[:, cols], probs[:, cols] >= tuned[cols])["f1_macro"]
+        out[f"{part} @0.2"] = f1_summary(labels[:, cols], probs[:, cols] >= 0.2)[F1_MACRO]
+        out[f"{part} tuned"] = f1_summary(labels[:, cols], probs[:, cols] >= tuned[cols])[F1_MACRO]
     return out
 
 
@@ -109,7 +110,7 @@ def paired_bootstrap(a: Path, b: Path, n: int = 1000, seed: int = 0) -> dict[str
         for _ in range(n):
             rows = rng.integers(0, len(labels), len(labels))
             y = labels[rows][:, cols]
-            diffs.append(f1_summary(y, pa[rows][:, cols])["f1_macro"] - f1_summary(y, pb[rows][:, cols])["f1_macro"])
+            diffs.append(f1_summary(y, pa[rows][:, cols])[F1_MACRO] - f1_summary(y, pb[rows][:, cols])[F1_MACRO])
         out[part] = (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
     return out
 

@@ -38,7 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from trainer.contract import PIPELINE_SOURCE  # noqa: E402
+from trainer.contract import F1_MACRO, F1_MICRO, PIPELINE_SOURCE, SCHEMA_VERSION, Event  # noqa: E402
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -60,20 +60,22 @@ def _events(runs: int, steps: int) -> list[tuple[float, str, dict]]:
     for r in range(runs):
         run = f"p1-cfg{r}"
         config = {"run": run, "loss": "bce", "lr": 1e-4, "report_to": "all", "loss_params": {}}
-        out.append((0.0, run, {"type": "run_start", "t": 0, "run": run, "config": config, "model": "minilm",
-                               "n_params": 22_000_000, "device": "cpu", "world_size": 1, "pid": 1}))
+        v = {"v": SCHEMA_VERSION}
+        out.append((0.0, run, {**v, "type": Event.RUN_START, "t": 0, "run": run, "config": config, "model": "minilm",
+                               "n_params": 22_000_000, "device": "cpu", "world_size": 1, "pid": 1,
+                               "resumed_from_step": None}))
         for s in range(1, steps + 1):
-            out.append((s, run, {"type": "step", "t": s, "step": s, "epoch": s / 1000, "loss": 0.1 + 1 / s,
+            out.append((s, run, {**v, "type": Event.STEP, "t": s, "step": s, "epoch": s / 1000, "loss": 0.1 + 1 / s,
                                  "lr": 1e-4, "grad_norm": 0.3, "samples_per_s": 60.0, "tokens_per_s": 1200.0,
                                  "step_time_s": 0.2, "nonfinite_skipped": 0}))
             if s % 100 == 0:
                 f1 = {"0.2": 0.3 + s / 1e5, "0.5": 0.2}
-                out.append((s, run, {"type": "eval", "t": s, "step": s, "epoch": s / 1000, "split": "dev",
-                                     "loss": 0.09, "f1_macro": f1, "f1_micro": f1, "tuned": {"f1_macro": 0.4},
+                out.append((s, run, {**v, "type": Event.EVAL, "t": s, "step": s, "epoch": s / 1000, "split": "dev",
+                                     "loss": 0.09, F1_MACRO: f1, F1_MICRO: f1, "tuned": {F1_MACRO: 0.4},
                                      "per_class": [{"label": f"l{i}", "precision": 0.5, "recall": 0.5,
                                                     "f1": 0.5, "support": 10} for i in range(28)]}))
             if s % 250 == 0:
-                out.append((s, run, {"type": "alert", "t": s, "level": "warn", "code": "grad_vanishing",
+                out.append((s, run, {**v, "type": Event.ALERT, "t": s, "level": "warn", "code": "grad_vanishing",
                                      "message": f"step {s}: grad norm below 1e-4"}))
     return sorted(out, key=lambda e: e[0])
 
@@ -107,7 +109,7 @@ def _drive(outlets: list, runs: int, steps_per_s: float, seconds: float) -> dict
             outlet.on_event(source, event)
     cpu_fed, t_fed = _cpu(), time.monotonic()
     for outlet in outlets:
-        outlet.on_event(PIPELINE_SOURCE, {"type": "pipeline_end", "t": steps, "status": "completed", "exit_code": 0})
+        outlet.on_event(PIPELINE_SOURCE, {"v": SCHEMA_VERSION, "type": Event.PIPELINE_END, "t": steps, "status": "completed", "exit_code": 0})
     for outlet in outlets:
         outlet.close(60)
     wall = time.monotonic() - t0
@@ -138,7 +140,7 @@ def bench_supervisor(args: argparse.Namespace) -> dict:
             alerts += fan.drain_alerts()
         pdir = Path(tmp) / "notify" / "20261130-000000-bench"
         pdir.mkdir(parents=True)
-        notifier = Notifier([url], ["stall", "failed", "nonfinite_abort", "pipeline_end", "alert"], pdir, 0.2)
+        notifier = Notifier([url], [Event.STALL, "failed", "nonfinite_abort", Event.PIPELINE_END, Event.ALERT], pdir, 0.2)
         results["notifier (json://, alerts and the end)"] = _drive([notifier], args.runs, args.steps_per_s,
                                                                    args.seconds)
         alerts += notifier.drain_alerts()
@@ -155,7 +157,7 @@ class _Only:
         self.outlet, self.config = outlet, config
 
     def on_event(self, source: str, event: dict) -> None:
-        if event.get("type") == "run_start":
+        if event.get("type") == Event.RUN_START:
             event = {**event, "config": {**event["config"], **self.config}}
         self.outlet.on_event(source, event)
 
@@ -167,6 +169,7 @@ _FORWARD = """
 import sys, time, json
 from pathlib import Path
 from cockpit.outlets.trackers import TrackerFanout
+from trainer.contract import Event
 from trainer.events import EventReader
 run_dir, pdir = Path(sys.argv[1]), Path(sys.argv[2])
 fan = TrackerFanout(pdir, pdir.name)
@@ -175,7 +178,7 @@ done = False
 while not done:  # the supervisor's loop: read new events every 0.25 s and hand them on
     for e in reader.read_new():
         fan.on_event(run_dir.name, e)
-        done = done or e.get("type") == "run_end"
+        done = done or e.get("type") == Event.RUN_END
     time.sleep(0.25)
 fan.close(60)
 print(json.dumps(fan.drain_alerts()))

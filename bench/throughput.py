@@ -33,6 +33,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cockpit.records import decode_run  # noqa: E402
+from trainer.contract import EVENTS_FILE  # noqa: E402
+from trainer.events import read_events  # noqa: E402
+
 
 def subset(n: int, seed: int = 0):
     from trainer.data import load_splits, seeded_subset
@@ -89,11 +93,10 @@ def goemo_train(n: int, threads: int, precision: str = "auto") -> dict:
            "--set", "oversampling='none'", "--set", f"torch_threads={threads}", "--set", "seed=0",
            "--set", "checkpoint_every_steps=0", "--set", f"precision='{precision}'", "--out", str(out)]
     subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    events = [json.loads(line) for line in open(out / "events.jsonl")]
-    steps = [e for e in events if e["type"] == "step"]
-    seconds = sum(e["step_time_s"] for e in steps)
-    samples = sum(e["samples_per_s"] * e["step_time_s"] for e in steps)
-    tokens = sum(e["tokens_per_s"] * e["step_time_s"] for e in steps)
+    steps = decode_run(read_events(out / EVENTS_FILE)).steps()
+    seconds = sum(r.step_time_s or 0.0 for r in steps)
+    samples = sum((r.samples_per_s or 0.0) * (r.step_time_s or 0.0) for r in steps)
+    tokens = sum((r.tokens_per_s or 0.0) * (r.step_time_s or 0.0) for r in steps)
     # padding share of the same batches, recomputed from the cached token lengths
     from trainer.data import tokenize_texts
     from trainer.model_source import resolve_model
