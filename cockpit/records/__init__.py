@@ -13,7 +13,7 @@ and the views; it imports nothing of the cockpit's outside this package.
 - `ranking`: the one ranking rule (the chosen score, then the other, missing last).
 """
 
-from cockpit.records.decode import PIPELINE_DECODERS, RUN_DECODERS, Record, decode
+from cockpit.records.decode import PIPELINE_DECODERS, RUN_DECODERS, Record, decode, decode_all
 from cockpit.records.history import RunHistory, decode_run, read_run_history
 from cockpit.records.evals import ClassScore, EvalRecord, decode_eval, eval_source, is_run_eval
 from cockpit.records.pipeline_events import (PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Requeue, Restart,
@@ -27,5 +27,5 @@ __all__ = ["PIPELINE_DECODERS", "RUN_DECODERS", "ActivityRecord", "Alert", "BadE
            "ClassScore", "DataRecord", "DeviceRecord", "EvalRecord", "GpuReading", "OversampleCount", "PhaseEnd",
            "PhaseStart", "PipelineEnd", "PipelineStart", "Record", "Requeue", "Restart", "RunDone", "RunEnd",
            "RunExit", "RunHistory", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall", "StepRecord",
-           "best_eval", "decode", "decode_eval", "decode_run", "eval_source", "integer", "is_run_eval", "number",
+           "best_eval", "decode", "decode_all", "decode_eval", "decode_run", "eval_source", "integer", "is_run_eval", "number",
            "rank_key", "rank_place", "read_run_history", "scores", "text", "threshold"]

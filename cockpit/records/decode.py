@@ -9,7 +9,7 @@ exist and which keys each must carry; a record then reads its values with the le
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterable, Union
 
 from cockpit.records import pipeline_events as pe
 from cockpit.records import run_events as re_
@@ -76,3 +76,18 @@ def decode(origin: str, event: Any) -> Record | None:
 def event_time(event: dict[str, Any]) -> float | None:
     """The event's ``t``, a finite number, or None."""
     return number(event.get("t"))
+
+
+def decode_all(origin: str, events: Iterable[Any]) -> tuple[list[Record], int]:
+    """Every event of one file as records, in order, and how many the contract refused (skipped); types the
+    file does not hold are dropped."""
+    records, bad = [], 0
+    for event in events:
+        try:
+            record = decode(origin, event)
+        except BadEvent:
+            bad += 1
+            continue
+        if record is not None:
+            records.append(record)
+    return records, bad

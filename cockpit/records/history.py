@@ -10,10 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from cockpit.records.decode import RunRecord, decode
+from cockpit.records.decode import RunRecord, decode_all
 from cockpit.records.evals import EvalRecord
 from cockpit.records.run_events import DataRecord, RunStart, StepRecord
-from cockpit.records.values import BadEvent
 from trainer.contract import PipelinePaths
 from trainer.events import read_events_counted
 
@@ -89,13 +88,5 @@ def read_run_history(pipeline_dir: Path, run_id: str) -> RunHistory:
 
 def decode_run(events: Iterable[dict[str, Any]], run: str = RUN_ORIGIN) -> RunHistory:
     """A run's events as a history; malformed events are skipped and counted, types it does not hold dropped."""
-    records, bad = [], 0
-    for event in events:
-        try:
-            record = decode(run, event)
-        except BadEvent:
-            bad += 1
-            continue
-        if record is not None:
-            records.append(record)
-    return RunHistory(tuple(records), bad)
+    records, bad = decode_all(run, events)
+    return RunHistory(tuple(records), bad)  # type: ignore[arg-type] - a run's origin decodes to run records
