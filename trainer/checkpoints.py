@@ -29,8 +29,9 @@ from typing import Any, Callable
 
 from trainer.contract import (BEST, BEST_META_FILE, LATEST, OPTIMIZER_FILE, SCALER_FILE, SCHEDULER_FILE, TMP_SUFFIX,
                               TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, find_best, read_checkpoint_state,
-                              read_json_file, rng_file)
+                              rng_file)
 from trainer.durable import folder_file_mode, swap_folder, write_atomic, write_json_atomic
+from trainer.file_reads import read_json
 
 # Keys inside the optimizer file's metadata.
 _OPTIMIZER_META_KEY = "goemo_optimizer"
@@ -284,7 +285,7 @@ def load_latest(accelerator: Any, checkpoint: Path, model: Any, optimizer: Any, 
 
 
 def _read_json(path: Path) -> Any:
-    return read_json_file(path, "expected the JSON that save_latest writes", CheckpointStateError)
+    return read_json(path, "the JSON that save_latest writes", CheckpointStateError)
 
 
 # -- best -----------------------------------------------------------------------------------------------

@@ -10,12 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from trainer.contract import TRACKERS
 from trainer.contract import SELECT_BY
-from trainer.input_files import int_limit_message
+from trainer.file_reads import int_limit_message, parse_toml, read_text
 from trainer.loss_names import loss_params_problem
 
 
 class ConfigError(ValueError):
     """A user error in a config: the message is one line naming the source, key and what was expected."""
+
+
+_TOML_FILE = "a UTF-8 TOML file"  # what a config or preset path must hold, in its read errors
 
 
 SOURCE_KINDS = ("goemotions", "semeval2018-ec", "isear", "meld", "table")
@@ -265,29 +268,8 @@ def read_toml_text(path: str | Path) -> tuple[str, dict[str, Any]]:
 
     The text (a UTF-8 byte-order mark dropped) is returned too, so callers can point at the line of a key.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: expected a TOML file, found a folder") from None
-    except PermissionError:
-        raise ConfigError(f"{path}: permission denied (expected a readable TOML file)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected a UTF-8 TOML file") from None
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # tomllib lets these through bare: a traceback otherwise
-        raise ConfigError(f"{path}: {int_limit_message(exc) or 'values nested too deeply to read'} "
-                          f"(expected a TOML file)") from None
+    text = read_text(path, _TOML_FILE, ConfigError)
+    return text, parse_toml(text, path, _TOML_FILE, ConfigError)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

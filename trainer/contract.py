@@ -10,13 +10,14 @@ writes the files durably.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from trainer.file_reads import read_json
 
 SCHEMA_VERSION = 1
 
@@ -367,15 +368,9 @@ def is_pipeline_dir(path: Path) -> bool:
 
 
 def read_json_file(path: Path, expected: str, error: type[ValueError] = ValueError) -> Any:
-    """A JSON file that another process wrote, or ``error`` with one line naming it and what was expected."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{path}: file not found; {expected}") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc}); {expected}") from None
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        raise error(f"{path}: empty or not valid JSON (truncated?); {expected}") from None
+    """``trainer.file_reads.read_json`` with ``expected`` worded "expected ...": kept for the cockpit's
+    publisher until it calls read_json; trainer code calls read_json."""
+    return read_json(path, expected.removeprefix("expected "), error)
 
 
 # -- checkpoint state ---------------------------------------------------------------------------
@@ -407,7 +402,7 @@ def find_best(checkpoints: Path) -> Path | None:
 def read_checkpoint_state(checkpoint: Path) -> dict[str, Any]:
     """``trainer_state.json`` of a checkpoint, validated; CheckpointStateError when torn or changed."""
     path = checkpoint / TRAINER_STATE_FILE
-    state = read_json_file(path, "expected the trainer state", CheckpointStateError)
+    state = read_json(path, "the trainer state", CheckpointStateError)
     if not isinstance(state, dict):
         raise CheckpointStateError(f"{path}: expected a JSON object")
     missing = [k for k in STATE_KEYS if k not in state]

@@ -17,8 +17,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from trainer.input_files import (ENV_MAX_SOURCE_BYTES, InputFileError, int_limit_message, max_source_bytes,
-                                 read_input_file)
+from trainer.file_reads import decode_utf8, int_limit_message
+from trainer.input_files import ENV_MAX_SOURCE_BYTES, InputFileError, max_source_bytes, read_input_file
 from trainer.taxonomy import NUM_GOEMOTIONS_LABELS, goemotions_labels
 
 NUM_LABELS = NUM_GOEMOTIONS_LABELS
@@ -197,6 +197,7 @@ def _jsonl_rows(fh: io.TextIOBase, origin: str) -> Iterable[tuple[int, Any, Any]
 
 
 _READERS = {".tsv": _tsv_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}
+_DATA_FILE = "a data file"
 
 
 def read_split_file(path: Path, name: str) -> Split:
@@ -208,7 +209,7 @@ def read_split_file(path: Path, name: str) -> Split:
         raise DataError(f"{path}: unsupported file type (expected .tsv, .csv or .jsonl)")
     cap = max_source_bytes()
     try:
-        raw = read_input_file(path, "a data file", cap, ENV_MAX_SOURCE_BYTES)
+        raw = read_input_file(path, _DATA_FILE, cap, ENV_MAX_SOURCE_BYTES)
         data = _gunzip(raw, path, cap) if gz else raw
     except InputFileError as exc:
         raise DataError(str(exc)) from None
@@ -218,11 +219,8 @@ def read_split_file(path: Path, name: str) -> Split:
         raise DataError(f"{path}: gzip data ends early (truncated file?)") from None
     except zlib.error as exc:
         raise DataError(f"{path}: corrupt gzip data ({exc})") from None
-    try:
-        # utf-8-sig: a byte-order mark (Excel writes one) is dropped instead of joining the first header/text
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    # a byte-order mark (Excel writes one) is dropped instead of joining the first header/text
+    text = decode_utf8(data, path, _DATA_FILE, DataError)
     # csv's default field limit (131072) is below MAX_TEXT_CHARS; set for this read only (it is process-wide)
     old_limit = csv.field_size_limit(MAX_TEXT_CHARS)
     try:

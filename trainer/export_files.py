@@ -11,8 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from trainer.config import ConfigError, validate_config
-from trainer.contract import PROBS_FILES, THRESHOLDS_FILE, read_json_file
+from trainer.contract import PROBS_FILES, THRESHOLDS_FILE
 from trainer.durable import write_json_atomic
+from trainer.file_reads import read_json
 from trainer.metrics import DEFAULT_GRID
 
 # tune_thresholds' grid as thresholds.json records it: [first, last, step]
@@ -43,7 +44,7 @@ def read_max_length(folder: Path) -> int:
     """The ``max_length`` an export's thresholds.json records (LEGACY_MAX_LENGTH when it predates the key);
     ValueError, one line naming the file, when the file is unreadable or the value is not a valid max_length."""
     path = folder / THRESHOLDS_FILE
-    data = read_json_file(path, "expected the tuned thresholds of an exported model")
+    data = read_json(path, "the tuned thresholds of an exported model")
     if not isinstance(data, dict) or "max_length" not in data:
         return LEGACY_MAX_LENGTH  # an older export, or a malformed file that the thresholds' reader names
     value = data["max_length"]

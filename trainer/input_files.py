@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
+
+from trainer.file_reads import unreadable
 
 # The caps are environment settings, not run-config keys: they guard the machine, not the experiment, and a
 # run's config (and so its hash and resume check) must not change when someone raises them.
@@ -75,12 +76,8 @@ def read_input_file(path: str | Path, expected: str, cap: int, env: str) -> byte
         if kind is None:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
             return _read_capped(fd, path, expected, cap, env)
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: file not found (expected {expected})") from None
-    except PermissionError:
-        raise InputFileError(f"{path}: permission denied (expected a readable {expected})") from None
-    except OSError as exc:  # a symlink loop, a name too long, a path through a file, an I/O error
-        raise InputFileError(f"{path}: cannot read ({exc.strerror or exc}; expected {expected})") from None
+    except OSError as exc:
+        raise InputFileError(unreadable(path, exc, expected)) from None
     raise InputFileError(f"{path}: expected {expected}, found {kind}")
 
 
@@ -104,10 +101,3 @@ def _read_capped(fd: int, path: Path, expected: str, cap: int, env: str) -> byte
         if total > cap:
             raise _too_large(path, f"more than {cap}", cap, env)
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def int_limit_message(exc: BaseException) -> str | None:
-    """For Python's cap on digits in an integer (a ValueError "Exceeds the limit"), a short reason; else None."""
-    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
-        return f"a number with more than {sys.get_int_max_str_digits()} digits"
-    return None

@@ -9,13 +9,12 @@ Stdlib only, so the cockpit validates maps before anything starts.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from trainer.input_files import (ENV_MAX_LABEL_MAP_BYTES, InputFileError, int_limit_message, max_label_map_bytes,
-                                 read_input_file)
+from trainer.file_reads import decode_utf8, parse_toml
+from trainer.input_files import ENV_MAX_LABEL_MAP_BYTES, InputFileError, max_label_map_bytes, read_input_file
 from trainer.taxonomy import goemotions_labels
 
 # The source kinds whose labels are not already ours, and so ship a map.
@@ -67,19 +66,11 @@ def load_label_map(path: str | Path) -> LabelMap:
     path = Path(path).expanduser()
     expected = "a TOML label map with a [labels] table"
     try:
-        text = read_input_file(path, expected, max_label_map_bytes(), ENV_MAX_LABEL_MAP_BYTES).decode("utf-8-sig")
+        raw = read_input_file(path, expected, max_label_map_bytes(), ENV_MAX_LABEL_MAP_BYTES)
     except InputFileError as exc:
         raise LabelMapError(str(exc)) from None
-    except UnicodeDecodeError as exc:
-        raise LabelMapError(f"{path}: not UTF-8 text ({exc.reason}); expected a TOML label map") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LabelMapError(f"{path}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise LabelMapError(f"{path}: values nested too deeply to read (expected {expected})") from None
-    except ValueError as exc:  # tomllib lets Python's cap on an integer's digits through as a bare ValueError
-        raise LabelMapError(f"{path}: {int_limit_message(exc) or exc} (expected {expected})") from None
+    text = decode_utf8(raw, path, expected, LabelMapError)
+    data = parse_toml(text, path, expected, LabelMapError)
     table = data.get("labels")
     if not isinstance(table, dict) or not table:
         raise LabelMapError(f"{path}: expected a non-empty [labels] table, source label = [our labels]")

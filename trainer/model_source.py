@@ -4,10 +4,11 @@ preset's model names before anything starts."""
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from trainer.file_reads import read_json
 
 MINILM = "minilm"
 TINY_DEBERTA = "tiny-deberta"
@@ -28,16 +29,7 @@ def minilm_path() -> Path:
 
 def _read_json_object(path: Path, what: str) -> dict:
     """A JSON object from a model folder, or a one-line ModelError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ModelError(f"{path}: not UTF-8 text ({exc.reason}); expected {what}") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}); expected {what}") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc}); expected {what}") from None
+    data = read_json(path, what, ModelError)
     if not isinstance(data, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
         raise ModelError(f"{path}: found {kind}, expected a JSON object ({what})")

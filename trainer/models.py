@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE, read_json_file
+from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE
 from trainer.durable import write_json_atomic
+from trainer.file_reads import read_json
 from trainer.model_source import ModelError, ModelSource
 
 
@@ -149,10 +150,11 @@ TOKENIZER_PROBE = "thank you so much, this is great"
 def read_export_spec(model_dir: Path) -> dict[str, Any]:
     """goemo_model.json of an exported folder, validated; ModelError (one line naming the file) if not."""
     path = model_dir / MODEL_META_FILE
-    expected = f"expected a JSON object {_SPEC_SHAPE} as goemo-train exports it"
+    shape = f"a JSON object {_SPEC_SHAPE} as goemo-train exports it"
+    expected = f"expected {shape}"
     if not path.exists():
         raise ModelError(f"{path}: file not found (expected a model folder exported by goemo-train)")
-    spec = read_json_file(path, expected, ModelError)
+    spec = read_json(path, shape, ModelError)
     if not isinstance(spec, dict):
         raise ModelError(f"{path}: found {type(spec).__name__}, {expected}")
     if spec.get("pooling") not in POOLINGS:
@@ -194,10 +196,12 @@ def _weight_files(model_dir: Path) -> list[Path]:
     single, index = model_dir / WEIGHTS_FILE, model_dir / SAFE_WEIGHTS_INDEX_NAME
     if single.exists() or not index.exists():
         return [single]
+    expected = "the weight map export wrote"
+    data = read_json(index, expected, ModelError)
     try:
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise ModelError(f"{index}: not a readable safetensors index; expected the weight map export wrote") from None
+        shards = sorted(set(data["weight_map"].values()))
+    except (KeyError, TypeError, AttributeError):
+        raise ModelError(f"{index}: no 'weight_map' table of shard files; expected {expected}") from None
     return [model_dir / str(s) for s in shards]
 
 
@@ -210,11 +214,7 @@ def _load_tokenizer_from(model_dir: Path, spec: dict[str, Any]) -> Any:
         if not (model_dir / name).is_file():
             raise ModelError(f"{model_dir / name}: file not found; expected {expected}")
         if name.endswith(".json"):  # a truncated one would fail deep inside transformers, unnamed
-            try:
-                json.loads((model_dir / name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                raise ModelError(f"{model_dir / name}: empty, unreadable or not valid JSON (truncated?); "
-                                 f"expected {expected}") from None
+            read_json(model_dir / name, expected, ModelError)
     try:
         return AutoTokenizer.from_pretrained(model_dir)
     except Exception as exc:  # a broken file surfaces as JSON, type or attribute errors from deep inside

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE,
-                              read_json_file)
+from trainer.contract import ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_OK, MODEL_META_FILE, THRESHOLDS_FILE
 from trainer.export_files import read_max_length
+from trainer.file_reads import read_json
 
 # The tokenizer encodes a whole text before it truncates (a 12 MB line took 2.27 GB), so texts are cut
 # first. Subword pieces of English average about 4 characters and vocabularies hold few over 20, so 64
@@ -33,10 +33,11 @@ def clip_text(text: str, max_length: int) -> str:
 def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
     """The per-label thresholds tuned on dev: one number in [0, 1] per label, in the model's label order."""
     path = model_dir / THRESHOLDS_FILE
-    expected = f"expected a JSON object with a 'thresholds' list of {len(names)} numbers in [0, 1], one per label"
+    shape = f"a JSON object with a 'thresholds' list of {len(names)} numbers in [0, 1], one per label"
+    expected = f"expected {shape}"
     if not path.exists():
         raise ValueError(f"{path}: file not found (expected the tuned thresholds of an exported model)")
-    data = read_json_file(path, expected)
+    data = read_json(path, shape)
     raw = data.get("thresholds") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         raise ValueError(f"{path}: no 'thresholds' list; {expected}")
@@ -58,7 +59,7 @@ def _members(model_dir: Path) -> list[Path]:
         return [model_dir]
     from trainer.ensemble import member_dirs
 
-    ensemble = read_json_file(model_dir / ENSEMBLE_FILE, "expected the member list of an exported ensemble")
+    ensemble = read_json(model_dir / ENSEMBLE_FILE, "the member list of an exported ensemble")
     if not isinstance(ensemble, dict):
         raise ValueError(f"{model_dir / ENSEMBLE_FILE}: expected a JSON object with a 'members' list")
     return member_dirs(model_dir, ensemble)

@@ -178,7 +178,7 @@ def test_a_head_for_other_labels_is_refused(folder, capfd):
 @pytest.mark.parametrize("text, says", [
     ("", "not valid JSON"),
     ('{"pooling": "head", "labels": [', "not valid JSON"),
-    ("\xff\xfe", "not valid JSON"),
+    ("\xff\xfe", "not UTF-8 text"),  # a UTF-16 byte-order mark: said as such, not lumped with bad JSON
     ("[1, 2]", "found list"),
     ('{"labels": ["a"]}', "'pooling'"),
     ('{"pooling": "max", "labels": ["a"]}', "'pooling'"),
