@@ -367,12 +367,6 @@ def is_pipeline_dir(path: Path) -> bool:
     return (path / PIPELINE_FILE).is_file()
 
 
-def read_json_file(path: Path, expected: str, error: type[ValueError] = ValueError) -> Any:
-    """``trainer.file_reads.read_json`` with ``expected`` worded "expected ...": kept for the cockpit's
-    publisher until it calls read_json; trainer code calls read_json."""
-    return read_json(path, expected.removeprefix("expected "), error)
-
-
 # -- checkpoint state ---------------------------------------------------------------------------
 class CheckpointStateError(ValueError):
     """A trainer_state.json that cannot be read or lacks keys: one line naming the file."""

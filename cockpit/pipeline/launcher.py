@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cockpit.pipeline.slots import Slot
+from cockpit.records import RunLaunch
 from trainer.contract import RunPaths
 
 class LaunchError(RuntimeError):
@@ -74,7 +75,7 @@ class Launcher(Protocol):
               drop_env: tuple[str, ...] = (), accelerate_config: str | None = None) -> RunHandle:
         """Start ``goemo-train ARGS`` for one run (through ``accelerate launch --config_file`` when given)."""
 
-    def adopt(self, launch: dict[str, Any], paths: RunPaths) -> RunHandle | None:
+    def adopt(self, launch: RunLaunch, paths: RunPaths) -> RunHandle | None:
         """The run a run_launch event describes, if it is still queued or running and can be watched again."""
 
 
@@ -185,7 +186,7 @@ class LocalLauncher:
               drop_env: tuple[str, ...] = (), accelerate_config: str | None = None) -> RunHandle:
         return start_local(paths, slot, args, env_extra, drop_env, accelerate_config)
 
-    def adopt(self, launch: dict[str, Any], paths: RunPaths) -> RunHandle | None:
+    def adopt(self, launch: RunLaunch, paths: RunPaths) -> RunHandle | None:
         # A local trainer cannot be re-attached as a child of a new supervisor (no Popen, no exit
         # code): the supervisor ends it (it checkpoints) and starts it again instead.
         return None

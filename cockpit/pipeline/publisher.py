@@ -14,9 +14,10 @@ from cockpit.records import read_run_history
 from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.presets import Preset
 from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,
-                              OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key, read_json_file,
+                              OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key,
                               selection_key)
 from trainer.durable import folder_file_mode, fsync_dir, swap_folder, write_json_atomic
+from trainer.file_reads import read_json
 
 
 def _fsync_tree(root: Path, mode: int) -> None:
@@ -105,7 +106,7 @@ class ResultsPublisher:
                   "select_by": self.settings.select_by, "dev": scores.get("dev"), "test": scores.get("test"),
                   "thresholds": f"{FINAL_DIR}/{THRESHOLDS_FILE}"}
         if (run.export / ENSEMBLE_FILE).is_file():
-            ensemble = read_json_file(run.export / ENSEMBLE_FILE, "expected the members p4-final averaged")
+            ensemble = read_json(run.export / ENSEMBLE_FILE, "the members p4-final averaged")
             record["rule"] = ensemble.get("rule")
             record["members"] = [{k: m.get(k) for k in ("run", "config", "best_step", "dev", "test")}
                                  for m in ensemble.get("members", [])]

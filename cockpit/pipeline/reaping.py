@@ -91,8 +91,8 @@ class RunReaper:
         active, code = exit_.active, exit_.code
         rec = active.record
         self.scheduler.release(active)
-        status = (active.ended or {}).get("status")
-        reason = ("stalled" if active.intent == "stall" else (active.ended or {}).get("reason")
+        status = active.ended.status if active.ended else None
+        reason = ("stalled" if active.intent == "stall" else (active.ended.reason if active.ended else None)
                   or exit_reason(self.paths.run(rec.run_id), code))
         self.emit(Event.RUN_EXIT, run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
         decision = self.policy.decide(code, status, active.intent, rec.attempts)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from cockpit.pipeline.launcher import RunHandle
 from cockpit.pipeline.slots import Slot
 from cockpit.pipeline.watchdog import StallWatchdog
+from cockpit.records import BadEvent, RunEnd, decode
 from trainer.events import EventReader
 from trainer.contract import Event
 
@@ -46,7 +47,7 @@ class ActiveRun:
     process: RunHandle
     watchdog: StallWatchdog
     reader: EventReader
-    ended: dict[str, Any] | None = None  # the trainer's run_end, once read
+    ended: RunEnd | None = None  # the trainer's run_end, once read
     intent: str | None = None  # why we are ending it: "stop", "restart", "stall", "pipeline"
     restarts_seen: int = 0  # the scheduler's own restarts (Slurm requeues) already reported
 
@@ -114,7 +115,10 @@ class Scheduler:
         for event in active.reader.read_new():
             active.watchdog.observe(event)
             if event.get("type") == Event.RUN_END:
-                active.ended = event
+                try:
+                    active.ended = decode(active.record.run_id, event)  # type: ignore[assignment]
+                except BadEvent:
+                    pass  # a garbled run_end says no status: the exit code decides alone
             self.on_event(active.record.run_id, event)
 
     def poll(self) -> tuple[list[Exited], list[ActiveRun]]:

@@ -38,8 +38,8 @@ from cockpit.pipeline import launcher as local
 from cockpit.pipeline.launcher import LaunchError
 from cockpit.pipeline.slots import Slot
 from cockpit.pipeline.presets import SlurmSettings
+from cockpit.records import RunEnd, RunLaunch, decode_run
 from trainer.contract import EXIT_FAILED, EXIT_OK, SLURM_SCRIPT_FILE, RunPaths
-from trainer.contract import Event
 from trainer.events import read_events
 
 # Job states in which the job will still run (or is running); any other is an end.
@@ -313,9 +313,8 @@ class SlurmJob:
 
     def _forgotten_state(self) -> str:
         """Slurm no longer knows the job (its record aged out): the run's own events say how it ended."""
-        ends = [e for e in read_events(self.paths.events) if e.get("type") == Event.RUN_END] \
-            if self.paths.events.exists() else []
-        return "COMPLETED" if ends and ends[-1].get("status") == "completed" else "FAILED"
+        ends = [r for r in decode_run(read_events(self.paths.events)).records if isinstance(r, RunEnd)]
+        return "COMPLETED" if ends and ends[-1].status == "completed" else "FAILED"
 
     def poll(self) -> int | None:
         state = self.state()
@@ -440,9 +439,9 @@ class SlurmLauncher:
                 _scancel(job_id, self.health)
             time.sleep(1.0)
 
-    def adopt(self, launch: dict[str, Any], paths: RunPaths) -> SlurmJob | None:
-        job_id = launch.get("job_id")
-        if not isinstance(job_id, str) or not job_id:
+    def adopt(self, launch: RunLaunch, paths: RunPaths) -> SlurmJob | None:
+        job_id = launch.job_id
+        if job_id is None:
             return None
         job = SlurmJob(job_id, paths, self.health)
         return job if job.known_state() in ALIVE else None

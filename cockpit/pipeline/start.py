@@ -19,9 +19,10 @@ from cockpit.pipeline.lock import PipelineLocked, check_unlocked
 from cockpit.pipeline.slots import plan_slots
 from cockpit.pipeline.presets import (Preset, PresetError, check_phase_selection, load_preset, phase1_plan,
                                       resolve_preset_path)
+from cockpit.records import PipelineStart, decode_all
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state)
-from trainer.contract import Event
+from trainer.contract import PIPELINE_SOURCE
 from trainer.durable import write_atomic
 from trainer.events import read_events
 
@@ -73,10 +74,11 @@ def parse_configs(text: str | None) -> list[str] | None:
 
 
 def _resume_selection(paths: PipelinePaths) -> tuple[list[int], list[str]]:
-    start = next((e for e in read_events(paths.events) if e.get("type") == Event.PIPELINE_START), None)
-    if start is None or not isinstance(start.get("phases"), list) or not isinstance(start.get("configs"), list):
+    records, _ = decode_all(PIPELINE_SOURCE, read_events(paths.events))
+    start = next((r for r in records if isinstance(r, PipelineStart)), None)
+    if start is None or not start.phases or not start.configs:
         raise PresetError(f"{paths.events}: no pipeline_start with phases and configs (expected a pipeline folder)")
-    return [int(p) for p in start["phases"]], [str(c) for c in start["configs"]]
+    return list(start.phases), list(start.configs)
 
 
 def _check_checkpoints(paths: PipelinePaths) -> None:

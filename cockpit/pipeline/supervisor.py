@@ -27,6 +27,7 @@ from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, 
 from cockpit.pipeline.slots import Slot, plan_slots
 from cockpit.pipeline.presets import PlannedRun, Preset, phase1_plan
 from cockpit.pipeline.watchdog import StallWatchdog
+from cockpit.records import Record, RunDone, RunExit, RunLaunch, decode_all
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
                               EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, run_id,
@@ -45,6 +46,14 @@ class PipelineIOError(RuntimeError):
 
 class PipelineLaunchError(RuntimeError):
     """A run could not be launched (sbatch refused its job): one line, the other runs ended, exit 1 (EXIT_FAILED)."""
+
+
+def launches_of(history: list[Record]) -> tuple[dict[str, RunLaunch], set[tuple[str, int | None]]]:
+    """From an earlier supervisor's pipeline.jsonl: each run's last launch, and the (run, attempt) pairs that
+    exited (a launch without its exit may still be running: a trainer to end, or a Slurm job to adopt)."""
+    launched = {r.run: r for r in history if isinstance(r, RunLaunch)}
+    exited = {(r.run, r.attempt) for r in history if isinstance(r, RunExit)}
+    return launched, exited
 
 
 class Supervisor:
@@ -79,7 +88,7 @@ class Supervisor:
         self.interrupted: str | None = None
         self.current_phase: int | None = None
         self.log: EventWriter | None = None
-        self._history: list[dict[str, Any]] = []  # pipeline.jsonl as it was when run() started (resume)
+        self._history: list[Record] = []  # pipeline.jsonl as it was when run() started (resume), as records
         self._pending_said: dict[str, str | None] = {}  # run -> the queue's reason last written (Slurm)
         # The phases, in the order a pipeline runs them.
         self.phase_table: dict[int, Callable[[], None]] = {
@@ -115,7 +124,7 @@ class Supervisor:
         with PipelineLock(self.paths):
             control.check_control_dir(self.dir)
             stale = control.discard_pending(self.dir)
-            self._history = read_events(self.paths.events)
+            self._history = decode_all(PIPELINE_SOURCE, read_events(self.paths.events))[0]
             resumed = bool(self._history)
             previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
             for sig in previous:
@@ -257,26 +266,23 @@ class Supervisor:
             rec = self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from,
                                                         ensemble_from=list(ensemble_from or []))
             for event in self._history:  # what an earlier supervisor of this folder decided
-                if event.get("run") != plan.run_id:
-                    continue
-                if event["type"] == Event.RUN_DONE:
-                    rec.status = event["status"]
-                elif event["type"] == Event.RUN_LAUNCH:
-                    rec.attempts = max(rec.attempts, int(event["attempt"]))
+                if isinstance(event, RunDone) and event.run == plan.run_id:
+                    rec.status = event.status
+                elif isinstance(event, RunLaunch) and event.run == plan.run_id:
+                    rec.attempts = max(rec.attempts, event.attempt)
         return self.records[plan.run_id]
 
     def _end_leftover_trainers(self) -> None:
         """Trainers launched by a supervisor that died keep running (own session): end them first, so a
         resumed run never has two writers. A trainer is recognised by the pid and the process start time
         recorded at launch, never by its command line. They checkpoint on SIGTERM."""
-        launched = {e["run"]: e for e in self._history if e.get("type") == Event.RUN_LAUNCH}
-        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == Event.RUN_EXIT}
+        launched, exited = launches_of(self._history)
         for run, launch in launched.items():
-            pid, started = launch.get("pid"), launch.get("proc_start")
-            if (run, launch.get("attempt")) in exited or not isinstance(pid, int) or started is None:
+            pid, started = launch.pid, launch.proc_start
+            if (run, launch.attempt) in exited or pid is None or started is None:
                 continue
             now_started = process_start_time(pid)
-            if now_started is None or abs(now_started - float(started)) > 0.05:
+            if now_started is None or abs(now_started - started) > 0.05:
                 continue  # gone, or the pid now names another process
             self.alert("warn", "orphan", f"{run}: ending pid {pid} left running by the previous supervisor", run)
             try:
@@ -354,19 +360,18 @@ class Supervisor:
     def _adopt_alive(self, queue: list[RunRecord]) -> list[RunRecord]:
         """Resume under Slurm: watch again the jobs an earlier supervisor submitted that are still queued or
         running (found by the job ids in pipeline.jsonl) instead of submitting them twice; the rest queue."""
-        launches = {e["run"]: e for e in self._history if e.get("type") == Event.RUN_LAUNCH}
-        exited = {(e.get("run"), e.get("attempt")) for e in self._history if e.get("type") == Event.RUN_EXIT}
+        launches, exited = launches_of(self._history)
         free = [slot for slot in self.slots if slot.name not in {a.slot.name for a in self.active.values()}]
         rest = []
         for record in queue:
             launch = launches.get(record.run_id)
             job = None
-            if launch and (record.run_id, launch.get("attempt")) not in exited and free:
+            if launch and (record.run_id, launch.attempt) not in exited and free:
                 job = self.launcher.adopt(launch, self.paths.run(record.run_id))
             if job is None:
                 rest.append(record)
                 continue
-            slot = next((s for s in free if s.name == launch.get("device")), free[0])
+            slot = next((s for s in free if s.name == launch.device), free[0])
             free.remove(slot)
             record.status = "running"
             self.scheduler.adopt(self._watch(record, slot, job))

@@ -59,6 +59,8 @@ class StallWatchdog:
             self.started_at = self.clock()
 
     def observe(self, event: dict[str, Any]) -> None:
+        # Liveness, not meaning: any step or activity line proves the trainer is alive, even one the records
+        # layer would refuse, so the watchdog reads the raw type and never decodes (a stall is never invented).
         kind = event.get("type")
         if kind not in PROGRESS_TYPES:
             return

@@ -202,6 +202,7 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
     from cockpit.headless import HeadlessConsole
     from cockpit.pipeline import launcher
     from cockpit.outlets.notify_messages import Context, build
+    from cockpit.records import decode
     from cockpit.pipeline.slots import Slot
     from cockpit.pipeline.presets import load_preset
     from cockpit.pipeline.supervisor import Supervisor
@@ -229,7 +230,8 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
     assert alert["message"] == f"p1-bce failed after 1 attempt(s): {reason}"  # the TUI's alert line
     assert f"!! [p1-bce] exited with 2: {reason}" in console_err.getvalue()
     done = next(e for e in events if e["type"] == "run_done")
-    note = build("failed", PIPELINE_SOURCE, done, Context("p", socket.gethostname(), 2, reason), pdir, 0.2)
+    note = build("failed", PIPELINE_SOURCE, decode(PIPELINE_SOURCE, done), Context("p", socket.gethostname(), 2, reason),
+                 pdir, 0.2)
     assert reason in note.body
 
 
