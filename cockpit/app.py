@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from cockpit.pipeline.control import send_command
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.state import TERMINAL, PipelineState
-from cockpit.views import PipelineView
+from cockpit.snapshots import PipelineView
 from cockpit.tail import PipelineTail
 from trainer.devices import TelemetrySampler, TelemetrySnapshot
 

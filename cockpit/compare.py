@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.export import PipelineFolderError, PipelineRecord, read_pipeline
-from cockpit.views import TUNED_CV_LABEL, f1_at
+from cockpit.snapshots import TUNED_CV_LABEL, f1_at
 from trainer.contract import EXIT_OK, split_run_id
 
 PROG = "goemo-cockpit compare"

@@ -25,7 +25,7 @@ from cockpit.records import EvalRecord, RunHistory, StepRecord, decode_run
 from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
 from cockpit.tail import PipelineTail
 from cockpit.outlets.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
-from cockpit.views import SECONDARY_THRESHOLD, PipelineView
+from cockpit.snapshots import SECONDARY_THRESHOLD, PipelineView
 from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
                               TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir)
 from trainer.durable import write_atomic

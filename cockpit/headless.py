@@ -17,7 +17,7 @@ from typing import IO, Any, Callable, ClassVar
 from cockpit.records import (Alert, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Restart,
                              RunDone, RunEnd, RunExit, RunLaunch, RunStart, Stall)
 from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
-from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
+from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
                            ranking_label, train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths, selection_key
 

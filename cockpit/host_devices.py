@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from cockpit.records import DeviceRecord
 from cockpit.run_state import TERMINAL, RunState
-from cockpit.views import HostDevices
+from cockpit.snapshots import HostDevices
 from trainer.devices import GpuSample
 
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from cockpit.records import rank_place
 from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.run_state import RunState
-from cockpit.views import SECONDARY_THRESHOLD, FinalResult, LeaderRow
+from cockpit.snapshots import SECONDARY_THRESHOLD, FinalResult, LeaderRow
 from trainer.contract import (BASELINE_RUN, FINAL_MODES, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, f1_macro_key,
                               f1_micro_key, split_run_id)
 

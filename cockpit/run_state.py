@@ -9,7 +9,7 @@ from typing import Any
 from cockpit.records import EvalRecord, rank_key
 from cockpit.records.values import number as _num
 from cockpit.series import Series
-from cockpit.views import SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, HealthBadge, RunView
+from cockpit.snapshots import SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, HealthBadge, RunView
 from trainer.contract import DEFAULT_SELECT_BY, GRAD_BADGE_STEPS, split_run_id, steps_per_epoch, total_steps
 
 TERMINAL = frozenset({"completed", "failed", "stopped"})

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from cockpit.views import SeriesView
+from cockpit.snapshots import SeriesView
 
 SERIES_CAP = 2000
 

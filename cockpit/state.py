@@ -35,7 +35,7 @@ from cockpit.records.decode import event_time
 from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.records.values import threshold as _threshold
 from cockpit.run_state import RUN_STATUSES, TERMINAL, RunState, run_total_steps
-from cockpit.views import OversampleRow, PipelineView, RunView, SourceRow, StallAlert
+from cockpit.snapshots import OversampleRow, PipelineView, RunView, SourceRow, StallAlert
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, GRAD_ALERT_CODES, GRAD_VANISHING_BELOW,
                               PIPELINE_SOURCE, SELECT_BY, threshold_key)
 from trainer.contract import Event

@@ -11,7 +11,7 @@ from typing import Any
 
 from cockpit.records import read_run_history
 from cockpit.state import PipelineState
-from cockpit.views import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
+from cockpit.snapshots import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,
                               FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE, TUNED_CV_KEY,
                               TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key, f1_micro_key,

@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from cockpit.views import SECONDARY_THRESHOLD, PipelineView, RunView, f1_at
+from cockpit.snapshots import SECONDARY_THRESHOLD, PipelineView, RunView, f1_at
 from trainer.devices import TelemetrySnapshot
 from cockpit.widgets import (AlertsLog, GpuPanel, GradHealthPanel, LeaderboardTable, LineChart, OversamplingTable,
                              RunsTable, SourcesTable, StallBanner)

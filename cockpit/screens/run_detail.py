@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from cockpit.views import TUNED_CV_LABEL, PipelineView, RunView, f1_at
+from cockpit.snapshots import TUNED_CV_LABEL, PipelineView, RunView, f1_at
 from cockpit.tail import read_text_tail
 from cockpit.widgets import LineChart, PerClassTable
 from cockpit.widgets.format import fmt_duration, fmt_float, fmt_si

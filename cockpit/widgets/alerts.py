@@ -9,7 +9,7 @@ from textual.app import RenderResult
 from textual.widget import Widget
 from textual.widgets import Static
 
-from cockpit.views import Alert, StallAlert
+from cockpit.snapshots import Alert, StallAlert
 from cockpit.widgets.format import fmt_ago, fmt_duration
 
 

@@ -9,7 +9,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from cockpit.views import SeriesView
+from cockpit.snapshots import SeriesView
 from cockpit.widgets.braille import braille_grid, data_range
 from cockpit.widgets.format import fmt_si
 

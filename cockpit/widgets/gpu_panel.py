@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from cockpit.views import HostDevices
+from cockpit.snapshots import HostDevices
 from trainer.devices import GpuSample, TelemetrySnapshot
 
 BAR_WIDTH = 10

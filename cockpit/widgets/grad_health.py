@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from cockpit.views import RunView
+from cockpit.snapshots import RunView
 from cockpit.widgets.braille import spark_blocks
 
 BADGE_WIDTH = 24

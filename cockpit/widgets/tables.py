@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from cockpit.views import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, LeaderRow, OversampleRow, RunView, SourceRow,
+from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, LeaderRow, OversampleRow, RunView, SourceRow,
                            dropped_text, f1_at, ranking_label, train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY
 from trainer.contract import TUNED_CV_FIELD
