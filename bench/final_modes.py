@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cockpit.records import PipelineEnd, PipelineStart, decode_all  # noqa: E402
-from trainer.contract import (EVENTS_FILE, PIPELINE_SOURCE, TUNED_CV_KEY, TUNED_KEY, PipelinePaths,  # noqa: E402
+from trainer.contract import (EVENTS_FILE, PIPELINE_ORIGIN, TUNED_CV_KEY, TUNED_KEY, PipelinePaths,  # noqa: E402
                               f1_macro_key)
 from trainer.events import read_events  # noqa: E402
 
@@ -40,7 +40,7 @@ def pipeline_of(folder: Path) -> Path | None:
 def completed(pipeline: Path | None) -> bool:
     if pipeline is None:
         return False
-    records, _ = decode_all(PIPELINE_SOURCE, read_events(PipelinePaths(pipeline).events))
+    records, _ = decode_all(PIPELINE_ORIGIN, read_events(PipelinePaths(pipeline).events))
     ends = [r for r in records if isinstance(r, PipelineEnd)]
     return bool(ends) and ends[-1].status == "completed"
 
@@ -72,7 +72,7 @@ def figures(pipeline: Path) -> dict:
     # that was killed wrote no pipeline_end, and its run went on writing until the kill).
     times = sorted([e["t"] for e in events] + [e["t"] for run in pipeline.glob(f"*/{EVENTS_FILE}")
                                                  for e in read_events(run)])
-    starts = [r.t for r in decode_all(PIPELINE_SOURCE, events)[0] if isinstance(r, PipelineStart)]
+    starts = [r.t for r in decode_all(PIPELINE_ORIGIN, events)[0] if isinstance(r, PipelineStart)]
     wall = 0.0
     for start, following in zip(starts, [*starts[1:], float("inf")]):
         wall += max(t for t in times if start <= t < following) - start

@@ -38,7 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from trainer.contract import F1_MACRO, F1_MICRO, PIPELINE_SOURCE, SCHEMA_VERSION, Event  # noqa: E402
+from trainer.contract import F1_MACRO, F1_MICRO, PIPELINE_ORIGIN, SCHEMA_VERSION, Event  # noqa: E402
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -109,7 +109,7 @@ def _drive(outlets: list, runs: int, steps_per_s: float, seconds: float) -> dict
             outlet.on_event(source, event)
     cpu_fed, t_fed = _cpu(), time.monotonic()
     for outlet in outlets:
-        outlet.on_event(PIPELINE_SOURCE, {"v": SCHEMA_VERSION, "type": Event.PIPELINE_END, "t": steps, "status": "completed", "exit_code": 0})
+        outlet.on_event(PIPELINE_ORIGIN, {"v": SCHEMA_VERSION, "type": Event.PIPELINE_END, "t": steps, "status": "completed", "exit_code": 0})
     for outlet in outlets:
         outlet.close(60)
     wall = time.monotonic() - t0

@@ -77,10 +77,10 @@ class CockpitApp(App[None]):
     class EventsRead(Message):
         """One chunk of events from one file of the followed folder."""
 
-        def __init__(self, generation: int, source: str, events: list[dict[str, Any]],
+        def __init__(self, generation: int, origin: str, events: list[dict[str, Any]],
                      release: Callable[[], None]) -> None:
             super().__init__()
-            self.generation, self.source, self.events, self.release = generation, source, events, release
+            self.generation, self.origin, self.events, self.release = generation, origin, events, release
 
     class TailCaughtUp(Message):
         """Every file of the folder has been read to its end once."""
@@ -158,11 +158,11 @@ class CockpitApp(App[None]):
         worker = get_current_worker()
         slots = self._chunk_slots
 
-        def hand_over(source: str, events: list[dict[str, Any]]) -> None:
+        def hand_over(origin: str, events: list[dict[str, Any]]) -> None:
             while not slots.acquire(timeout=0.2):  # the UI is behind: wait, unless cancelled
                 if worker.is_cancelled:
                     return
-            if not self.post_message(self.EventsRead(generation, source, events, slots.release)):
+            if not self.post_message(self.EventsRead(generation, origin, events, slots.release)):
                 slots.release()
 
         PipelineTail(pipeline_dir, hand_over, on_caught_up=lambda: self.post_message(self.TailCaughtUp(generation)),
@@ -193,7 +193,7 @@ class CockpitApp(App[None]):
     def _fold_events(self, message: EventsRead) -> None:
         message.release()
         if message.generation == self._generation:
-            self.state.apply_batch(message.source, message.events)
+            self.state.apply_batch(message.origin, message.events)
             self._dirty = True
 
     @on(TailCaughtUp)

@@ -22,11 +22,11 @@ from typing import Any, Mapping, Sequence
 
 from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.records import EvalRecord, RunHistory, StepRecord, decode_run
-from cockpit.state import PRESET_SOURCE, SUMMARY_SOURCE, PipelineState
+from cockpit.state import PRESET_ORIGIN, SUMMARY_ORIGIN, PipelineState
 from cockpit.tail import PipelineTail
 from cockpit.outlets.trackers.base import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S
 from cockpit.snapshots import SECONDARY_THRESHOLD, PipelineView
-from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_SOURCE, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
+from trainer.contract import (EXIT_FAILED, EXIT_OK, PIPELINE_ORIGIN, TABLES_DIR, TRACKERS, TUNED_CV_KEY, TUNED_DEV_KEY,
                               TUNED_KEY, PipelinePaths, f1_macro_key, f1_micro_key, is_pipeline_dir)
 from trainer.durable import write_atomic
 
@@ -81,13 +81,13 @@ def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
     preset: list[Mapping[str, Any]] = []
     seen: set[str] = set()  # sources that handed over at least one event
 
-    def fold(source: str, batch: list[dict[str, Any]]) -> None:
-        seen.add(source)
-        state.apply_batch(source, batch)
-        if source == PRESET_SOURCE:
+    def fold(origin: str, batch: list[dict[str, Any]]) -> None:
+        seen.add(origin)
+        state.apply_batch(origin, batch)
+        if origin == PRESET_ORIGIN:
             preset[:] = [batch[-1]["data"]]
-        elif source not in (PIPELINE_SOURCE, SUMMARY_SOURCE):
-            events.setdefault(source, []).extend(batch)
+        elif origin not in (PIPELINE_ORIGIN, SUMMARY_ORIGIN):
+            events.setdefault(origin, []).extend(batch)
 
     tail = PipelineTail(path, fold)
     problem = None
@@ -95,7 +95,7 @@ def read_pipeline(pipeline_dir: str | Path) -> PipelineRecord:
         tail.drain()
     except OSError as exc:  # an events file that exists but cannot be opened or read
         problem = f"{exc.filename or path}: cannot read it ({exc.strerror or exc}); expected a readable file"
-    problem = problem or _unreadable(path, tail, PIPELINE_SOURCE in seen, bool(preset), SUMMARY_SOURCE in seen)
+    problem = problem or _unreadable(path, tail, PIPELINE_ORIGIN in seen, bool(preset), SUMMARY_ORIGIN in seen)
     return PipelineRecord(path, state.snapshot(time.time()), {run: decode_run(e, run) for run, e in events.items()},
                           preset[0] if preset else None, tail.bad_lines + state.skipped_events, problem)
 
@@ -106,7 +106,7 @@ def _unreadable(path: Path, tail: PipelineTail, has_events: bool, has_preset: bo
     event, or a preset.toml or summary.json that is there but does not parse (the tail skips those quietly,
     as a live reader must); None when it is fine."""
     paths = PipelinePaths(path)
-    reader = tail.readers.get(PIPELINE_SOURCE)
+    reader = tail.readers.get(PIPELINE_ORIGIN)
     if not has_events and reader is not None and reader.bad_lines:
         return (f"{paths.events}: {reader.bad_lines} bad line{'s' if reader.bad_lines != 1 else ''} and not one "
                 "event; expected one JSON event per line")

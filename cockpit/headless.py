@@ -16,7 +16,7 @@ from typing import IO, Any, Callable, ClassVar
 
 from cockpit.records import (Alert, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Restart,
                              RunDone, RunEnd, RunExit, RunLaunch, RunStart, Stall)
-from cockpit.state import PIPELINE_SOURCE, SUMMARY_SOURCE, PipelineState
+from cockpit.state import PIPELINE_ORIGIN, SUMMARY_ORIGIN, PipelineState
 from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
                            ranking_label, train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths, selection_key
@@ -80,7 +80,7 @@ class HeadlessConsole:
         record = self.state.apply(origin, event)
         if record is None:
             return
-        lines = self.PIPELINE_LINES if origin == PIPELINE_SOURCE else self.RUN_LINES
+        lines = self.PIPELINE_LINES if origin == PIPELINE_ORIGIN else self.RUN_LINES
         line = lines.get(type(record))
         if line is not None:
             line(self, origin, record)
@@ -221,7 +221,7 @@ class HeadlessConsole:
         from rich.console import Console
         from rich.table import Table
 
-        self.state.apply(SUMMARY_SOURCE, {"v": SCHEMA_VERSION, "t": self.clock(), "type": SUMMARY_SOURCE,
+        self.state.apply(SUMMARY_ORIGIN, {"v": SCHEMA_VERSION, "t": self.clock(), "type": SUMMARY_ORIGIN,
                                           "data": summary})
         snap = self.state.snapshot(self.clock())
         primary = snap.primary

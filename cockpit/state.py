@@ -2,7 +2,7 @@
 alerts and sources are folded here; the leaderboard and final result (`cockpit.leaderboard`) and the other
 hosts' devices (`cockpit.host_devices`) are computed from the fold when a snapshot is taken.
 
-Plain classes, no Textual. `PipelineState.apply(source, event)` folds one event in (source
+Plain classes, no Textual. `PipelineState.apply(origin, event)` folds one event in (origin
 is "pipeline", "summary", "preset" or a run id, as `cockpit.tail` hands them over); `snapshot(now)`
 returns a `PipelineView` made of frozen dataclasses and tuples only, so views never share
 a mutable container with the thread that feeds the state. Series are downsampled by
@@ -35,17 +35,16 @@ from cockpit.records.decode import event_time
 from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.records.values import threshold as _threshold
 from cockpit.run_state import RUN_STATUSES, TERMINAL, RunState, run_total_steps
+from cockpit.tail import PRESET_ORIGIN, SUMMARY_ORIGIN
 from cockpit.snapshots import OversampleRow, PipelineView, RunView, SourceRow, StallAlert
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, GRAD_ALERT_CODES, GRAD_VANISHING_BELOW,
-                              PIPELINE_SOURCE, SELECT_BY, threshold_key)
+                              PIPELINE_ORIGIN, SELECT_BY, threshold_key)
 from trainer.contract import Event
 
-SUMMARY_SOURCE = "summary"
-PRESET_SOURCE = "preset"
 EMA_ALPHA = 0.1
 DEFAULT_MAX_RESTARTS = 2
 # The names other modules and the tests read from here (RunState and its rules live in cockpit.run_state).
-__all__ = ["PIPELINE_IGNORED", "PRESET_SOURCE", "RUN_STATUSES", "SUMMARY_SOURCE", "TERMINAL", "TRAINER_IGNORED",
+__all__ = ["PIPELINE_IGNORED", "PRESET_ORIGIN", "RUN_STATUSES", "SUMMARY_ORIGIN", "TERMINAL", "TRAINER_IGNORED",
            "PipelineState", "run_total_steps"]
 
 # Contract event types no view needs; every other type has a handler below.
@@ -110,19 +109,19 @@ class PipelineState:
         self._selections: dict[str, str] = {}  # source -> the select_by it names
         self.select_by = self._default_select_by
 
-    def apply_batch(self, source: str, events: Iterable[dict[str, Any]]) -> None:
+    def apply_batch(self, origin: str, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
-            self.apply(source, event)
+            self.apply(origin, event)
 
     def apply(self, origin: str, event: dict[str, Any]) -> Record | None:
         """Fold one event in and return its record (None for summary.json and preset.toml); a malformed event
         is counted in `skipped_events` and returns None, never raises. ``origin``: "pipeline", "summary",
         "preset" or a run id, as `cockpit.tail` hands events over."""
         try:
-            if origin == SUMMARY_SOURCE:
+            if origin == SUMMARY_ORIGIN:
                 self._summary(event.get("data"))
                 return None
-            if origin == PRESET_SOURCE:
+            if origin == PRESET_ORIGIN:
                 self._preset(event.get("data"))
                 return None
             record = decode(origin, event)
@@ -131,7 +130,7 @@ class PipelineState:
             t = event_time(event)
             if t is not None and (self.last_event_t is None or t > self.last_event_t):
                 self.last_event_t = t
-            if origin == PIPELINE_SOURCE:
+            if origin == PIPELINE_ORIGIN:
                 handler = self.PIPELINE_HANDLERS.get(event["type"])
                 if handler is not None:
                     handler(self, record)
@@ -166,7 +165,7 @@ class PipelineState:
         if threshold is None:
             return
         self._primaries[source] = threshold
-        primary = next((self._primaries[s] for s in (SUMMARY_SOURCE, PIPELINE_SOURCE, PRESET_SOURCE)
+        primary = next((self._primaries[s] for s in (SUMMARY_ORIGIN, PIPELINE_ORIGIN, PRESET_ORIGIN)
                         if s in self._primaries), self._default_primary)
         if primary != self.primary:
             self.primary = primary
@@ -175,7 +174,7 @@ class PipelineState:
 
     def _set_select_by(self, source: str, value: str) -> None:
         self._selections[source] = value
-        select_by = next((self._selections[s] for s in (SUMMARY_SOURCE, PRESET_SOURCE) if s in self._selections),
+        select_by = next((self._selections[s] for s in (SUMMARY_ORIGIN, PRESET_ORIGIN) if s in self._selections),
                          self._default_select_by)
         if select_by != self.select_by:
             self.select_by = select_by
@@ -186,9 +185,9 @@ class PipelineState:
         """summary.json, the supervisor's ranking and final result; its leaderboard is keyed by its primary."""
         if isinstance(summary, dict):
             self.summary = summary
-            self._set_primary(SUMMARY_SOURCE, summary.get("primary_threshold"))
+            self._set_primary(SUMMARY_ORIGIN, summary.get("primary_threshold"))
             # A summary without select_by (older supervisors) was ranked by macro-F1 at the primary threshold.
-            self._set_select_by(SUMMARY_SOURCE, _select_by(summary.get("select_by")) or DEFAULT_SELECT_BY)
+            self._set_select_by(SUMMARY_ORIGIN, _select_by(summary.get("select_by")) or DEFAULT_SELECT_BY)
 
     def _preset(self, preset: Any) -> None:
         """preset.toml, for what pipeline events do not repeat (restart limit, target, primary threshold)."""
@@ -196,10 +195,10 @@ class PipelineState:
         if isinstance(section, dict):
             self.max_restarts = _int(section.get("max_restarts")) or self.max_restarts
             self.target_f1 = _num(section.get("target_f1")) or self.target_f1
-            self._set_primary(PRESET_SOURCE, section.get("primary_threshold"))
+            self._set_primary(PRESET_ORIGIN, section.get("primary_threshold"))
             select_by = _select_by(section.get("select_by"))
             if select_by is not None:
-                self._set_select_by(PRESET_SOURCE, select_by)
+                self._set_select_by(PRESET_ORIGIN, select_by)
 
     # pipeline.jsonl
 
@@ -208,7 +207,7 @@ class PipelineState:
         self.phases, self.devices = e.phases, e.devices
         self.max_restarts = e.max_restarts or self.max_restarts
         self.target_f1 = e.target_f1 or self.target_f1
-        self._set_primary(PIPELINE_SOURCE, e.primary_threshold)
+        self._set_primary(PIPELINE_ORIGIN, e.primary_threshold)
 
     def _phase_start(self, e: PhaseStart) -> None:
         self.phase, self.phase_name = e.phase, e.name

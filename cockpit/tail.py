@@ -3,7 +3,7 @@
 `PipelineTail` discovers `pipeline.jsonl`, `summary.json`, `preset.toml`, `<run>/events.jsonl` and a
 multi-node run's `<run>/devices-nodeN.jsonl` (run folders appear while a pipeline runs), reads new lines
 through `trainer.events.EventReader` in 256 KiB chunks, and hands each chunk to a callback as
-`(source, events)`: source is `"pipeline"`, `"summary"`, `"preset"` or the run id (a node's device file
+`(origin, events)`: origin is `"pipeline"`, `"summary"`, `"preset"` or the run id (a node's device file
 is handed over as its run's). It sleeps briefly when nothing is new and stops when its exit event is set
 (or a `should_stop` predicate says so).
 """
@@ -18,15 +18,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer.contract import PIPELINE_SOURCE
+from trainer.contract import PIPELINE_ORIGIN
 from trainer.contract import EVENTS_FILE as RUN_EVENTS_FILE
 from trainer.contract import NODE_DEVICES_PREFIX, PIPELINE_FILE, PRESET_FILE, SUMMARY_FILE
 from trainer.events import EventReader
 
 __all__ = ["PipelineTail", "replay", "find_pipelines", "read_text_tail", "CHUNK_BYTES", "PIPELINE_FILE",
            "SUMMARY_FILE", "PRESET_FILE", "RUN_EVENTS_FILE"]
-SUMMARY_SOURCE = "summary"
-PRESET_SOURCE = "preset"
+# The origins of the whole files the tail hands over as one pseudo-event ({"type": origin, "data": ...}).
+SUMMARY_ORIGIN = "summary"
+PRESET_ORIGIN = "preset"
 CHUNK_BYTES = 1 << 18  # 256 KiB: a 100k-event history replays in ~80 hand-overs, not ~330
 
 BatchCallback = Callable[[str, list[dict[str, Any]]], None]
@@ -61,7 +62,7 @@ class PipelineTail(threading.Thread):
         self.rescan_s = rescan_s
         self.exit_event = threading.Event()
         self.readers: dict[str, EventReader] = {}
-        self._sources: dict[str, str] = {}  # reader key -> the source handed over, where they differ
+        self._origins: dict[str, str] = {}  # reader key -> the origin handed over, where they differ
         self._last_scan = float("-inf")
         self._whole_file_keys: dict[str, tuple[int, int]] = {}
 
@@ -95,14 +96,14 @@ class PipelineTail(threading.Thread):
         if now - self._last_scan >= self.rescan_s:
             self._last_scan = now
             self.discover()
-        consumed = self._poll_whole_file(SUMMARY_SOURCE, SUMMARY_FILE, json.loads)
-        consumed += self._poll_whole_file(PRESET_SOURCE, PRESET_FILE, lambda data: tomllib.loads(data.decode()))
-        for source, reader in list(self.readers.items()):
+        consumed = self._poll_whole_file(SUMMARY_ORIGIN, SUMMARY_FILE, json.loads)
+        consumed += self._poll_whole_file(PRESET_ORIGIN, PRESET_FILE, lambda data: tomllib.loads(data.decode()))
+        for origin, reader in list(self.readers.items()):
             before = reader.offset
             events = reader.read_new(self.chunk_size)
             consumed += max(reader.offset - before, 0)
             if events:
-                self.on_batch(self._sources.get(source, source), events)
+                self.on_batch(self._origins.get(origin, origin), events)
         return consumed
 
     def drain(self) -> None:
@@ -114,7 +115,7 @@ class PipelineTail(threading.Thread):
     def discover(self) -> None:
         """Add readers for event files that appeared since the last scan."""
         folder = self.pipeline_dir
-        self._add(PIPELINE_SOURCE, folder / PIPELINE_FILE)
+        self._add(PIPELINE_ORIGIN, folder / PIPELINE_FILE)
         # A run folder given directly (no supervisor) is followed as one run.
         self._add(folder.name, folder / RUN_EVENTS_FILE)
         try:
@@ -138,13 +139,13 @@ class PipelineTail(threading.Thread):
             key = f"{run}/{name}"
             if key not in self.readers:
                 self._add(key, folder / name)
-                self._sources[key] = run
+                self._origins[key] = run
 
-    def _add(self, source: str, path: Path) -> None:
-        if source not in self.readers and path.is_file():
-            self.readers[source] = EventReader(path, chunk_size=self.chunk_size)
+    def _add(self, origin: str, path: Path) -> None:
+        if origin not in self.readers and path.is_file():
+            self.readers[origin] = EventReader(path, chunk_size=self.chunk_size)
 
-    def _poll_whole_file(self, source: str, name: str, parse: Callable[[bytes], Any]) -> int:
+    def _poll_whole_file(self, origin: str, name: str, parse: Callable[[bytes], Any]) -> int:
         """Hand over summary.json or preset.toml as one `summary`/`preset` event whenever it changes."""
         path = self.pipeline_dir / name
         try:
@@ -152,15 +153,15 @@ class PipelineTail(threading.Thread):
         except OSError:
             return 0
         key = (info.st_mtime_ns, info.st_size)
-        if key == self._whole_file_keys.get(source):
+        if key == self._whole_file_keys.get(origin):
             return 0
         try:
             data = parse(path.read_bytes())
         except (OSError, ValueError, UnicodeDecodeError):  # TOMLDecodeError is a ValueError
             return 0  # being replaced; the next pass sees the new file
-        self._whole_file_keys[source] = key
+        self._whole_file_keys[origin] = key
         if isinstance(data, dict):
-            self.on_batch(source, [{"v": 1, "t": info.st_mtime, "type": source, "data": data}])
+            self.on_batch(origin, [{"v": 1, "t": info.st_mtime, "type": origin, "data": data}])
         return info.st_size
 
 

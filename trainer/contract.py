@@ -443,7 +443,9 @@ GRAD_ALERT_CODES = ("grad_vanishing", "grad_exploding")
 GRAD_BADGE_STEPS = GRAD_VANISHING_STEPS  # steps a grad_* alert keeps a view's badge (the alerts' cooldown)
 
 # -- events -------------------------------------------------------------------------------------
-PIPELINE_SOURCE = "pipeline"  # where supervisor events come from, for views; run events carry their run id
+# An event's origin: the file it came from. Supervisor events come from "pipeline" (pipeline.jsonl); a run's
+# events from its run id (its events.jsonl). ("source" is a data source; "origin" is where an event came from.)
+PIPELINE_ORIGIN = "pipeline"
 ACTIVITIES = ("load", "download", "train", "eval", "checkpoint")
 RUN_STATUSES = ("completed", "failed", "stopped")
 

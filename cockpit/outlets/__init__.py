@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Outlet(Protocol):
-    def on_event(self, source: str, event: dict[str, Any]) -> None: ...
+    def on_event(self, origin: str, event: dict[str, Any]) -> None: ...
 
     def drain_alerts(self) -> list[dict[str, Any]]: ...
 
@@ -45,12 +45,12 @@ def build_outlets(pipeline_dir: Path, settings: Any) -> list[Outlet]:
     return outlets
 
 
-def fan_out(outlets: list[Outlet], source: str, event: dict[str, Any]) -> None:
+def fan_out(outlets: list[Outlet], origin: str, event: dict[str, Any]) -> None:
     """Hand one event to every outlet; an outlet's own bug must not reach the supervisor: the outlet is
     taken out of the list, with one line in the supervisor's log."""
     for outlet in list(outlets):
         try:
-            outlet.on_event(source, event)
+            outlet.on_event(origin, event)
         except Exception as exc:  # noqa: BLE001 - outlets promise not to raise; this keeps a broken one harmless
             outlets.remove(outlet)
             log.warning("outlet %s failed (%s: %s) and was switched off", type(outlet).__name__,

@@ -237,10 +237,10 @@ class Notifier:
         self._thread.start()
 
     # -- the supervisor's side ------------------------------------------------------------------
-    def on_event(self, source: str, event: dict[str, Any]) -> None:
+    def on_event(self, origin: str, event: dict[str, Any]) -> None:
         """Queue the event if the user asked to hear about it; O(1), never blocks, never raises."""
         try:
-            self._observe(source, event)
+            self._observe(origin, event)
         except Exception as exc:  # noqa: BLE001 - a notification bug must never reach the supervisor
             self._alert(f"notification skipped: {type(exc).__name__}: {exc}")
 

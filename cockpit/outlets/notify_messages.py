@@ -15,7 +15,7 @@ from typing import Any
 
 from cockpit.records import Alert, BadEvent, PhaseEnd, PipelineEnd, Record, RunDone, RunEnd, Stall, decode
 from cockpit.tail import read_text_tail
-from trainer.contract import (PIPELINE_SOURCE, PRESET_FILE, SUMMARY_FILE, TUNED_KEY, PHASE_NAMES, PipelinePaths,
+from trainer.contract import (PIPELINE_ORIGIN, PRESET_FILE, SUMMARY_FILE, TUNED_KEY, PHASE_NAMES, PipelinePaths,
                               f1_macro_key, threshold_key)
 from trainer.contract import Event
 
@@ -72,7 +72,7 @@ def classify(origin: str, record: Record, notify_on: frozenset[str]) -> str | No
         return Event.RUN_DONE if Event.RUN_DONE in notify_on else None
     if not isinstance(record, Alert):
         return None
-    from_pipeline = origin == PIPELINE_SOURCE
+    from_pipeline = origin == PIPELINE_ORIGIN
     if from_pipeline and record.code == "run_failed" and "failed" in notify_on:
         return None
     if not from_pipeline and record.level == "error" and record.code == "nonfinite" and "nonfinite_abort" in notify_on:
@@ -87,7 +87,7 @@ def build(kind: str, origin: str, record: Record, ctx: Context, pipeline_dir: Pa
     """The message for one classified record; reads the stall dump or summary.json when it needs them."""
     made_at = record.t or time.time()
     where = f"{ctx.pipeline} on {ctx.host}"
-    run = getattr(record, "run", None) or (origin if origin != PIPELINE_SOURCE else "pipeline")
+    run = getattr(record, "run", None) or (origin if origin != PIPELINE_ORIGIN else "pipeline")
     if isinstance(record, Stall):
         title, lines, level = f"goemo {run} stalled", [where, *_stall_lines(record, ctx, pipeline_dir)], WARNING
     elif isinstance(record, PipelineEnd):

@@ -22,7 +22,7 @@ from cockpit.pipeline.presets import (Preset, PresetError, check_phase_selection
 from cockpit.records import PipelineStart, decode_all
 from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
                               read_checkpoint_state)
-from trainer.contract import PIPELINE_SOURCE
+from trainer.contract import PIPELINE_ORIGIN
 from trainer.durable import write_atomic
 from trainer.events import read_events
 
@@ -74,7 +74,7 @@ def parse_configs(text: str | None) -> list[str] | None:
 
 
 def _resume_selection(paths: PipelinePaths) -> tuple[list[int], list[str]]:
-    records, _ = decode_all(PIPELINE_SOURCE, read_events(paths.events))
+    records, _ = decode_all(PIPELINE_ORIGIN, read_events(paths.events))
     start = next((r for r in records if isinstance(r, PipelineStart)), None)
     if start is None or not start.phases or not start.configs:
         raise PresetError(f"{paths.events}: no pipeline_start with phases and configs (expected a pipeline folder)")

@@ -30,7 +30,7 @@ from cockpit.pipeline.watchdog import StallWatchdog
 from cockpit.records import Record, RunDone, RunExit, RunLaunch, decode_all
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
-                              EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_SOURCE, PipelinePaths, run_id,
+                              EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_ORIGIN, PipelinePaths, run_id,
                               split_run_id)
 from trainer.contract import Event
 from trainer.durable import write_atomic
@@ -103,9 +103,9 @@ class Supervisor:
     def slots(self) -> list[Slot]:
         return self.scheduler.slots
     # -- events -------------------------------------------------------------------------------
-    def on_event(self, source: str, event: dict[str, Any]) -> None:
-        self.view_sink(source, event)
-        fan_out(self.outlets, source, event)
+    def on_event(self, origin: str, event: dict[str, Any]) -> None:
+        self.view_sink(origin, event)
+        fan_out(self.outlets, origin, event)
 
     def _outlet_alerts(self) -> None:
         """Write the outlets' failures (a tracker dropped, a notification not sent) into pipeline.jsonl."""
@@ -114,7 +114,7 @@ class Supervisor:
 
     def emit(self, type_: str, **fields: Any) -> None:
         event = self.log.emit(type_, **fields) if self.log else {"type": type_, **fields}
-        self.on_event(PIPELINE_SOURCE, event)
+        self.on_event(PIPELINE_ORIGIN, event)
 
     def alert(self, level: str, code: str, message: str, run: str | None = None) -> None:
         self.emit(Event.ALERT, level=level, code=code, message=message, **({"run": run} if run else {}))
@@ -124,7 +124,7 @@ class Supervisor:
         with PipelineLock(self.paths):
             control.check_control_dir(self.dir)
             stale = control.discard_pending(self.dir)
-            self._history = decode_all(PIPELINE_SOURCE, read_events(self.paths.events))[0]
+            self._history = decode_all(PIPELINE_ORIGIN, read_events(self.paths.events))[0]
             resumed = bool(self._history)
             previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
             for sig in previous:

@@ -1,6 +1,6 @@
 """`decode(origin, event)`: the one place an event dict becomes a record.
 
-``origin`` says which file the event came from: `trainer.contract.PIPELINE_SOURCE` ("pipeline") for
+``origin`` says which file the event came from: `trainer.contract.PIPELINE_ORIGIN` ("pipeline") for
 pipeline.jsonl, a run id for that run's events.jsonl. The contract's table for that file decides which types
 exist and which keys each must carry; a record then reads its values with the leniency of
 `cockpit.records.values`. An event that breaks the contract, or garbles a value its meaning rests on, raises
@@ -15,7 +15,7 @@ from cockpit.records import pipeline_events as pe
 from cockpit.records import run_events as re_
 from cockpit.records.evals import EvalRecord, decode_eval
 from cockpit.records.values import BadEvent, number
-from trainer.contract import PIPELINE_EVENTS, PIPELINE_SOURCE, TRAINER_EVENTS, Event, missing_keys
+from trainer.contract import PIPELINE_EVENTS, PIPELINE_ORIGIN, TRAINER_EVENTS, Event, missing_keys
 
 RunRecord = Union[re_.RunStart, re_.DataRecord, re_.StepRecord, re_.ActivityRecord, EvalRecord,
                   re_.CheckpointRecord, re_.Alert, re_.RunEnd, re_.DeviceRecord]
@@ -51,7 +51,7 @@ def decode(origin: str, event: Any) -> Record | None:
     contract requires, or garbles a required value. A trainer's alert names its run (``origin``)."""
     if not isinstance(event, dict):
         raise BadEvent(f"expected a JSON object, got {type(event).__name__}")
-    from_pipeline = origin == PIPELINE_SOURCE
+    from_pipeline = origin == PIPELINE_ORIGIN
     table, decoders = (PIPELINE_EVENTS, PIPELINE_DECODERS) if from_pipeline else (TRAINER_EVENTS, RUN_DECODERS)
     kind = event.get("type")
     if not isinstance(kind, str):

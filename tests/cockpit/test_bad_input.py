@@ -206,7 +206,7 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
     from cockpit.pipeline.slots import Slot
     from cockpit.pipeline.presets import load_preset
     from cockpit.pipeline.supervisor import Supervisor
-    from trainer.contract import EXIT_FAILED, PIPELINE_SOURCE, PipelinePaths
+    from trainer.contract import EXIT_FAILED, PIPELINE_ORIGIN, PipelinePaths
     from trainer.events import read_events
 
     fake = Path(__file__).with_name("fake_trainer.py")
@@ -230,7 +230,7 @@ def test_a_run_that_exits_2_shows_its_one_line_reason_everywhere(tmp_path: Path,
     assert alert["message"] == f"p1-bce failed after 1 attempt(s): {reason}"  # the TUI's alert line
     assert f"!! [p1-bce] exited with 2: {reason}" in console_err.getvalue()
     done = next(e for e in events if e["type"] == "run_done")
-    note = build("failed", PIPELINE_SOURCE, decode(PIPELINE_SOURCE, done), Context("p", socket.gethostname(), 2, reason),
+    note = build("failed", PIPELINE_ORIGIN, decode(PIPELINE_ORIGIN, done), Context("p", socket.gethostname(), 2, reason),
                  pdir, 0.2)
     assert reason in note.body
 

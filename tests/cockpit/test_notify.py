@@ -23,7 +23,7 @@ from cockpit.pipeline.presets import PresetError, load_preset
 from cockpit.pipeline.start import PipelineRequest, materialise, prepare_pipeline, start_detached
 from cockpit.outlets.notify_messages import main_thread_frames
 from cockpit.pipeline.watchdog import write_stall_forensics
-from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_SOURCE, SUMMARY_FILE,
+from trainer.contract import (DEFAULT_NOTIFY_ON, ENV_NOTIFY, PIPELINE_FILE, PIPELINE_ORIGIN, SUMMARY_FILE,
                               TUNED_KEY, PipelinePaths, f1_macro_key, stall_file)
 from trainer.events import read_events
 from tests.webhook import WebHook
@@ -86,7 +86,7 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> 
 
 def replay(notifier: Notifier, folder: Path) -> None:
     """Every event of a pipeline folder, pipeline and runs merged in time order, as the supervisor sees them."""
-    events = [(e["t"], PIPELINE_SOURCE, e) for e in read_events(folder / PIPELINE_FILE)]
+    events = [(e["t"], PIPELINE_ORIGIN, e) for e in read_events(folder / PIPELINE_FILE)]
     for path in PipelinePaths(folder).run_event_files():
         events += [(e["t"], path.parent.name, e) for e in read_events(path)]
     for _, source, event in sorted(events, key=lambda item: item[0]):
@@ -191,11 +191,11 @@ def test_nonfinite_aborts_and_alerts_but_never_alerts_about_notifications(hook, 
     notifier.on_event("p1-nan", event("alert", level="warn", code="nonfinite", message="step 3: non-finite loss"))
     notifier.on_event("p1-nan", event("alert", level="error", code="nonfinite",
                                       message="3 non-finite steps in a row (limit 3)"))
-    notifier.on_event(PIPELINE_SOURCE, event("alert", level="warn", code="notify", message="not sent"))
-    notifier.on_event(PIPELINE_SOURCE, event("alert", level="warn", code="tracker", message="dropped"))
-    notifier.on_event(PIPELINE_SOURCE, event("alert", level="info", code="control", message="received stop"))
+    notifier.on_event(PIPELINE_ORIGIN, event("alert", level="warn", code="notify", message="not sent"))
+    notifier.on_event(PIPELINE_ORIGIN, event("alert", level="warn", code="tracker", message="dropped"))
+    notifier.on_event(PIPELINE_ORIGIN, event("alert", level="info", code="control", message="received stop"))
     notifier.on_event("p3-asl", event("alert", level="warn", code="grad_vanishing", message="grad norm below 1e-04"))
-    notifier.on_event(PIPELINE_SOURCE, stall())  # not asked for
+    notifier.on_event(PIPELINE_ORIGIN, stall())  # not asked for
     notifier.close(10)
     assert hook.titles() == ["goemo p1-nan warn: nonfinite", "goemo p1-nan aborted: non-finite loss",
                              "goemo p3-asl warn: grad_vanishing"]
@@ -205,17 +205,17 @@ def test_nonfinite_aborts_and_alerts_but_never_alerts_about_notifications(hook, 
 def test_a_failing_endpoint_gives_one_alert_per_failure_and_the_backlog_goes_out_with_the_next(hook, tmp_path):
     hook.mode = "fail"
     notifier = Notifier([hook.url], ["stall"], tmp_path, 0.2, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-a"))
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-a"))
     alerts = wait_for(notifier.drain_alerts, "the first alert")
     assert len(alerts) == 1 and alerts[0]["code"] == "notify" and alerts[0]["level"] == "warn"
     assert "'goemo p1-a stalled'" in alerts[0]["message"] and "500" in alerts[0]["message"]
     assert "1 kept for the next try" in alerts[0]["message"]
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-b"))  # the backlog's head is tried first, and fails again
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-b"))  # the backlog's head is tried first, and fails again
     alerts = wait_for(notifier.drain_alerts, "the second alert")
     assert len(alerts) == 1 and "2 kept for the next try" in alerts[0]["message"]
     assert hook.requests == 2
     hook.mode = "ok"
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-c"))
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-c"))
     notifier.close(10)
     assert hook.titles() == ["goemo p1-a stalled", "goemo p1-b stalled", "goemo p1-c stalled"]
     assert [p["message"].startswith("(delayed: from") for p in hook.posts] == [True, True, False]
@@ -228,7 +228,7 @@ def test_a_closed_port_gives_one_alert_without_the_urls_secrets(tmp_path):
     server.close()  # nothing listens there any more
     url = f"json://alice:s3cretpassw0rd@127.0.0.1:{port}/hooks/T0KEN-abcdef123456"
     notifier = Notifier([url], ["stall"], tmp_path, 0.2, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall())
+    notifier.on_event(PIPELINE_ORIGIN, stall())
     notifier.close(10)
     alerts = notifier.drain_alerts()
     assert len(alerts) == 2, alerts  # the failure, then the message still unsent when the notifier closed
@@ -243,12 +243,12 @@ def test_a_closed_port_gives_one_alert_without_the_urls_secrets(tmp_path):
 def test_a_hung_endpoint_never_blocks_on_event_and_close_returns_in_time(hook, tmp_path):
     hook.mode = "hang"
     notifier = Notifier([hook.url], ["stall", "pipeline_end"], tmp_path, 0.2, timeout_s=10, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-a"))
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-a"))
     wait_for(lambda: hook.requests, "the send to reach the hung endpoint")
     took = []
     for run in ("p1-b", "p1-c"):  # while a send hangs
         started = time.perf_counter()
-        notifier.on_event(PIPELINE_SOURCE, stall(run))
+        notifier.on_event(PIPELINE_ORIGIN, stall(run))
         took.append(time.perf_counter() - started)
     assert max(took) < 0.005, took
     started = time.monotonic()
@@ -278,14 +278,14 @@ def test_a_send_past_the_watchdog_is_waited_for_never_sent_twice(monkeypatch, tm
     service = StuckService()
     monkeypatch.setattr(notify, "_instantiate", lambda apprise, url: service)
     notifier = Notifier(["json://127.0.0.1:9/hook"], ["stall"], tmp_path, 0.2, timeout_s=0.2, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-a"))
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-a"))
     alerts = wait_for(notifier.drain_alerts, "the watchdog's alert", timeout=5)
     assert len(alerts) == 1 and "no answer within 0.2 s; not sent again" in alerts[0]["message"], alerts
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-b"))  # waits behind the send still out: no second thread
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-b"))  # waits behind the send still out: no second thread
     time.sleep(0.5)
     assert service.calls == ["goemo p1-a stalled"]
     service.release.set()
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-c"))
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-c"))
     notifier.close(5)
     # p1-a arrived late; it was never sent again (today's main sent it a second time with the backlog)
     assert service.sent == ["goemo p1-a stalled", "goemo p1-b stalled", "goemo p1-c stalled"]
@@ -300,10 +300,10 @@ def test_the_backlog_bound_never_drops_the_message_in_flight(monkeypatch, tmp_pa
                         notify_once(body, title, notify_type))
     monkeypatch.setattr(notify, "_instantiate", lambda apprise, url: service)
     notifier = Notifier(["json://127.0.0.1:9/hook"], ["stall"], tmp_path, 0.2, timeout_s=0.2, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall("p1-0"))
+    notifier.on_event(PIPELINE_ORIGIN, stall("p1-0"))
     wait_for(notifier.drain_alerts, "the watchdog's alert", timeout=5)
     for n in range(1, notify.BACKLOG + 6):  # more than the backlog holds, while p1-0 is still out
-        notifier.on_event(PIPELINE_SOURCE, stall(f"p1-{n}"))
+        notifier.on_event(PIPELINE_ORIGIN, stall(f"p1-{n}"))
     time.sleep(0.3)
     service.release.set()
     notifier.close(5)
@@ -339,7 +339,7 @@ def test_a_slow_endpoint_gets_each_message_exactly_once(hook, tmp_path):
     hook.mode, hook.delay_s = "slow", 0.8  # takes the POST, answers after the read timeout
     notifier = Notifier([hook.url], ["stall"], tmp_path, 0.2, timeout_s=0.3, host=HOST)
     for run in ("p1-a", "p1-b", "p1-c"):
-        notifier.on_event(PIPELINE_SOURCE, stall(run))
+        notifier.on_event(PIPELINE_ORIGIN, stall(run))
     notifier.close(5)
     wait_for(lambda: hook.requests >= 3, "the last POST")
     time.sleep(0.4)
@@ -351,7 +351,7 @@ def test_a_slow_endpoint_gets_each_message_exactly_once(hook, tmp_path):
 
 def test_a_bad_url_is_one_alert_and_the_good_ones_still_get_the_messages(hook, tmp_path):
     notifier = Notifier(["slack://s3cretT0kenvalue", hook.url], ["stall"], tmp_path, 0.2, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall())
+    notifier.on_event(PIPELINE_ORIGIN, stall())
     notifier.close(10)
     assert hook.titles() == ["goemo p1-x stalled"]
     alerts = notifier.drain_alerts()
@@ -424,7 +424,7 @@ def test_a_token_url_never_reaches_an_alert_or_an_error_line(tmp_path):
     server.close()  # nothing listens there any more
     url = f"ntfy://{TOKEN}@127.0.0.1:{port}/goemo-alerts"
     notifier = Notifier([url], ["stall"], tmp_path, 0.2, host=HOST)
-    notifier.on_event(PIPELINE_SOURCE, stall())
+    notifier.on_event(PIPELINE_ORIGIN, stall())
     notifier.close(10)
     alerts = [a["message"] for a in notifier.drain_alerts()]
     print(alerts)

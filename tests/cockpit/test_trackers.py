@@ -26,7 +26,7 @@ replay_module = sys.modules["cockpit.outlets.trackers.replay"]  # the module: th
 from cockpit.outlets.trackers.base import TrackerRun
 from cockpit.outlets.trackers.events_to_calls import (Params, Resume, RunTranslator, Scalar, Summary, Table, Text,
                                               calls_for_event, flatten_params)
-from trainer.contract import PIPELINE_SOURCE, PipelinePaths
+from trainer.contract import PIPELINE_ORIGIN, PipelinePaths
 from trainer.events import read_events
 
 PID = fp.PIPELINE_ID
@@ -95,7 +95,7 @@ def forward_live(pipeline: Path, report_to: dict[str, Any], **fanout_options: An
     own events too), with ``report_to`` set in each run's run_start config; returns the open fanout."""
     set_report_to(pipeline, report_to)
     fanout = TrackerFanout(pipeline, PID, **fanout_options)
-    streams = [[(e["t"], PIPELINE_SOURCE, e) for e in read_events(PipelinePaths(pipeline).events)]]
+    streams = [[(e["t"], PIPELINE_ORIGIN, e) for e in read_events(PipelinePaths(pipeline).events)]]
     for events_file in PipelinePaths(pipeline).run_event_files():
         run = events_file.parent.name
         streams.append([(e["t"], run, e) for e in read_events(events_file)])

@@ -16,7 +16,7 @@ from typing import Any, Callable, Union
 from cockpit.records import (Alert, DataRecord, EvalRecord, Record, Restart, RunEnd, RunStart, Stall, StepRecord,
                              decode)
 from cockpit.records.history import RUN_ORIGIN
-from trainer.contract import PIPELINE_SOURCE, TUNED_CV_KEY, TUNED_DEV_KEY
+from trainer.contract import PIPELINE_ORIGIN, TUNED_CV_KEY, TUNED_DEV_KEY
 
 ParamValue = Union[str, int, float, bool]
 
@@ -254,7 +254,7 @@ def calls_for_record(record: Record, last_step: int = 0, *, from_pipeline: bool 
 def calls_for_event(event: dict[str, Any], last_step: int = 0, *, from_pipeline: bool = False) -> list[Call]:
     """`calls_for_record` of the event's record; an event the contract refuses raises `BadEvent` (the translator
     counts it), as the views skip and count it."""
-    record = decode(PIPELINE_SOURCE if from_pipeline else RUN_ORIGIN, event)
+    record = decode(PIPELINE_ORIGIN if from_pipeline else RUN_ORIGIN, event)
     return [] if record is None else calls_for_record(record, last_step, from_pipeline=from_pipeline)
 
 
@@ -269,7 +269,7 @@ class RunTranslator:
 
     def translate(self, event: dict[str, Any], *, from_pipeline: bool = False) -> list[Call]:
         try:
-            record = decode(PIPELINE_SOURCE if from_pipeline else RUN_ORIGIN, event)
+            record = decode(PIPELINE_ORIGIN if from_pipeline else RUN_ORIGIN, event)
             calls = [] if record is None else calls_for_record(record, self.last_step, from_pipeline=from_pipeline)
         except Exception:  # noqa: BLE001 - decoding and translating are pure: any error is this event's shape
             self.bad_events += 1

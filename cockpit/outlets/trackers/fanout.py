@@ -22,7 +22,7 @@ from typing import Any
 from cockpit.outlets.trackers.base import CALL_TIMEOUT_S
 from cockpit.outlets.trackers.registry import installed_trackers, make_tracker_run, resolve_lenient
 from cockpit.outlets.trackers.session import TrackerSession
-from trainer.contract import PIPELINE_SOURCE
+from trainer.contract import PIPELINE_ORIGIN
 from trainer.contract import Event
 
 log = logging.getLogger(__name__)
@@ -162,23 +162,23 @@ class TrackerFanout:
         self._watchdog.start()
 
     # -- the supervisor's side ---------------------------------------------------------------
-    def on_event(self, source: str, event: dict[str, Any]) -> None:
-        """Queue one event for the trackers of its run (``source``: a run id, or ``pipeline`` for the supervisor's
+    def on_event(self, origin: str, event: dict[str, Any]) -> None:
+        """Queue one event for the trackers of its run (``origin``: a run id, or ``pipeline`` for the supervisor's
         own events, which reach a run's trackers as notes when they name it). Called from one thread, the
         supervisor's; returns at once (appends to queues) and never raises."""
         try:
             if self._closed:
                 return
-            if source == PIPELINE_SOURCE:
+            if origin == PIPELINE_ORIGIN:
                 state = self._runs.get(event.get("run")) if isinstance(event.get("run"), str) else None
                 if state is not None and state.lanes:
                     self._offer(state, (True, event))
                 return
-            state = self._runs.get(source)
+            state = self._runs.get(origin)
             if state is None:
-                state = self._runs[source] = _RunState()
+                state = self._runs[origin] = _RunState()
             if event.get("type") == Event.RUN_START and not state.lanes:
-                self._decide(source, state, event)
+                self._decide(origin, state, event)
             elif not state.decided:
                 if len(state.buffer) < self.queue_size:  # a run's events before run_start: load, data
                     state.buffer.append((False, event))
@@ -186,7 +186,7 @@ class TrackerFanout:
             if state.lanes:
                 self._offer(state, (False, event))
         except Exception:  # noqa: BLE001 - the supervisor must never see a tracker problem
-            log.exception("tracker fan-out failed on an event of %s", source)
+            log.exception("tracker fan-out failed on an event of %s", origin)
 
     def _offer(self, state: _RunState, item: tuple[bool, dict[str, Any]]) -> None:
         for lane in state.lanes:
