@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 from trainer.contract import OLD_SUFFIX, TMP_SUFFIX
 
@@ -52,6 +53,32 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, folder_file_mode(path.parent))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+@contextmanager
+def writing_atomic(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A UTF-8 text file written in pieces (a stream of results) that appears at ``path`` whole, or not at all.
+
+    The pieces go to a temp file beside ``path``; a clean exit from the block fsyncs it and renames it into
+    place, as ``write_atomic`` does; an exception (a bad input row, Ctrl-C) removes it and leaves ``path`` as it was.
+    ``newline`` is ``open``'s (``""`` for the csv module).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, folder_file_mode(path.parent))

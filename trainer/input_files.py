@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from trainer.file_reads import unreadable
 
@@ -76,6 +77,26 @@ def read_input_file(path: str | Path, expected: str, cap: int, env: str) -> byte
         if kind is None:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
             return _read_capped(fd, path, expected, cap, env)
+    except OSError as exc:
+        raise InputFileError(unreadable(path, exc, expected)) from None
+    raise InputFileError(f"{path}: expected {expected}, found {kind}")
+
+
+def open_regular_file(path: str | Path, expected: str) -> BinaryIO:
+    """``path`` opened for binary reading if it is a regular file (symlinks followed), for a reader that streams.
+
+    The same refusals as ``read_input_file`` (missing, a folder, a FIFO, a device, a socket, unreadable, each an
+    InputFileError saying what was ``expected``) without the cap: a streaming reader holds only what it has read.
+    """
+    path = Path(path)
+    try:
+        kind = _what_it_is(os.stat(path).st_mode)
+        if kind is None:
+            fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)), "rb")
+            kind = _what_it_is(os.fstat(fh.fileno()).st_mode)  # swapped for a FIFO since the stat
+            if kind is None:
+                return fh
+            fh.close()
     except OSError as exc:
         raise InputFileError(unreadable(path, exc, expected)) from None
     raise InputFileError(f"{path}: expected {expected}, found {kind}")
