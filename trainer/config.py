@@ -128,6 +128,10 @@ class RunConfig(BaseModel):
     select_by: Literal[SELECT_BY] = Field(
         "f1@primary", description="the dev score that picks the best checkpoint: macro-F1 at the primary threshold, "
                                   "or tuned_cv (thresholds tuned on one half of dev, scored on the other)")
+    early_stop_patience: int = Field(0, ge=0, description="end the run (completed) after this many dev evals "
+                                                          "without a rise beyond early_stop_min_delta; 0: never")
+    early_stop_min_delta: float = Field(0.0, ge=0, description="how much the selection score must rise over its "
+                                                               "best to count (a stand-in for its noise)")
     checkpoint_every_steps: int = Field(200, ge=0, description="0: only at epoch end and on SIGTERM")
     device_every_s: float = Field(10.0, ge=0, description="a 'device' event (GPUs, CPU, RSS of the node the run "
                                                           "runs on) this often; 0: none")

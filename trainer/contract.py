@@ -220,6 +220,7 @@ ENSEMBLE_RULE = "mean of the members' sigmoid probabilities"
 ENSEMBLE_SHARED_KEYS = ("model", "pooling", "taxonomy", "max_length")
 HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
+FINAL_LABELS_PLOT = "final_labels_f1.png"  # the final model's per-label F1 with intervals (newer trainers only)
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")
 STALL_PREFIX = "stall-"
 # A multi-node run's other nodes report their devices into files of their own beside the run's events,

@@ -26,14 +26,17 @@ from trainer.contract import Event, F1_MACRO, TUNED_CV_FIELD
 from trainer.durable import write_atomic
 from trainer.data import eval_batches, length_grouped_batches, pad_batch
 from trainer.devices import DeviceReporter, node_rank
+from trainer.diagnostics import learning_figures
 from trainer.ensemble import Evaluator
 from trainer.events import EventWriter
 from trainer.export_files import save_probs, write_thresholds
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
+from trainer.label_table import per_label_table
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.optimization import build_optimizer
+from trainer.plateau import Plateau, flat_everywhere
 from trainer.precision import mixed_precision
 from trainer.preflight import Prepared
 from trainer.sources import training_data
@@ -48,10 +51,7 @@ class TrainingRun:
 
     def __init__(self, prepared: Prepared, out_dir: Path, resume: bool = False,
                  export_from: Path | None = None, config_text: str | None = None, trains: bool = True) -> None:
-        self.p = prepared
-        self.cfg = prepared.config
-        self.out = out_dir
-        self.resume = resume
+        self.p, self.cfg, self.out, self.resume = prepared, prepared.config, out_dir, resume
         # run.toml to write once it is safe: at the start of a fresh run, after the checkpoint loaded on resume.
         self.config_text = config_text
         self.ckpt_root = out_dir / CHECKPOINTS_DIR
@@ -66,6 +66,7 @@ class TrainingRun:
         self.events: EventWriter | None = None
         self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold, self.cfg.select_by),
                                      "value": None, "step": None}
+        self.plateau, self.flat = Plateau(self.cfg.early_stop_patience, self.cfg.early_stop_min_delta), False
         self.devices: Any = None  # the device reporter thread, on the first process of each node
         self.node_events: EventWriter | None = None  # device events of a node other than the main one
         self.nonfinite_skipped = 0
@@ -136,6 +137,7 @@ class TrainingRun:
         self.emit(Event.DATA, **data.event)
         rows = tokenize_rows(data, self.p.tokenizer, cfg.max_length)
         self.train_ids, self.train_labels, self.train_masks = rows.train_ids, rows.train_labels, rows.train_masks
+        self.train_prior = self.train_labels.mean(axis=0)  # what a model stuck on the prior predicts for every row
         self.train_lengths, self.eval_sets, self.source_devs = rows.train_lengths, rows.eval_sets, rows.source_devs
         weights = data.class_weights
         self.class_weights = torch.tensor(weights) if cfg.class_weights == "balanced" else None
@@ -188,6 +190,7 @@ class TrainingRun:
         checkpoints.load_latest(self.accelerator, ckpt, self.model, self.optimizer, self.scheduler)
         self.start_step = int(state["step"])
         self.best = state["best"]
+        self.plateau.restore(state.get("plateau"))
         self.nonfinite_skipped = int(state["nonfinite_skipped"])
         self.last_eval_step = int(state.get("last_eval_step", -1))
         self.eval_seconds = float(state.get("eval_seconds") or 0.0)
@@ -216,11 +219,11 @@ class TrainingRun:
         step = self.start_step
         self.emit(Event.ACTIVITY, what="train", expect_s=300)
         self.model.train()
-        while step < self.total_steps:
+        while step < self.total_steps and not self.flat:
             epoch = step // self.steps_per_epoch
             plan = self._epoch_plan(epoch)
             for micro_batches in plan[step % self.steps_per_epoch:]:
-                if step >= self.total_steps:
+                if step >= self.total_steps or self.flat:
                     break
                 self.faults.before_step(step + 1)
                 failed = self._train_step(step + 1, micro_batches, health)
@@ -242,7 +245,7 @@ class TrainingRun:
                     self.save_latest(step)
         if self.last_eval_step != step:
             self.evaluate_dev(step)
-        return "completed", f"{step} optimizer steps"
+        return "completed", self.plateau.reason(self.best["metric"]) if self.flat else f"{step} optimizer steps"
 
     def _stop_requested(self) -> bool:
         """Whether every rank stops at this step boundary. A SIGTERM may reach one rank only, or land between
@@ -363,6 +366,7 @@ class TrainingRun:
         # Also the barrier; a failure on the main process must not leave the others waiting at it.
         checkpoints.raise_if_any_failed(self.accelerator, error)
         self.accelerator.wait_for_everyone()
+        self.flat = flat_everywhere(self.accelerator, self.plateau)  # early_stop_patience: the run ends as completed
         self.eval_seconds = time.time() - t
         self.last_eval_step = step
         self.emit(Event.ACTIVITY, what="train", expect_s=120)
@@ -383,11 +387,14 @@ class TrainingRun:
         # Cross-fitted on two stratified halves of dev: a tuned score that does not reward thresholds
         # fitted to dev's own noise; select_by = "tuned_cv" picks the best checkpoint by it.
         cross_fitted = tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+        # Is it learning at all (trainer/diagnostics.py)? The supervisor's not_learning rule reads these.
+        learning = learning_figures(probs, labels, self.train_prior, self.cfg.primary_threshold)
         self.emit(Event.EVAL, step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
-                  tuned=tuned, tuned_cv=cross_fitted, **metrics)
+                  tuned=tuned, tuned_cv=cross_fitted, learning=learning, **metrics)
         self._evaluate_sources(step)
         value, tie_break = selection_scores(self.cfg.select_by, metrics[F1_MACRO][threshold_key(
             self.cfg.primary_threshold)], cross_fitted)
+        self.plateau.observe(step, value)
         if is_better(value, tie_break, self.best):
             best = {"metric": self.best["metric"], "value": value, "step": step, "tie_break": tie_break}
             # get_state_dict is no collective for single-device and DDP models, the ones this trainer runs.
@@ -415,14 +422,13 @@ class TrainingRun:
             "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
             "data_order": {"seed": self.cfg.seed, "epoch": step // self.steps_per_epoch,
                            "batch_in_epoch": step % self.steps_per_epoch},
-            "best": self.best, "nonfinite_skipped": self.nonfinite_skipped,
+            "best": self.best, "nonfinite_skipped": self.nonfinite_skipped, "plateau": self.plateau.state(),
             "last_eval_step": self.last_eval_step, "save_seconds": self.ckpt_seconds,
             "eval_seconds": self.eval_seconds, "config": self.cfg.model_dump(),
         }
         path = checkpoints.save_latest(self.accelerator, self.ckpt_root, state, self.model, self.optimizer,
                                        self.scheduler, fault=self.faults.checkpoint_fault(step))
-        self.ckpt_seconds = time.time() - t
-        self.last_save_step = step
+        self.ckpt_seconds, self.last_save_step = time.time() - t, step
         self.emit(Event.CHECKPOINT, step=step, path=str(path.relative_to(self.out)), seconds=round(self.ckpt_seconds, 3))
 
     # -- export -------------------------------------------------------------------------------
@@ -430,11 +436,12 @@ class TrainingRun:
                          test: tuple[np.ndarray, np.ndarray, float | None], thresholds: np.ndarray,
                          **fields: Any) -> None:
         """The final dev and test evals of an export: (probs, labels, loss) each, scored at the config's
-        thresholds and with the dev-tuned ``thresholds``; dev also gets the cross-fitted tuned_cv."""
+        thresholds and with the dev-tuned ``thresholds``; dev also gets the cross-fitted tuned_cv, test the
+        final model's per-label table (trainer/label_table.py)."""
         for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
             extra = {TUNED_CV_FIELD: tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
-                     } if split == "dev" else {}
+                     } if split == "dev" else {"per_label": per_label_table(probs, labels, thresholds, self.p.names)}
             self.emit(Event.EVAL, step=step, epoch=epoch, split=split, loss=loss, final=True,
                       tuned=tuned_summary(probs, labels, thresholds), **fields, **extra, **metrics)
 
@@ -474,7 +481,7 @@ class TrainingRun:
             self.devices.stop()
         try:
             self.emit(Event.RUN_END, status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
-                      best=self.best)
+                      best=self.best, plateau_since=self.plateau.best_step if self.flat else None)
         except (OSError, ValueError):
             pass
         for writer in (self.events, self.node_events):

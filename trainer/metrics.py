@@ -111,7 +111,8 @@ def evaluate_probs(
 
     For every key of ``f1_summary``, a dict {threshold_key(t): value} over the thresholds (the
     primary one always included), plus "per_class": one {"label", "precision", "recall", "f1",
-    "support"} dict per label at the primary threshold. A label is predicted when prob >= t.
+    "support", "predicted"} dict per label at the primary threshold (``predicted``: rows predicted positive,
+    so a label never predicted is told from one predicted wrongly). A label is predicted when prob >= t.
     """
     probs = np.asarray(probs)
     y_true = _as_2d_bool("labels", labels)
@@ -127,7 +128,9 @@ def evaluate_probs(
         for name in SUMMARY_KEYS:
             result[name][key] = summary[name]
 
-    precision, recall, f1, support = per_class_scores(y_true, probs >= primary)
+    predicted_rows = probs >= primary
+    precision, recall, f1, support = per_class_scores(y_true, predicted_rows)
+    predicted = predicted_rows.sum(axis=0)
     result["per_class"] = [
         {
             "label": str(name),
@@ -135,6 +138,7 @@ def evaluate_probs(
             "recall": float(recall[i]),
             "f1": float(f1[i]),
             "support": int(support[i]),
+            "predicted": int(predicted[i]),
         }
         for i, name in enumerate(label_names)
     ]

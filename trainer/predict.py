@@ -17,11 +17,12 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, MODEL_META_FILE,
+from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MODEL_META_FILE,
                               THRESHOLDS_FILE)
 from trainer.durable import writing_atomic
 from trainer.export_files import read_max_length
@@ -261,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("goemo-predict: interrupted" + (f"; {args.output} not written" if args.output else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout's reader left (| head): stop quietly, as the Python docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not raise again
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -192,3 +192,21 @@ def test_bad_data_row_names_file_and_line(tmp_path):
     (data / "test.tsv").write_text("fine\t1\tid\n")
     res = run_train("--set", f"source='{data}'", "--out", str(tmp_path / "out"))
     assert res.returncode == 2 and f"{data / 'train.tsv'}:2: label id 99 outside 0..27" in res.stderr
+
+
+def test_early_stop_patience_ends_a_flat_run_as_completed(tmp_path):
+    """A run whose weights barely move (learning rates of 1e-12) scores the same at every eval: after
+    early_stop_patience flat evals it ends completed, says since which step, and keeps its best checkpoint."""
+    out = tmp_path / "run"
+    res = run_train(*TINY, "--loss", "bce", "--max-train-samples", "64", "--epochs", "4", "--lr", "1e-12",
+                    "--batch-size", "16", "--set", "head_lr=1e-12", "--set", "eval_every_steps=2",
+                    "--set", "early_stop_patience=2", "--set", "warmup_ratio=0.0", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    events = read_events(out / "events.jsonl")
+    start = next(e for e in events if e["type"] == "run_start")
+    end = events[-1]
+    dev = [e for e in events if e["type"] == "eval" and e["split"] == "dev" and not e.get("final")]
+    assert end["type"] == "run_end" and end["status"] == "completed"
+    assert end["plateau_since"] == dev[0]["step"] and end["reason"].startswith(f"plateau since step {dev[0]['step']}")
+    assert len(dev) == 3 and dev[-1]["step"] < start["total_steps"]  # the first, then two flat ones
+    assert all(0.0 <= e["learning"]["auc_macro"] <= 1.0 and e["learning"]["labels"] == 28 for e in dev)

@@ -126,8 +126,9 @@ def test_evaluate_probs_keys_values_and_json() -> None:
     assert len(per_class) == N_LABELS
     precision, recall, f1, support = per_class_scores(labels, probs.astype(np.float32) >= 0.2)
     for i, row in enumerate(per_class):
-        assert set(row) == {"label", "precision", "recall", "f1", "support"}
+        assert set(row) == {"label", "precision", "recall", "f1", "support", "predicted"}
         assert row["label"] == LABEL_NAMES[i]
+        assert row["predicted"] == int((probs[:, i].astype(np.float32) >= 0.2).sum())
         assert type(row["support"]) is int and row["support"] == support[i]
         assert (row["precision"], row["recall"], row["f1"]) == (precision[i], recall[i], f1[i])
         assert all(type(row[k]) is float for k in ("precision", "recall", "f1"))
