@@ -1,4 +1,5 @@
-"""`goemo-cockpit export`: a pipeline folder as four tables (CSV or Parquet), or replayed into a tracker.
+"""`goemo-cockpit export`: a pipeline folder as four tables (CSV or Parquet; a fifth, the final model per label,
+when the trainer wrote it), or replayed into a tracker.
 
 The tables are the leaderboard, every run's per-step curves, per-label dev/test scores and the
 oversampling table. They are read from the folder's files only, through the same `PipelineState` the
@@ -215,9 +216,26 @@ def oversampling_table(record: PipelineRecord) -> Table:
     return Table("oversampling", columns, types, rows)
 
 
+def final_labels_table(record: PipelineRecord) -> Table | None:
+    """The final model on test, per label: the dev-tuned threshold, precision, recall, F1 with its 95 % bootstrap
+    interval, and support; None when the final run's trainer wrote no per-label table."""
+    final = record.view.final
+    evals = _history(record, final.run).final_evals("test") if final is not None else []
+    rows = evals[-1].per_label if evals else ()
+    if not rows:
+        return None
+    columns = ("label", "threshold", "precision", "recall", "f1", "f1_low", "f1_high", "support")
+    types = ("string", "float64", "float64", "float64", "float64", "float64", "float64", "int64")
+    return Table("final_per_label", columns, types, tuple(
+        (r.label, r.threshold, r.precision, r.recall, r.f1, r.f1_low, r.f1_high, r.support) for r in rows))
+
+
 def pipeline_tables(record: PipelineRecord) -> tuple[Table, ...]:
-    """The four tables of `goemo-cockpit export`, in the order they are written."""
-    return leaderboard_table(record), curves_table(record), per_label_table(record), oversampling_table(record)
+    """The tables of `goemo-cockpit export`, in the order they are written: four, and the final model's
+    per-label table when the pipeline has one."""
+    final = final_labels_table(record)
+    return (leaderboard_table(record), curves_table(record), per_label_table(record), oversampling_table(record),
+            *((final,) if final is not None else ()))
 
 
 def csv_bytes(table: Table) -> bytes:

@@ -9,7 +9,8 @@ from typing import Any
 from cockpit.records import EvalRecord, rank_key
 from cockpit.records.values import number as _num
 from cockpit.series import Series
-from cockpit.snapshots import SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, HealthBadge, RunView
+from cockpit.snapshots import (SECONDARY_THRESHOLD, Alert, ClassScore, EvalResult, HealthBadge, LabelHistory,
+                               LabelResult, RunView)
 from trainer.contract import DEFAULT_SELECT_BY, GRAD_BADGE_STEPS, split_run_id, steps_per_epoch, total_steps
 
 TERMINAL = frozenset({"completed", "failed", "stopped"})
@@ -69,6 +70,10 @@ class RunState:
         self.step, self.epoch = 0, 0.0
         self.samples_per_s = self.loss = self.lr = self.grad_norm = None
         self.nonfinite_skipped = self.nonfinite_alerts = 0
+        self.not_learning = False  # the supervisor's not_learning alert names this run
+        self.plateau_since: int | None = None  # from run_end: early stopping ended the run
+        self.final_labels: tuple[LabelResult, ...] = ()  # the final test eval's per-label table
+        self._labels: tuple[Any, LabelHistory | None] = (None, None)  # (evals key, label history)
         self.ema: float | None = None
         self.config: dict[str, Any] = {}
         self.train_size_after: int | None = None
@@ -101,8 +106,11 @@ class RunState:
         return sup
 
     def health(self) -> HealthBadge:
-        """The trainer's verdict: a grad_* alert holds the badge (vanishing while the norm stays under the
+        """The supervisor's not_learning verdict holds the badge first (a run on the label prior has healthy
+        gradients); then the trainer's: a grad_* alert holds it (vanishing while the norm stays under the
         contract's floor, exploding for GRAD_BADGE_STEPS steps); the cockpit judges no norm itself."""
+        if self.not_learning:
+            return HealthBadge("not-learning", "not learning")
         if self.grad_alert is not None:
             kind, at = self.grad_alert
             if kind != "exploding" or self.step - at <= GRAD_BADGE_STEPS:
@@ -149,6 +157,27 @@ class RunState:
             return None
         return max(total - self.step, 0) / ((s1 - s0) / (t1 - t0))
 
+    def label_history(self) -> LabelHistory | None:
+        """Per-label F1 over the periodic dev evals (labels in the latest eval's order), or None before one.
+        Cached until the evals change: a view is rebuilt at every step, the history only at an eval."""
+        key = (len(self.evals), id(self.evals[-1]) if self.evals else None)
+        if self._labels[0] != key:
+            self._labels = (key, self._label_history())
+        return self._labels[1]
+
+    def _label_history(self) -> LabelHistory | None:
+        evals = [e for e in self.evals if e.is_periodic_dev and e.per_class]
+        if not evals:
+            return None
+        labels = tuple(row.label for row in evals[-1].per_class)
+        by_eval = [{row.label: row for row in e.per_class} for e in evals]
+        return LabelHistory(
+            labels, tuple(e.step for e in evals),
+            tuple(tuple(rows[label].f1 if label in rows else None for rows in by_eval) for label in labels),
+            tuple(row.support for row in evals[-1].per_class),
+            tuple(all(rows.get(label) is not None and rows[label].predicted == 0 for rows in by_eval)
+                  for label in labels))
+
     def view(self) -> RunView:
         return RunView(
             run=self.run, phase=self.phase, config=self.config_name, status=self.status,
@@ -160,5 +189,6 @@ class RunState:
             lr_series=self.lr_series.view(), grad_series=self.grad_series.view(), per_class=self.per_class,
             best_dev=self.best_dev, test=self.test, last_eval=self.last_eval, alerts=tuple(self.alerts),
             stall_dumps=tuple(self.stall_dumps), last_event_t=self.last_event_t, job_id=self.job_id,
-            pending_reason=self.pending_reason,
+            pending_reason=self.pending_reason, plateau_since=self.plateau_since, labels=self.label_history(),
+            final_labels=self.final_labels,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 # A label's scores and an alert read the same in a record and on screen: the views show the records' own.
 from cockpit.records import Alert, ClassScore  # noqa: F401 - widgets import what they draw from here
+from cockpit.records.evals import LabelResult  # noqa: F401
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
 from trainer.contract import SELECT_TUNED_CV
 from trainer.devices import GpuSample
@@ -152,6 +153,20 @@ class FinalResult:
 
 
 @dataclass(frozen=True)
+class LabelHistory:
+    """Per-label F1 (at the primary threshold) at each periodic dev eval of a run: the heatmap's cells."""
+
+    labels: tuple[str, ...]
+    steps: tuple[int, ...]
+    f1: tuple[tuple[float | None, ...], ...]
+    """One row per label, one value per eval (None: that eval did not score the label)."""
+    support: tuple[int | None, ...]
+    """Dev rows with the label, from the latest eval."""
+    never_predicted: tuple[bool, ...]
+    """No eval so far predicted the label for a single row (False where the trainer does not say)."""
+
+
+@dataclass(frozen=True)
 class RunView:
     run: str
     phase: int | None
@@ -185,6 +200,9 @@ class RunView:
     last_event_t: float | None
     job_id: str | None = None  # a Slurm run's job id (its pid is on a node: None)
     pending_reason: str | None = None  # why Slurm keeps the job waiting (Resources, Priority, …), until it starts
+    plateau_since: int | None = None  # early_stop_patience ended the run: its score was flat since this step
+    labels: LabelHistory | None = None  # per-label F1 at each dev eval: which emotions it has learned, and when
+    final_labels: tuple[LabelResult, ...] = ()  # the final test eval's per-label table (tuned thresholds, intervals)
 
 
 @dataclass(frozen=True)

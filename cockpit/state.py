@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any, Callable, ClassVar, Iterable
 
 from cockpit.host_devices import fold_device_report, host_devices
+from cockpit.judgements.learning import NOT_LEARNING
 from cockpit.leaderboard import baseline_f1, final_result, leaderboard
 from cockpit.records import (Alert, BadEvent, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd,
                              PipelineStart, Record, Requeue, Restart, RunDone, RunEnd, RunLaunch, RunPending,
@@ -266,7 +267,9 @@ class PipelineState:
     def _pipeline_alert(self, e: Alert) -> None:
         self.alerts.append(e)
         if e.run:
-            self._touch(e.run).alerts.append(e)
+            run = self._touch(e.run)
+            run.alerts.append(e)
+            run.not_learning = run.not_learning or e.code == NOT_LEARNING
 
     def _pipeline_end(self, e: PipelineEnd) -> None:
         self.status, self.exit_code = e.status, e.exit_code
@@ -323,6 +326,8 @@ class PipelineState:
             return
         run.evals.append(e)
         run.add_eval(e, self.primary, self.select_by)
+        if e.final and e.split == "test" and e.per_label:
+            run.final_labels = e.per_label
         if e.split != "test":
             run.per_class = e.per_class
 
@@ -335,7 +340,7 @@ class PipelineState:
             run.nonfinite_alerts += 1
 
     def _run_end(self, run: RunState, e: RunEnd) -> None:
-        run.trainer_status, run.end_t = e.status, e.t
+        run.trainer_status, run.end_t, run.plateau_since = e.status, e.t, e.plateau_since
 
     PIPELINE_HANDLERS: ClassVar[dict[str, Callable[[PipelineState, Any], None]]] = {
         Event.PIPELINE_START: _pipeline_start,

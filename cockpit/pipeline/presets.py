@@ -121,6 +121,14 @@ class PipelineSettings(BaseModel):
         Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON), description="which events send a notification"))
     notify_timeout_s: float = Field(10.0, gt=0, le=600, description="a send that takes longer is given up (and "
                                                                      "alerted); at most 600 s")
+    on_not_learning: Literal["alert", "stop", "off"] = Field(
+        "alert", description="a run whose dev evals show it is not learning (discrimination near chance, or "
+                             "predictions at the label prior): alert, or alert and stop it to free its slot")
+    not_learning_after_evals: int = Field(2, ge=1, description="judge a run once it has had this many dev evals ...")
+    not_learning_after_fraction: float = Field(0.3, gt=0, le=1, description="... or this fraction of its steps")
+    gpu_underused_pct: float = Field(30.0, ge=0, le=100, description="alert (gpu_underused) when a training run's "
+                                                                     "GPU utilisation stays below this ...")
+    gpu_underused_window_s: float = Field(120.0, gt=0, description="... for this long; 0 % turns the alert off")
 
     @field_validator("phases")
     @classmethod

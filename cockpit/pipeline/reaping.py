@@ -60,6 +60,10 @@ def describe_exit(code: int) -> str:
     return _EXIT_WORDS.get(code, f"exit code {code}")
 
 
+# Why the supervisor ended a run, as its run_exit says it (other ends take the trainer's own reason).
+INTENT_REASONS = {"stall": "stalled", "not_learning": "not learning (on_not_learning = \"stop\")"}
+
+
 @dataclass
 class RunReaper:
     """Applies the exits the scheduler collected; ``aborted`` turns True once a failure aborts the pipeline."""
@@ -92,7 +96,7 @@ class RunReaper:
         rec = active.record
         self.scheduler.release(active)
         status = active.ended.status if active.ended else None
-        reason = ("stalled" if active.intent == "stall" else (active.ended.reason if active.ended else None)
+        reason = (INTENT_REASONS.get(active.intent or "") or (active.ended.reason if active.ended else None)
                   or exit_reason(self.paths.run(rec.run_id), code))
         self.emit(Event.RUN_EXIT, run=rec.run_id, code=code, attempt=rec.attempts, reason=reason, status=status)
         decision = self.policy.decide(code, status, active.intent, rec.attempts)

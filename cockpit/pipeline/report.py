@@ -13,9 +13,9 @@ from cockpit.records import read_run_history
 from cockpit.state import PipelineState
 from cockpit.snapshots import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,
-                              FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE, TUNED_CV_KEY,
-                              TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key, f1_micro_key,
-                              selection_key, threshold_key)
+                              FINAL_LABELS_PLOT, FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE,
+                              TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key,
+                              f1_micro_key, selection_key, threshold_key)
 from trainer.contract import SELECT_TUNED_CV
 from trainer.events import read_events
 
@@ -148,6 +148,46 @@ def _final_per_class(pipeline_dir: Path) -> tuple[list[str], list[float | None],
     return labels, [p.f1 for p in final.per_class], base_f1
 
 
+def _plot_final_labels(pipeline_dir: Path, plt: Any) -> list[str]:
+    """The final model's test F1 per label at its tuned thresholds, with 95 % bootstrap intervals, worst first."""
+    final = next(iter(read_run_history(pipeline_dir, FINAL_RUN).final_evals("test")), None)
+    rows = sorted((r for r in final.per_label if r.f1 is not None), key=lambda r: r.f1) if final else []
+    if not rows:
+        return []
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    xs = list(range(len(rows)))
+    f1 = [r.f1 for r in rows]
+    below = [r.f1 - r.f1_low if r.f1_low is not None else 0.0 for r in rows]
+    above = [r.f1_high - r.f1 if r.f1_high is not None else 0.0 for r in rows]
+    ax.bar(xs, f1, yerr=[below, above], capsize=2, color="tab:green", ecolor="black")
+    ax.set_xticks(xs, [f"{r.label} ({r.support})" for r in rows], rotation=70, fontsize=8)
+    ax.set(title="final model on test, per label (thresholds tuned on dev; 95 % bootstrap interval; support)",
+           ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(pipeline_dir / FINAL_LABELS_PLOT, dpi=110)
+    plt.close(fig)
+    return [FINAL_LABELS_PLOT]
+
+
+def final_labels_markdown(pipeline_dir: Path) -> list[str]:
+    """The "Final model per label" section: each label's tuned threshold, precision, recall, F1 with its 95 %
+    bootstrap interval over the test rows, and support, worst F1 first; empty for trainers without the table."""
+    final = next(iter(read_run_history(pipeline_dir, FINAL_RUN).final_evals("test")), None)
+    if final is None or not final.per_label:
+        return []
+    rows = sorted(final.per_label, key=lambda r: (r.f1 if r.f1 is not None else -1.0, r.label))
+    out = ["### Final model per label (test, thresholds tuned on dev)", "",
+           "F1's 95 % interval resamples the test rows (1,000 bootstrap resamples); a rare label's interval is "
+           "wide, so two labels or two models whose intervals overlap are not told apart by this split.", "",
+           "| label | threshold | precision | recall | F1 | 95 % interval | support |",
+           "| --- | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for r in rows:
+        interval = f"[{_fmt(r.f1_low)}, {_fmt(r.f1_high)}]" if r.f1_low is not None else "–"
+        out.append(f"| {r.label} | {_fmt(r.threshold)} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.f1)} | "
+                   f"{interval} | {r.support if r.support is not None else '–'} |")
+    return out + [""]
+
+
 def data_markdown(pipeline_dir: Path, primary: float) -> list[str]:
     """The "Data sources" section: the sources of the pipeline's first data event with each one's latest dev
     score, and train rows per label with the rows able to observe it; empty for trainers that list no sources.
@@ -206,6 +246,7 @@ def write_report(pipeline_dir: Path) -> Path:
         fig.savefig(pipeline_dir / PER_CLASS_PLOT, dpi=110)
         plt.close(fig)
         images.append(PER_CLASS_PLOT)
+    images += _plot_final_labels(pipeline_dir, plt)
     data, data_run = None, ""
     for run_dir in _run_dirs(pipeline_dir):
         data, data_run = read_run_history(pipeline_dir, run_dir.name).first_data(), run_dir.name
@@ -246,6 +287,7 @@ def write_report(pipeline_dir: Path) -> Path:
                          f"{_fmt(s.get(TUNED_KEY))} | {_fmt(s.get(micro))} |")
         arrays = ", ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
         parts += ["", f"Recompute: {arrays} with `{FINAL_DIR}/{THRESHOLDS_FILE}`.", ""]
+        parts += final_labels_markdown(pipeline_dir)
     parts += data_markdown(pipeline_dir, primary)
     parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     path = paths.report

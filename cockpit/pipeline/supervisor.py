@@ -19,6 +19,8 @@ from cockpit.pipeline import control
 from cockpit.pipeline.launcher import LaunchError, Launcher, process_start_time
 from cockpit.pipeline.launchers import make_launcher
 from cockpit.pipeline.lock import PipelineLock
+from cockpit.judgements.devices import GPU_UNDERUSED, GpuRule, GpuWatch
+from cockpit.judgements.learning import NOT_LEARNING, LearningRule, LearningWatch
 from cockpit.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
 from cockpit.pipeline.reaping import RunReaper
@@ -90,6 +92,10 @@ class Supervisor:
         self.log: EventWriter | None = None
         self._history: list[Record] = []  # pipeline.jsonl as it was when run() started (resume), as records
         self._pending_said: dict[str, str | None] = {}  # run -> the queue's reason last written (Slurm)
+        self.learning = LearningWatch(LearningRule(after_evals=self.settings.not_learning_after_evals,
+                                                   after_fraction=self.settings.not_learning_after_fraction))
+        self._not_learning: list[str] = []  # runs judged not learning, to stop (on_not_learning = "stop")
+        self.gpus = GpuWatch(GpuRule(self.settings.gpu_underused_pct, self.settings.gpu_underused_window_s))
         # The phases, in the order a pipeline runs them.
         self.phase_table: dict[int, Callable[[], None]] = {
             1: self.screen, 2: self.analyse, 3: self.extend, 4: self.finalise,
@@ -106,6 +112,16 @@ class Supervisor:
     def on_event(self, origin: str, event: dict[str, Any]) -> None:
         self.view_sink(origin, event)
         fan_out(self.outlets, origin, event)
+        idle = self.gpus.observe(origin, event)
+        if idle is not None:
+            self.alert("warn", GPU_UNDERUSED, idle, origin)
+        verdict = self.learning.observe(origin, event) if self.settings.on_not_learning != "off" else None
+        if verdict is not None:
+            stop = self.settings.on_not_learning == "stop"
+            self.alert("warn", NOT_LEARNING, verdict.message + ("; stopping it (on_not_learning = stop)" if stop else ""),
+                       origin)
+            if stop:
+                self._not_learning.append(origin)
 
     def _outlet_alerts(self) -> None:
         """Write the outlets' failures (a tracker dropped, a notification not sent) into pipeline.jsonl."""
@@ -201,7 +217,9 @@ class Supervisor:
             return EXIT_INTERRUPTED, "interrupted"
         if self.reaper.aborted:
             return EXIT_ABORTED, "aborted"
-        if any(r.status in ("failed", "stopped") for r in self.records.values()):
+        # A run stopped because it was not learning (on_not_learning = "stop") is the policy working, not a failure.
+        if any(r.status == "failed" or (r.status == "stopped" and r.run_id not in self.learning.judged)
+               for r in self.records.values()):
             return EXIT_FAILED, "failed"
         return EXIT_OK, "completed"
 
@@ -422,6 +440,11 @@ class Supervisor:
                 self.interrupted = "stop_pipeline"
             elif run in self.scheduler.active and cmd in ("stop_run", "restart_run"):
                 exits.append(self.scheduler.end(self.scheduler.active[run], "stop" if cmd == "stop_run" else "restart"))
+        # Runs judged not learning under on_not_learning = "stop" end as stopped (intent "not_learning").
+        while self._not_learning:
+            run = self._not_learning.pop(0)
+            if run in self.scheduler.active:
+                exits.append(self.scheduler.end(self.scheduler.active[run], "not_learning"))
         self.reaper.apply_all(exits)
 
     # -- results ------------------------------------------------------------------------------

@@ -36,6 +36,29 @@ class ClassScore:
     recall: float | None
     f1: float | None
     support: int | None
+    predicted: int | None = None
+    """Rows predicted positive (newer trainers): 0 is a label the model never predicts."""
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """One label of the final model on a split: its tuned threshold, scores there and the 95 % bootstrap
+    interval of its F1 (trainer/label_table.py)."""
+
+    label: str
+    threshold: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    support: int | None
+    f1_low: float | None
+    f1_high: float | None
+
+
+def label_results(rows: Any) -> tuple[LabelResult, ...]:
+    return tuple(LabelResult(str(row["label"]), number(row.get("threshold")), number(row.get("precision")),
+                             number(row.get("recall")), number(row.get("f1")), integer(row.get("support")),
+                             number(row.get("f1_low")), number(row.get("f1_high"))) for row in unique_labels(rows))
 
 
 def unique_labels(rows: Any) -> list[dict[str, Any]]:
@@ -51,7 +74,26 @@ def unique_labels(rows: Any) -> list[dict[str, Any]]:
 
 def class_scores(rows: Any) -> tuple[ClassScore, ...]:
     return tuple(ClassScore(str(row["label"]), number(row.get("precision")), number(row.get("recall")),
-                            number(row.get("f1")), integer(row.get("support"))) for row in unique_labels(rows))
+                            number(row.get("f1")), integer(row.get("support")), integer(row.get("predicted")))
+                 for row in unique_labels(rows))
+
+
+@dataclass(frozen=True)
+class Learning:
+    """An eval's ``learning`` figures: discrimination (macro ROC-AUC, 0.5 is chance), how many labels are
+    predicted positive at the primary threshold, and how far predictions sit from the training prior."""
+
+    auc_macro: float | None
+    labels_predicted: int | None
+    labels: int | None
+    prior_gap: float | None
+
+
+def decode_learning(value: Any) -> Learning | None:
+    if not isinstance(value, dict):
+        return None
+    return Learning(number(value.get("auc_macro")), integer(value.get("labels_predicted")),
+                    integer(value.get("labels")), number(value.get("prior_gap")))
 
 
 @dataclass(frozen=True)
@@ -80,6 +122,10 @@ class EvalRecord:
     """The labels a per-source eval covers (its source's map); None for the run's own evals."""
     by_threshold: dict[str, dict[str, float]] = field(default_factory=dict)
     """Every THRESHOLD_METRICS score the event carries: metric -> threshold string -> value."""
+    learning: Learning | None = None
+    """Is the run learning at all (dev evals of newer trainers: trainer/diagnostics.py)."""
+    per_label: tuple[LabelResult, ...] = ()
+    """The final test eval's per-label table at the tuned thresholds (newer trainers)."""
 
     def f1(self, at: float) -> float | None:
         """Macro-F1 at a threshold."""
@@ -110,4 +156,5 @@ def decode_eval(event: dict[str, Any]) -> EvalRecord:
                       tuned_cv=number(event.get("tuned_cv")), t=number(event.get("t")), loss=number(event.get("loss")),
                       per_class=class_scores(event.get("per_class")),
                       observed_labels=strings(observed) if isinstance(observed, list) else None,
-                      by_threshold={m: scores(event[m]) for m in THRESHOLD_METRICS if isinstance(event.get(m), dict)})
+                      by_threshold={m: scores(event[m]) for m in THRESHOLD_METRICS if isinstance(event.get(m), dict)},
+                      learning=decode_learning(event.get("learning")), per_label=label_results(event.get("per_label")))

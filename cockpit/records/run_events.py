@@ -129,6 +129,8 @@ class RunEnd:
     best_metric: str | None
     best_value: float | None
     best_step: int | None
+    plateau_since: int | None = None
+    """The step since which the selection score was flat, when early_stop_patience ended the run."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,8 @@ def decode_alert(e: dict[str, Any], t: float) -> Alert:
 def decode_run_end(e: dict[str, Any], t: float) -> RunEnd:
     best = e.get("best") if isinstance(e.get("best"), dict) else {}
     return RunEnd(t, required_text(e, "status"), text(e.get("reason")), number(e.get("wall_s")),
-                  optional_text(best.get("metric")), number(best.get("value")), integer(best.get("step")))
+                  optional_text(best.get("metric")), number(best.get("value")), integer(best.get("step")),
+                  integer(e.get("plateau_since")))
 
 
 def decode_device(e: dict[str, Any], t: float) -> DeviceRecord:

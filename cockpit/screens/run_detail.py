@@ -1,4 +1,5 @@
-"""Run detail: per-label F1 of the last dev eval, lr and loss curves, stderr tail, stall dumps."""
+"""Run detail: per-label F1 over the dev evals (a heatmap) and of the last one, lr and loss curves, stderr tail,
+stall dumps."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, OptionList, Static, TabbedContent, TabPane
@@ -15,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from cockpit.snapshots import TUNED_CV_LABEL, PipelineView, RunView, f1_at
 from cockpit.tail import read_text_tail
-from cockpit.widgets import LineChart, PerClassTable
+from cockpit.widgets import FinalLabelsTable, LabelHeatmap, LineChart, PerClassTable
 from cockpit.widgets.format import fmt_duration, fmt_float, fmt_si
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, STDERR_FILE, RunPaths
 
@@ -59,8 +61,14 @@ class RunDetailScreen(Screen[None]):
         yield Header()
         yield Static("", id="run-line")
         with TabbedContent(id="run-tabs"):
+            with TabPane("Labels over time", id="tab-labels"):
+                with VerticalScroll(id="labels-scroll"):
+                    yield LabelHeatmap(id="label-heatmap")
             with TabPane("Per-label F1", id="tab-per-class"):
                 yield PerClassTable("per-label F1 (last dev eval)", id="per-class")
+            with TabPane("Final per label", id="tab-final-labels"):
+                yield FinalLabelsTable("the final model on test, per label (thresholds tuned on dev)",
+                                       id="final-labels")
             with TabPane("Curves", id="tab-run-curves"):
                 yield LineChart("learning rate", colour_offset=1, id="lr-chart")
                 yield LineChart("loss", id="run-loss-chart")
@@ -86,6 +94,8 @@ class RunDetailScreen(Screen[None]):
             self._line = line
             self.query_one("#run-line", Static).update(line, layout=False)
         self.query_one(PerClassTable).show(run, snap.primary)
+        self.query_one(LabelHeatmap).show(run.labels)
+        self.query_one(FinalLabelsTable).show(run, snap.primary)
         self.query_one("#lr-chart", LineChart).plot((run.lr_series,), ("lr",))
         self.query_one("#run-loss-chart", LineChart).plot((run.loss_raw, run.loss_smooth), ("raw", "EMA"))
         if run.stall_dumps != self._dumps:

@@ -4,9 +4,11 @@ from cockpit.widgets.alerts import AlertsLog, StallBanner
 from cockpit.widgets.charts import LineChart
 from cockpit.widgets.gpu_panel import GpuPanel
 from cockpit.widgets.grad_health import GradHealthPanel
-from cockpit.widgets.tables import LeaderboardTable, OversamplingTable, PerClassTable, RunsTable, SourcesTable
+from cockpit.widgets.label_heatmap import LabelHeatmap
+from cockpit.widgets.tables import (FinalLabelsTable, LeaderboardTable, OversamplingTable, PerClassTable, RunsTable,
+                                    SourcesTable)
 
 __all__ = [
-    "AlertsLog", "GpuPanel", "GradHealthPanel", "LeaderboardTable", "LineChart", "OversamplingTable",
+    "AlertsLog", "FinalLabelsTable", "GpuPanel", "GradHealthPanel", "LabelHeatmap", "LeaderboardTable", "LineChart", "OversamplingTable",
     "PerClassTable", "RunsTable", "SourcesTable", "StallBanner",
 ]

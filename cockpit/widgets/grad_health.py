@@ -20,11 +20,12 @@ BADGE_WIDTH = 24
 
 
 class GradHealthPanel(Widget):
-    """One line per run: id, log-scale grad-norm sparkline, badge (healthy/vanishing/exploding/non-finite)."""
+    """One line per run: id, log-scale grad-norm sparkline, badge (healthy/vanishing/exploding/non-finite, or
+    not learning: the supervisor's verdict on its dev evals, which outranks the gradients')."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "grad-health--run", "grad-health--spark", "grad-health--healthy", "grad-health--vanishing",
-        "grad-health--exploding", "grad-health--nonfinite",
+        "grad-health--exploding", "grad-health--nonfinite", "grad-health--not-learning",
     }
 
     DEFAULT_CSS = """
@@ -42,6 +43,7 @@ class GradHealthPanel(Widget):
     GradHealthPanel > .grad-health--vanishing { color: $warning; text-style: bold; }
     GradHealthPanel > .grad-health--exploding { color: $error; text-style: bold; }
     GradHealthPanel > .grad-health--nonfinite { color: $warning; }
+    GradHealthPanel > .grad-health--not-learning { color: $error; text-style: bold; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:

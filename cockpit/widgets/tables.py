@@ -195,13 +195,22 @@ class SnapshotTable(DataTable):
         self._render_rows()
 
 
+def _state_text(run: RunView) -> str:
+    """A run's state cell: why Slurm keeps it waiting, or that early stopping ended it on a plateau."""
+    if run.pending_reason:
+        return f"pending: {run.pending_reason}"
+    if run.plateau_since is not None and run.status == "completed":
+        return f"plateau since step {run.plateau_since}"
+    return run.status
+
+
 class RunsTable(SnapshotTable):
     COLUMNS = (("run", "run"), ("state", "state"), ("step", "step"), ("epoch", "epoch"), ("sps", "samples/s"),
                ("eta", "ETA"), ("loss", "loss"), ("f1", "best {f1}"))
 
     def show(self, runs: Sequence[RunView], primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
         self.set_primary(primary)
-        self.set_rows([(r.run, (r.run, f"pending: {r.pending_reason}" if r.pending_reason else r.status,
+        self.set_rows([(r.run, (r.run, _state_text(r),
                                 (r.step, r.total_steps or 0), r.epoch, r.samples_per_s, r.eta_s,
                                 r.loss, r.best_dev.f1_primary if r.best_dev else None)) for r in runs])
 
@@ -284,4 +293,25 @@ class PerClassTable(SnapshotTable):
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         label, precision, recall, f1, support = values
         return (label, _right(fmt_float(precision, 3)), _right(fmt_float(recall, 3)), _right(fmt_float(f1, 3)),
+                _right(DASH if support is None else str(support)))
+
+
+class FinalLabelsTable(SnapshotTable):
+    """The final model on test, per label: the dev-tuned threshold, precision, recall, F1 with its 95 %
+    bootstrap interval, and support (the final test eval's ``per_label``)."""
+
+    COLUMNS = (("label", "label"), ("threshold", "threshold"), ("precision", "precision"), ("recall", "recall"),
+               ("f1", "F1 [95% interval]"), ("support", "support"))
+
+    def show(self, run: RunView | None, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> None:
+        self.set_primary(primary)
+        rows = run.final_labels if run else ()
+        self.set_rows([(r.label, (r.label, r.threshold, r.precision, r.recall, (r.f1, r.f1_low, r.f1_high),
+                                  r.support)) for r in rows])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        label, threshold, precision, recall, (f1, low, high), support = values
+        interval = f" [{fmt_float(low, 2)}, {fmt_float(high, 2)}]" if low is not None and high is not None else ""
+        return (label, _right(fmt_float(threshold, 2)), _right(fmt_float(precision, 3)),
+                _right(fmt_float(recall, 3)), _right(f"{fmt_float(f1, 3)}{interval}"),
                 _right(DASH if support is None else str(support)))

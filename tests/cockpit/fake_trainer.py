@@ -4,7 +4,8 @@ What it does is named by the run's config (the part of the run id after ``pN-``)
 JSON object config -> behaviour: ``ok`` (a few steps, a dev eval, run_end, exit 0), ``fail`` (exit 1 at
 once), ``crash`` (exit 1 after two steps), ``slow`` (a step every 0.1 s until SIGTERM, then run_end
 stopped and exit 143), ``hang`` (one step, then silence), ``slow_until_requeued`` (``slow`` until Slurm
-starts the job again, then ``ok``), ``steady`` (a step every 0.2 s for 6 s, then ``ok``), ``bad_input`` (a
+starts the job again, then ``ok``), ``stuck`` (30 dev evals 0.1 s apart at chance, with ``learning``
+figures, then completed; stopped at SIGTERM), ``steady`` (a step every 0.2 s for 6 s, then ``ok``), ``bad_input`` (a
 library's warning, then goemo-train's one-line error on stderr, exit 2 before any event). SIGUSR1 dumps
 every thread's stack to stderr, as goemo-train's does.
 """
@@ -64,6 +65,20 @@ if behaviour in ("slow", "hang"):
         time.sleep(0.1)
     events.emit("run_end", status="stopped", reason="signal SIGTERM", wall_s=0.1, best={})
     sys.exit(143)
+if behaviour == "stuck":  # on the label prior: 30 dev evals, one every 0.1 s, ranking at chance
+    n = 0
+    while stop["signal"] is None and n < 30:
+        n += 1
+        step(n)
+        events.emit("eval", step=n, epoch=n / 30, split="dev", loss=0.5, f1_macro={"0.2": 0.02},
+                    f1_micro={"0.2": 0.3}, per_class=[], tuned={"f1_macro": 0.05},
+                    learning={"auc_macro": 0.51, "labels_predicted": 1, "labels": 28, "prior_gap": 0.004})
+        time.sleep(0.1)
+    if stop["signal"] is not None:
+        events.emit("run_end", status="stopped", reason="signal SIGTERM", wall_s=0.1, best={})
+        sys.exit(143)
+    events.emit("run_end", status="completed", reason="30 optimizer steps", wall_s=3.0, best={})
+    sys.exit(0)
 if behaviour == "steady":
     for n in range(30):
         time.sleep(0.2)

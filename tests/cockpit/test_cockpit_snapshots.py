@@ -53,3 +53,25 @@ def test_dashboard_leaderboard_tab_ranked_by_tuned_cv_80x24(snap_compare, runs_d
 
     folder = fp.write_fake_pipeline(runs_dir, dev_tuned=True, select_by="tuned_cv", final_mode="ensemble")
     assert snap_compare(make_test_app(folder), terminal_size=(80, 24), run_before=open_leaderboard)
+
+
+async def _open_run_detail(pilot) -> None:
+    """The first run of the dashboard's runs table, in the run-detail screen (its heatmap tab)."""
+    from cockpit.screens.run_detail import RunDetailScreen
+    from cockpit.widgets import LabelHeatmap
+
+    await wait_loaded(pilot)
+    await pilot.press("enter")
+    for _ in range(100):
+        if isinstance(pilot.app.screen, RunDetailScreen) and pilot.app.screen.query_one(LabelHeatmap)._history:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def test_run_detail_label_heatmap_80x24(snap_compare, finished_pipeline: Path, make_test_app) -> None:
+    assert snap_compare(make_test_app(finished_pipeline), terminal_size=(80, 24), run_before=_open_run_detail)
+
+
+def test_run_detail_label_heatmap_160x48(snap_compare, finished_pipeline: Path, make_test_app) -> None:
+    assert snap_compare(make_test_app(finished_pipeline), terminal_size=(160, 48), run_before=_open_run_detail)

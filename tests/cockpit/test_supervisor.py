@@ -233,3 +233,31 @@ def test_outlets_see_every_event_and_their_failures_land_in_pipeline_jsonl(tmp_p
     assert outlet.closed  # flushed at the end, with the preset's notify_timeout_s
     assert 9 < outlet.closed[0] <= sup.settings.notify_timeout_s
     assert broken not in sup.outlets  # switched off at its first failure
+
+
+def test_a_run_not_learning_is_stopped_under_on_not_learning_stop_and_the_pipeline_goes_on(tmp_path: Path) -> None:
+    sup = make(tmp_path, {"focal": "stuck"}, configs=["bce", "focal"])
+    sup.settings.on_not_learning = "stop"
+    assert sup.run() == 0
+    events = pipeline_events(sup)
+    alerts = [e for e in events if e["type"] == "alert" and e["code"] == "not_learning"]
+    assert [a["run"] for a in alerts] == ["p1-focal"] and "near chance" in alerts[0]["message"]
+    assert "stopping it" in alerts[0]["message"] and "head_lr" in alerts[0]["message"]
+    done = {e["run"]: e["status"] for e in events if e["type"] == "run_done"}
+    assert done == {"p1-bce": "completed", "p1-focal": "stopped"}
+    stuck = [e for e in read_events(PipelinePaths(sup.dir).run("p1-focal").events) if e["type"] == "eval"]
+    assert len(stuck) < 20  # stopped at its second eval (or soon after), not after 300
+    exit_ = next(e for e in events if e["type"] == "run_exit" and e["run"] == "p1-focal")
+    assert exit_["reason"].startswith("not learning")
+    # The policy working is no failure: the pipeline goes on and ends completed.
+    assert events[-1]["type"] == "pipeline_end" and events[-1]["status"] == "completed"
+
+
+def test_under_on_not_learning_alert_the_run_is_only_named(tmp_path: Path) -> None:
+    sup = make(tmp_path, {"focal": "stuck"}, configs=["focal"])
+    assert sup.settings.on_not_learning == "alert"  # the default
+    assert sup.run() == 0
+    events = pipeline_events(sup)
+    alerts = [e for e in events if e["type"] == "alert" and e["code"] == "not_learning"]
+    assert len(alerts) == 1 and "stopping it" not in alerts[0]["message"]
+    assert [e["status"] for e in events if e["type"] == "run_done"] == ["completed"]
