@@ -3,7 +3,8 @@
 A path can name something that is not a file: a FIFO blocks its reader forever, and ``/dev/zero`` (directly or
 through a symlink called ``x.csv``) never ends. Every source reader and label-map loader reads through
 ``read_input_file``, which refuses anything but a regular file (after resolving symlinks) before opening it
-and stops reading at a cap, so a bad path is one line, never a hang or an out-of-memory kill.
+and stops reading at a cap, so a bad path is one line, never a hang or an out-of-memory kill. A reader that
+streams (goemo-predict's --input) opens through ``open_regular_file``: the same refusals, no cap.
 Stdlib only: the cockpit checks sources before anything starts.
 """
 

@@ -179,7 +179,8 @@ def _given_rows(texts: Sequence[str]) -> Iterator[Row]:
             yield Row(text, {TEXT_COLUMN: text}, f"stdin:{number}")
 
 
-def labelled_chunks(predictor: Predictor, rows: Iterable[Row], chunk_rows: int) -> Iterator[tuple[list[Row], list[dict]]]:
+def labelled_chunks(predictor: Predictor, rows: Iterable[Row],
+                    chunk_rows: int) -> Iterator[tuple[list[Row], list[dict]]]:
     """``rows`` with their results, a chunk at a time, in order: memory holds one chunk, whatever the input's size.
 
     The first chunk is one batch, so the first results come at once; chunks then double up to ``chunk_rows``,

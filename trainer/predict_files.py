@@ -250,8 +250,8 @@ class ResultWriter:
         assert self._columns is not None
         extra = [k for k in row.fields if k not in self._columns]
         if extra:
-            raise ValueError(f"{row.where}: a key {extra[0]!r} that the first row lacks; expected "
-                             f"the keys of the first row ({_shown(self._columns)}) for a CSV output, or a .jsonl output")
+            raise ValueError(f"{row.where}: a key {extra[0]!r} that the first row lacks; expected the keys of "
+                             f"the first row ({_shown(self._columns)}) for a CSV output, or a .jsonl output")
         cells = [_cell(row.fields.get(c)) for c in self._columns]
         scores = record[SCORES_COLUMN]
         self._csv.writerow([*cells, LABEL_SEPARATOR.join(record[LABELS_COLUMN]), *(scores[n] for n in self._names)])

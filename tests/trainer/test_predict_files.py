@@ -200,7 +200,8 @@ BAD_INPUTS = [
     ("pipe.txt", _fifo, [], "found a named pipe"),
     ("in.xlsx", "text\nhi\n", [], "unknown input type '.xlsx'; expected .txt, .jsonl, .csv or .tsv"),
     ("in.csv", "id,body\n1,hi\n", [], "in.csv:1: no column 'text' (columns found: 'id', 'body')"),
-    ("in.tsv", "text\tid\nhi\t1\n", ["--text-column", "body"], "in.tsv:1: no column 'body' (columns found: 'text', 'id')"),
+    ("in.tsv", "text\tid\nhi\t1\n", ["--text-column", "body"],
+     "in.tsv:1: no column 'body' (columns found: 'text', 'id')"),
     ("in.csv", "", [], "no header line (the file is empty)"),
     ("in.csv", "id,text\n1,hi\n2,hi,extra\n", [], "in.csv:3: 3 fields; expected 2"),
     ("in.csv", 'id,text\n1,"never closed\n2,hi\n', [], "in.csv:2: not valid CSV (unexpected end of data; an unclosed"),
@@ -266,3 +267,48 @@ def test_texts_and_input_together_are_refused(model, tmp_path, capfd):
     source = _write_input(tmp_path / "in.txt", ROWS)
     code, out, err = _run(capfd, "--model", str(model), "--input", str(source), "hello")
     assert code == EXIT_BAD_INPUT and len(err.splitlines()) == 1 and str(source) in err, err
+
+
+def test_jsonl_values_become_csv_cells(model, tmp_path, capfd):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "hi", "id": 5, "meta": {"a": 1}, "none": None}) + "\n")
+    target = tmp_path / "out.csv"
+    code, _, err = _run(capfd, "--model", str(model), "--input", str(source), "--output", str(target))
+    assert code == EXIT_OK, err
+    row = _read_output(target)[0]
+    assert (row["text"], row["id"], row["meta"], row["none"]) == ("hi", "5", '{"a": 1}', "")
+
+
+def test_a_jsonl_row_with_a_new_key_cannot_go_to_csv(model, tmp_path, capfd):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "hi"}) + "\n" + json.dumps({"text": "ho", "extra": 1}) + "\n")
+    code, _, err = _run(capfd, "--model", str(model), "--input", str(source), "--output", str(tmp_path / "o.csv"))
+    assert code == EXIT_BAD_INPUT and len(err.splitlines()) == 1, err
+    assert f"{source}:2: a key 'extra' that the first row lacks" in err
+    assert os.listdir(tmp_path) == ["in.jsonl"]
+
+
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone (goemo-predict ... | head -1)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def test_a_reader_that_leaves_ends_it_quietly(model, tmp_path, capfd, monkeypatch):
+    source = _write_input(tmp_path / "in.txt", ROWS)
+    fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        monkeypatch.setattr(sys, "stdout", _ClosedPipe(fd))
+        code = main(["--model", str(model), "--input", str(source)])
+    finally:
+        os.close(fd)
+    _, err = capfd.readouterr()
+    assert code == 1 and err == ""  # no BrokenPipeError traceback
