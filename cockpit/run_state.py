@@ -191,4 +191,5 @@ class RunState:
             stall_dumps=tuple(self.stall_dumps), last_event_t=self.last_event_t, job_id=self.job_id,
             pending_reason=self.pending_reason, plateau_since=self.plateau_since, labels=self.label_history(),
             final_labels=self.final_labels,
+            learning=next((e.learning for e in reversed(self.evals) if e.is_periodic_dev and e.learning), None),
         )

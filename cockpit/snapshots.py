@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 # A label's scores and an alert read the same in a record and on screen: the views show the records' own.
 from cockpit.records import Alert, ClassScore  # noqa: F401 - widgets import what they draw from here
-from cockpit.records.evals import LabelResult  # noqa: F401
+from cockpit.records.evals import LabelResult, Learning  # noqa: F401
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, threshold_key
 from trainer.contract import SELECT_TUNED_CV
 from trainer.devices import GpuSample
@@ -203,6 +203,7 @@ class RunView:
     plateau_since: int | None = None  # early_stop_patience ended the run: its score was flat since this step
     labels: LabelHistory | None = None  # per-label F1 at each dev eval: which emotions it has learned, and when
     final_labels: tuple[LabelResult, ...] = ()  # the final test eval's per-label table (tuned thresholds, intervals)
+    learning: Learning | None = None  # the latest dev eval's learning figures (macro AUC, labels predicted, gap)
 
 
 @dataclass(frozen=True)

@@ -244,10 +244,15 @@ WANDB_DIR = "wandb"  # wandb's run folders (offline mode unless the user is logg
 # Topics named after an event type mean that event; "failed" and "nonfinite_abort" are picked out of alerts.
 NOTIFY_FAILED = "failed"
 NOTIFY_NONFINITE = "nonfinite_abort"
+# The supervisor's judgements (cockpit/judgements/), as the codes of its alerts in pipeline.jsonl: a run whose dev
+# evals rank at chance or sit on the label prior, and a run whose GPUs wait while it trains.
+ALERT_NOT_LEARNING = "not_learning"
+ALERT_GPU_UNDERUSED = "gpu_underused"
+NOTIFY_NOT_LEARNING = ALERT_NOT_LEARNING  # picked out of alerts, like "failed"
 # Plain strings (.value): they are a preset's Literal choices and its saved TOML values.
-NOTIFY_EVENTS = (Event.STALL.value, NOTIFY_FAILED, NOTIFY_NONFINITE, Event.PIPELINE_END.value, Event.RUN_DONE.value,
-                 Event.PHASE_END.value, Event.ALERT.value)
-DEFAULT_NOTIFY_ON = (Event.STALL.value, NOTIFY_FAILED, NOTIFY_NONFINITE, Event.PIPELINE_END.value)
+NOTIFY_EVENTS = (Event.STALL.value, NOTIFY_FAILED, NOTIFY_NONFINITE, NOTIFY_NOT_LEARNING, Event.PIPELINE_END.value,
+                 Event.RUN_DONE.value, Event.PHASE_END.value, Event.ALERT.value)
+DEFAULT_NOTIFY_ON = (Event.STALL.value, NOTIFY_FAILED, NOTIFY_NONFINITE, NOTIFY_NOT_LEARNING, Event.PIPELINE_END.value)
 # Inside checkpoints/latest: no pickle anywhere (tensors as safetensors, the rest as JSON).
 OPTIMIZER_FILE = "optimizer.safetensors"
 SCHEDULER_FILE = "scheduler.json"

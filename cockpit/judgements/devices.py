@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cockpit.records import BadEvent, DeviceRecord, RunEnd, RunStart, StepRecord, decode
-from trainer.contract import PIPELINE_ORIGIN
+from trainer.contract import ALERT_GPU_UNDERUSED, PIPELINE_ORIGIN
 
-GPU_UNDERUSED = "gpu_underused"  # the alert's code
+GPU_UNDERUSED = ALERT_GPU_UNDERUSED  # the alert's code
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from cockpit.records import BadEvent, EvalRecord, RunStart, decode
-from trainer.contract import PIPELINE_ORIGIN
+from trainer.contract import ALERT_NOT_LEARNING, PIPELINE_ORIGIN
 
-NOT_LEARNING = "not_learning"  # the alert's code
+NOT_LEARNING = ALERT_NOT_LEARNING  # the alert's code
 ACTIONS = ("alert", "stop")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from cockpit.records import Alert, BadEvent, PhaseEnd, PipelineEnd, Record, RunDone, RunEnd, Stall, decode
 from cockpit.tail import read_text_tail
-from trainer.contract import (PIPELINE_ORIGIN, PRESET_FILE, SUMMARY_FILE, TUNED_KEY, PHASE_NAMES, PipelinePaths,
+from trainer.contract import (NOTIFY_NOT_LEARNING, PIPELINE_ORIGIN, PRESET_FILE, SUMMARY_FILE, TUNED_KEY, PHASE_NAMES, PipelinePaths,
                               f1_macro_key, threshold_key)
 from trainer.contract import Event
 
@@ -77,6 +77,8 @@ def classify(origin: str, record: Record, notify_on: frozenset[str]) -> str | No
         return None
     if not from_pipeline and record.level == "error" and record.code == "nonfinite" and "nonfinite_abort" in notify_on:
         return "nonfinite_abort"
+    if from_pipeline and record.code == NOTIFY_NOT_LEARNING and NOTIFY_NOT_LEARNING in notify_on:
+        return NOTIFY_NOT_LEARNING
     if Event.ALERT in notify_on and record.level in ALERT_LEVELS and record.code not in SILENT_ALERT_CODES:
         return Event.ALERT
     return None
@@ -110,6 +112,9 @@ def build(kind: str, origin: str, record: Record, ctx: Context, pipeline_dir: Pa
         ranking = list(record.ranking or ())[:TOP_RUNS]
         lines = [where, *([f"ranking: {', '.join(ranking)}"] if ranking else [])]
         level = INFO
+    elif isinstance(record, Alert) and kind == NOTIFY_NOT_LEARNING:
+        title = f"goemo {run} is not learning"
+        lines, level = [where, record.message], WARNING
     elif isinstance(record, Alert) and kind == "nonfinite_abort":
         title = f"goemo {run} aborted: non-finite loss"
         lines, level = [where, f"{run}: {record.message}"], FAILURE

@@ -28,6 +28,8 @@ def run_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD,
         TUNED_CV_KEY: best.tuned_cv,
         "best_step": best.step,
         "epoch": best.epoch,
+        # is it learning at all (trainer/diagnostics.py): the best eval's macro ROC-AUC
+        "auc_macro": best.learning.auc_macro if best.learning else None,
     }
 
 

@@ -25,6 +25,15 @@ STDERR_LINES = 200
 STDERR_EVERY_S = 2.0
 
 
+def learning_text(run: RunView) -> list[str]:
+    """``AUC 0.82 · 21/28 labels``: the latest dev eval's learning figures, when the trainer reports them."""
+    figures = run.learning
+    if figures is None:
+        return []
+    labels = f"{figures.labels_predicted}/{figures.labels} labels" if figures.labels_predicted is not None else ""
+    return [part for part in (f"AUC {fmt_float(figures.auc_macro, 2)}", labels) if part]
+
+
 def run_line(run: RunView, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> str:
     best = run.best_dev
     status = f"{run.status} (queued in Slurm: {run.pending_reason})" if run.pending_reason else run.status
@@ -32,6 +41,7 @@ def run_line(run: RunView, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> str:
              + (f" (job {run.job_id})" if run.job_id else ""),
              f"step {run.step}" + (f"/{run.total_steps}" if run.total_steps else ""), f"epoch {run.epoch:.2f}",
              f"ETA {fmt_duration(run.eta_s)}", f"lr {fmt_si(run.lr)}", f"grad {run.health.text}",
+             *learning_text(run),
              f"best dev {f1_at(primary)} {fmt_float(best.f1_primary if best else None)}"
              + (f" @ step {best.step}" if best else "")
              + (f" ({TUNED_CV_LABEL} {fmt_float(best.tuned_cv)})" if best and best.tuned_cv is not None else "")]

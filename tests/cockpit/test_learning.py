@@ -3,6 +3,7 @@ is told apart from runs that learn slowly; the supervisor alerts (and may stop) 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cockpit.judgements.learning import LearningRule, LearningWatch, judge
@@ -70,3 +71,43 @@ def test_the_view_shows_the_verdict_as_the_runs_badge() -> None:
     state.apply("pipeline", {"v": 1, "t": 1.0, "type": "alert", "level": "warn", "code": "not_learning",
                              "message": "not learning: …", "run": "p1-bce"})
     assert state.snapshot(2.0).run("p1-bce").health.kind == "not-learning"
+
+
+def test_the_label_history_marks_labels_never_predicted_and_follows_the_evals() -> None:
+    def with_labels(step: int, joy: tuple[float, int], grief: tuple[float, int]) -> dict:
+        rows = [{"label": "joy", "precision": 0.5, "recall": 0.5, "f1": joy[0], "support": 40, "predicted": joy[1]},
+                {"label": "grief", "precision": 0.0, "recall": 0.0, "f1": grief[0], "support": 3, "predicted": grief[1]}]
+        return {**dev_eval(step, 0.8), "per_class": rows}
+
+    state = PipelineState()
+    state.apply("p1-bce", with_labels(10, (0.2, 30), (0.0, 0)))
+    state.apply("p1-bce", with_labels(20, (0.4, 35), (0.0, 0)))
+    history = state.snapshot(1.0).run("p1-bce").labels
+    assert history.labels == ("joy", "grief") and history.steps == (10, 20)
+    assert history.f1 == ((0.2, 0.4), (0.0, 0.0)) and history.support == (40, 3)
+    assert history.never_predicted == (False, True)
+    state.apply("p1-bce", with_labels(30, (0.5, 35), (0.0, 2)))  # predicted once, wrongly: no longer "never"
+    assert state.snapshot(2.0).run("p1-bce").labels.never_predicted == (False, False)
+
+
+def test_a_not_learning_alert_is_its_own_notification_by_default() -> None:
+    from cockpit.outlets.notify_messages import Context, build, classify
+    from cockpit.records import decode
+    from trainer.contract import DEFAULT_NOTIFY_ON
+
+    alert = decode("pipeline", {"v": 1, "t": 1.0, "type": "alert", "level": "warn", "code": "not_learning",
+                                "message": "not learning: dev macro ROC-AUC has stayed near chance", "run": "p1-bce"})
+    kind = classify("pipeline", alert, frozenset(DEFAULT_NOTIFY_ON))
+    assert kind == "not_learning"
+    note = build(kind, "pipeline", alert, Context("p", "host"), Path("/nonexistent"), 0.2)
+    assert note.title == "goemo p1-bce is not learning" and "near chance" in note.body and note.level == "warning"
+    assert classify("pipeline", alert, frozenset({"stall"})) is None
+
+
+def test_trackers_get_the_learning_figures_as_scalars() -> None:
+    from cockpit.outlets.trackers.events_to_calls import Scalar, calls_for_event
+
+    calls = calls_for_event({**dev_eval(20, 0.73, predicted=5, gap=0.04), "t": 1.8e9})
+    got = {c.tag: c.value for c in calls if isinstance(c, Scalar) and "/learning/" in c.tag}
+    assert got == {"dev/learning/auc_macro": 0.73, "dev/learning/labels_predicted": 5.0,
+                   "dev/learning/prior_gap": 0.04}

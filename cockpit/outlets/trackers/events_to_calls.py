@@ -188,9 +188,13 @@ def _eval_calls(record: EvalRecord, last_step: int) -> list[Call]:
     if prefix is not None:
         for metric, values in record.by_threshold.items():
             calls += [Scalar(f"{prefix}/{metric}@{threshold}", value, step, t) for threshold, value in values.items()]
-        for name, value in (("loss", record.loss), (TUNED_DEV_KEY, record.tuned), (TUNED_CV_KEY, record.tuned_cv)):
+        learning = record.learning
+        for name, value in (("loss", record.loss), (TUNED_DEV_KEY, record.tuned), (TUNED_CV_KEY, record.tuned_cv),
+                            ("learning/auc_macro", learning.auc_macro if learning else None),
+                            ("learning/labels_predicted", learning.labels_predicted if learning else None),
+                            ("learning/prior_gap", learning.prior_gap if learning else None)):
             if value is not None:
-                calls.append(Scalar(f"{prefix}/{name}", value, step, t))
+                calls.append(Scalar(f"{prefix}/{name}", float(value), step, t))
     if record.final and not record.source:
         split = record.split if record.split in ("dev", "test") else "dev"
         calls += [Scalar(f"{split}/f1/{row.label}", row.f1, step, t) for row in record.per_class if row.f1 is not None]
