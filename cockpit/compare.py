@@ -119,6 +119,20 @@ class SeedRow:
 
 
 @dataclass(frozen=True)
+class RunLabelRow:
+    """One label in two runs' per-label dev F1 (each run's label eval: its final dev eval, else its last one)."""
+
+    label: str
+    support: int | None
+    f1: tuple[float | None, float | None]
+
+    @property
+    def delta(self) -> float | None:
+        a, b = self.f1
+        return None if a is None or b is None else b - a
+
+
+@dataclass(frozen=True)
 class Comparison:
     pipelines: tuple[ComparedPipeline, ...]
     configs: tuple[ConfigRow, ...]
@@ -126,6 +140,8 @@ class Comparison:
     seed_rows: tuple[SeedRow, ...]
     notes: tuple[str, ...]  # caveats a reader should see (thresholds that differ, pipelines still running,
     # unreadable files, skipped lines)
+    run_pair: tuple[str, str] | None = None  # --runs A B: the two runs compared per label ("#n:run" names)
+    run_labels: tuple[RunLabelRow, ...] = ()  # their labels, the largest difference first
 
     @property
     def primary(self) -> float | None:
@@ -225,8 +241,33 @@ def _seed_rows(records: Sequence[PipelineRecord], pipelines: Sequence[ComparedPi
     return tuple(seed_rows)
 
 
-def compare_pipelines(dirs: Sequence[str | Path]) -> Comparison:
+def _run_labels(records: Sequence[PipelineRecord],
+                names: Sequence[str]) -> tuple[tuple[str, str], tuple[RunLabelRow, ...]]:
+    """Two runs named ``RUN`` (of the first pipeline) or ``#N:RUN``, per label, the largest |Δ F1| first."""
+    chosen = []
+    for name in names:
+        index, _, run = name.rpartition(":") if name.startswith("#") else ("#1", ":", name)
+        try:
+            record = records[int(index.lstrip("#")) - 1]
+        except (ValueError, IndexError):
+            raise CompareError(f"--runs {name}: expected RUN or #N:RUN with N from 1 to {len(records)}") from None
+        history = record.runs.get(run)
+        if history is None:
+            known = ", ".join(sorted(record.runs)) or "none"
+            raise CompareError(f"--runs {name}: no run {run!r} in {record.path} (it has: {known})")
+        dev = [e for e in history.label_evals() if e.split == "dev"]
+        chosen.append(({s.label: s for s in dev[-1].per_class} if dev else {}, f"{index}:{run}"))
+    (a, name_a), (b, name_b) = chosen
+    rows = [RunLabelRow(label, (a.get(label) or b[label]).support,
+                        (a[label].f1 if label in a else None, b[label].f1 if label in b else None))
+            for label in dict.fromkeys([*a, *b])]
+    rows.sort(key=lambda r: -abs(r.delta) if r.delta is not None else 0.0)
+    return (name_a, name_b), tuple(rows)
+
+
+def compare_pipelines(dirs: Sequence[str | Path], runs: Sequence[str] = ()) -> Comparison:
     """Read each pipeline folder once and put them side by side; the first is the reference for deltas.
+    ``runs``: two runs to compare label by label (``RUN`` of the first pipeline, or ``#N:RUN``).
 
     CompareError when no folder is given, a folder is not a pipeline folder, or one is given twice.
     """
@@ -271,7 +312,8 @@ def compare_pipelines(dirs: Sequence[str | Path]) -> Comparison:
             notes.append(f"{p.label} {UNREADABLE}: {record.problem}")
         elif record.bad_lines:
             notes.append(f"{p.label}: {record.bad_lines} bad line{'s' if record.bad_lines != 1 else ''} skipped")
-    return Comparison(pipelines, configs, labels, seed_rows, tuple(notes))
+    run_pair, run_labels = _run_labels(records, runs) if runs else (None, ())
+    return Comparison(pipelines, configs, labels, seed_rows, tuple(notes), run_pair, run_labels)
 
 
 def pipelines_to_compare(first: Sequence[Path], runs_dir: Path | None) -> list[Path]:
@@ -301,8 +343,8 @@ def _phase(phase: int | None) -> str:
 
 
 def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
-    """Pipelines (with final test numbers), dev by config, per-label test F1 and mean ± std over seeds, in that
-    order; headers name pipelines by their `#n` label."""
+    """Pipelines (with final test numbers), dev by config, per-label test F1, mean ± std over seeds and two runs
+    per label (--runs), in that order; headers name pipelines by their `#n` label."""
     f1 = f1_at(c.primary) if c.primary is not None else "F1@primary"
     tables = [TextTable(
         "pipelines and final test", ("#", "pipeline", "preset", "seed", "status", "final run", f"test {f1}",
@@ -336,6 +378,13 @@ def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
         tuple((r.group, r.seeds, r.split, _phase(r.phase), r.config, str(max(r.f1.n, r.tuned.n)), r.f1.text(),
                r.tuned.text()) for r in c.seed_rows),
         "no two pipelines share a preset that differs only in seed"))
+    a, b = c.run_pair or ("A", "B")
+    tables.append(TextTable(
+        f"per-label dev F1 of two runs, the largest differences first: {a} against {b}",
+        ("label", "dev support", f"{a} F1", f"{b} F1", f"Δ {b}"), (False, True, True, True, True),
+        tuple((r.label, DASH if r.support is None else str(r.support), fmt_float(r.f1[0]), fmt_float(r.f1[1]),
+               fmt_delta(r.delta)) for r in c.run_labels),
+        "pick two runs with --runs A B (RUN of the first pipeline, or #N:RUN)"))
     return tuple(tables)
 
 
@@ -373,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("pipeline_dirs", nargs="+", type=Path, metavar="PIPELINE_DIR",
                         help="pipeline folders, e.g. runs/A runs/B; the first is the reference for deltas")
     parser.add_argument("--headless", action="store_true", help="print tables instead of opening the TUI")
+    parser.add_argument("--runs", nargs=2, metavar=("A", "B"), default=(),
+                        help="two runs to compare label by label, e.g. p1-bce p1-asl (of the first pipeline) or "
+                             "#2:p3-asl; the labels where their dev F1 differs most come first")
     return parser
 
 
@@ -383,7 +435,7 @@ def main_compare(argv: list[str], open_tui: Callable[[Comparison], None] | None 
     without it, or with --headless, the tables are printed."""
     try:
         args = build_parser().parse_args(argv)
-        comparison = compare_pipelines(args.pipeline_dirs)
+        comparison = compare_pipelines(args.pipeline_dirs, args.runs)
     except (BadArguments, CompareError) as exc:
         return fail(PROG, str(exc))
     if args.headless or open_tui is None:

@@ -22,7 +22,8 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from cockpit.compare import CompareError, Comparison, TextTable, compare_pipelines, comparison_tables, \
     pipelines_to_compare
 
-TABLE_IDS = ("compare-pipelines", "compare-configs", "compare-labels", "compare-seeds")  # comparison_tables' order
+TABLE_IDS = ("compare-pipelines", "compare-configs", "compare-labels", "compare-seeds",
+             "compare-runs")  # comparison_tables' order
 
 
 def compare_line(comparison: Comparison, runs_dir: Path | None) -> str:
@@ -75,6 +76,8 @@ class CompareScreen(Screen[None]):
                 yield DataTable(id=TABLE_IDS[2], cursor_type="row", zebra_stripes=True)
             with TabPane("Seeds", id="tab-compare-seeds"):
                 yield DataTable(id=TABLE_IDS[3], cursor_type="row", zebra_stripes=True)
+            with TabPane("Two runs per label", id="tab-compare-runs"):
+                yield DataTable(id=TABLE_IDS[4], cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

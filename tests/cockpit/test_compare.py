@@ -256,3 +256,18 @@ def test_the_standalone_app_shows_a_comparison_and_escape_quits(three) -> None:
             await wait_until(pilot, lambda: not app.is_running)
 
     asyncio.run(scenario())
+
+
+def test_two_runs_per_label_put_the_largest_differences_first(finished_pipeline: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from cockpit.compare import compare_pipelines, main_compare
+
+    c = compare_pipelines([finished_pipeline], ["p1-bce", "#1:p1-asl"])
+    assert c.run_pair == ("#1:p1-bce", "#1:p1-asl") and len(c.run_labels) == 28
+    deltas = [abs(r.delta) for r in c.run_labels if r.delta is not None]
+    assert deltas == sorted(deltas, reverse=True) and deltas[0] > 0
+    assert main_compare([str(finished_pipeline), "--runs", "p1-bce", "p1-asl", "--headless"]) == 0
+    out = capsys.readouterr().out
+    assert "largest differences first" in out.replace("\n", " ")
+    assert main_compare([str(finished_pipeline), "--runs", "p1-bce", "p9-x", "--headless"]) == 2
+    assert "no run 'p9-x'" in capsys.readouterr().err
