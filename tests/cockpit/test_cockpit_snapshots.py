@@ -63,7 +63,8 @@ async def _open_run_detail(pilot) -> None:
     await wait_loaded(pilot)
     await pilot.press("enter")
     for _ in range(100):
-        if isinstance(pilot.app.screen, RunDetailScreen) and pilot.app.screen.query_one(LabelHeatmap)._history:
+        maps = pilot.app.screen.query(LabelHeatmap) if isinstance(pilot.app.screen, RunDetailScreen) else []
+        if maps and maps.first()._history:
             break
         await pilot.pause(0.05)
     await pilot.pause()
@@ -75,3 +76,29 @@ def test_run_detail_label_heatmap_80x24(snap_compare, finished_pipeline: Path, m
 
 def test_run_detail_label_heatmap_160x48(snap_compare, finished_pipeline: Path, make_test_app) -> None:
     assert snap_compare(make_test_app(finished_pipeline), terminal_size=(160, 48), run_before=_open_run_detail)
+
+
+async def _open_final_labels(pilot) -> None:
+    """The final run's run-detail screen, on its "Final per label" tab."""
+    from cockpit.screens.run_detail import RunDetailScreen
+    from cockpit.widgets import FinalLabelsTable
+
+    await wait_loaded(pilot)
+    pilot.app.open_run_detail("p4-final")
+    for _ in range(100):
+        tables = pilot.app.screen.query(FinalLabelsTable) if isinstance(pilot.app.screen, RunDetailScreen) else []
+        if tables and tables.first().row_count:
+            break
+        await pilot.pause(0.05)
+    pilot.app.screen.query_one("#run-tabs").active = "tab-final-labels"
+    await pilot.pause()
+
+
+def test_run_detail_final_labels_80x24(snap_compare, finished_pipeline: Path, make_test_app) -> None:
+    fp.append_final_labels(finished_pipeline)
+    assert snap_compare(make_test_app(finished_pipeline), terminal_size=(80, 24), run_before=_open_final_labels)
+
+
+def test_run_detail_final_labels_160x48(snap_compare, finished_pipeline: Path, make_test_app) -> None:
+    fp.append_final_labels(finished_pipeline)
+    assert snap_compare(make_test_app(finished_pipeline), terminal_size=(160, 48), run_before=_open_final_labels)

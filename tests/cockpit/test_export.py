@@ -302,3 +302,13 @@ def test_export_and_compare_import_no_textual_torch_or_pyarrow() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_final_per_label_table_is_written_when_the_trainer_gave_one(finished_pipeline: Path, tmp_path: Path) -> None:
+    fp.append_final_labels(finished_pipeline)
+    assert main_export([str(finished_pipeline), "--to", "csv", "--out", str(tmp_path / "t")]) == 0
+    with open(tmp_path / "t" / "final_per_label.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 28 and list(rows[0]) == ["label", "threshold", "precision", "recall", "f1", "f1_low",
+                                                  "f1_high", "support"]
+    assert all(float(r["f1_low"]) <= float(r["f1"]) <= float(r["f1_high"]) for r in rows)
