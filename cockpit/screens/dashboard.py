@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from cockpit.snapshots import SECONDARY_THRESHOLD, PipelineView, RunView, f1_at
+from cockpit.snapshots import SECONDARY_THRESHOLD, PipelineView, RunView, SeriesView, f1_at
 from trainer.devices import TelemetrySnapshot
 from cockpit.widgets import (AlertsLog, GpuPanel, GradHealthPanel, LeaderboardTable, LineChart, OversamplingTable,
                              RunsTable, SourcesTable, StallBanner)
@@ -194,7 +194,11 @@ class DashboardScreen(Screen[None]):
         loss, f1 = self.query_one("#loss-chart", LineChart), self.query_one("#f1-chart", LineChart)
         loss.plot((run.loss_raw, run.loss_smooth) if run else (), ("raw", "EMA"), title=f"loss · {name}")
         label = dev_f1_title(snap)
-        f1.plot((run.dev_f1,) if run else (), (label,), title=f"{label} · {name}")
+        best = run.best_dev if run else None
+        # The best eval (the one select_by picked, as the trainer keeps its checkpoint) as a point of its own.
+        marker = (SeriesView((float(best.step),), (best.f1_primary,)),) if best and best.f1_primary is not None else ()
+        f1.plot(((run.dev_f1,) + marker) if run else (), (label,) + ((f"best @{best.step}",) if marker else ()),
+                title=f"{label} · {name}")
 
     def _on_telemetry(self, telemetry: TelemetrySnapshot | None) -> None:
         self.query_one(GpuPanel).show(telemetry)
