@@ -226,18 +226,18 @@ class HeadlessConsole:
         snap = self.state.snapshot(self.clock())
         primary = snap.primary
         paths = PipelinePaths(Path(pipeline_dir))
-        console = Console(file=self.out, width=None if self.out.isatty() else 120)
+        console = Console(file=self.out, width=None if self.out.isatty() else 150)
         ranked_by = selection_key(snap.select_by, primary)
         table = Table(title=f"{snap.pipeline}: {snap.status} (dev, ranked by {ranked_by})")
         columns = ("run", "status", f1_at(primary), f1_at(SECONDARY_THRESHOLD), f1_at(primary, "µF1"), "tuned",
-                   TUNED_CV_LABEL, "Δ base", "target", f"test {f1_at(primary)}")
-        for col in columns:
-            table.add_column(col, justify="left" if col in ("run", "status") else "right")
+                   TUNED_CV_LABEL, "Δ base", "target", f"test {f1_at(primary)}", "Δ leader [95%]")
+        for col in columns:  # the paired Δ's interval is read whole or not at all: it never wraps
+            table.add_column(col, justify="left" if col in ("run", "status") else "right", no_wrap=col == columns[-1])
         for row in snap.leaderboard:
             target = DASH if row.meets_target is None else "yes" if row.meets_target else "no"
             table.add_row(row.run, row.status, _score(row.f1_primary), _score(row.f1_05), _score(row.micro_primary),
                           _score(row.tuned), _score(row.tuned_cv), DASH if row.delta is None else f"{row.delta:+.4f}",
-                          target, _score(row.test_f1))
+                          target, _score(row.test_f1), row.vs_leader or DASH)
         console.print(table)
         final = snap.final
         if final is not None:

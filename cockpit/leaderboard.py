@@ -84,7 +84,8 @@ def leaderboard(summary: dict[str, Any], runs: dict[str, RunState], primary: flo
             _num(entry.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(entry.get(micro_key)),
             _num(entry.get(TUNED_DEV_KEY)), _num(entry.get(TUNED_CV_KEY)), _num(entry.get("delta_vs_baseline")),
             meets if isinstance(meets, bool) else None,
-            live.status if live else _str(entry.get("status"), "?"), test, "summary"))
+            live.status if live else _str(entry.get("status"), "?"), test, "summary",
+            vs_leader_text(entry.get("vs_leader"))))
     for run in runs.values():
         best = run.best_dev
         if run.run in ranked or best is None:
@@ -96,6 +97,16 @@ def leaderboard(summary: dict[str, Any], runs: dict[str, RunState], primary: flo
             None if f1 is None or target is None else f1 >= target,
             run.status, run.test.f1_primary if run.test else None, "live"))
     return tuple(merge_ranked(rows, live_rows, select_by))
+
+def vs_leader_text(paired: Any) -> str:
+    """``≈ -0.004 [-0.015, +0.007]`` (tied: the 95 % interval holds 0) or ``-0.031 [-0.045, -0.018]``; "" when
+    summary.json has no paired comparison for the row (the leader, an older supervisor, another dev subset)."""
+    numbers = [_num(paired.get(k)) for k in ("delta", "low", "high")] if isinstance(paired, dict) else [None]
+    if any(n is None for n in numbers):
+        return ""
+    delta, low, high = numbers
+    return f"{'≈ ' if paired.get('tied') is True else ''}{delta:+.3f} [{low:+.3f}, {high:+.3f}]"
+
 
 def final_result(summary: dict[str, Any], runs: dict[str, RunState], primary: float) -> FinalResult | None:
     """The final model's test numbers: summary.json's, else a run's live test eval."""

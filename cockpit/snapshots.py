@@ -131,6 +131,7 @@ class LeaderRow:
     status: str
     test_f1: float | None
     source: str  # "summary" or "live"
+    vs_leader: str = ""  # summary.json's paired Δ against the leader: "≈ -0.004 [-0.015, +0.007]"; "" unknown
 
 
 @dataclass(frozen=True)

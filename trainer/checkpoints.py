@@ -27,9 +27,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer.contract import (BEST, BEST_META_FILE, LATEST, OPTIMIZER_FILE, SCALER_FILE, SCHEDULER_FILE, TMP_SUFFIX,
-                              TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, find_best, read_checkpoint_state,
-                              rng_file)
+import numpy as np
+
+from trainer.contract import (BEST, BEST_META_FILE, LATEST, OPTIMIZER_FILE, PROBS_FILES, SCALER_FILE, SCHEDULER_FILE,
+                              TMP_SUFFIX, TRAINER_STATE_FILE, WEIGHTS_FILE, CheckpointStateError, find_best,
+                              read_checkpoint_state, rng_file)
 from trainer.durable import folder_file_mode, swap_folder, write_atomic, write_json_atomic
 from trainer.file_reads import read_json
 
@@ -289,8 +291,10 @@ def _read_json(path: Path) -> Any:
 
 
 # -- best -----------------------------------------------------------------------------------------------
-def save_best(model_state: dict[str, Any], root: Path, meta: dict[str, Any]) -> Path:
-    """Save weights only (safetensors) and what made them best (main process only).
+def save_best(model_state: dict[str, Any], root: Path, meta: dict[str, Any],
+              dev: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Save weights only (safetensors) and what made them best (main process only), with the dev
+    probabilities and labels that scored them: what a paired comparison of two runs needs (issue 19).
 
     Raises OSError on a failed write; the previous ``best`` is then untouched and no .tmp is left.
     """
@@ -302,6 +306,9 @@ def save_best(model_state: dict[str, Any], root: Path, meta: dict[str, Any]) -> 
         tmp.mkdir(parents=True)
         save_weights(model_state, tmp / WEIGHTS_FILE)
         write_json_atomic(tmp / BEST_META_FILE, meta)
+        if dev is not None:
+            np.save(tmp / PROBS_FILES[0], np.asarray(dev[0], dtype=np.float32))
+            np.save(tmp / PROBS_FILES[2], np.asarray(dev[1]).astype(np.uint8))
         swap_folder(tmp, final)
     except BaseException:
         _remove(tmp)

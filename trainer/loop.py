@@ -398,7 +398,8 @@ class TrainingRun:
         if is_better(value, tie_break, self.best):
             best = {"metric": self.best["metric"], "value": value, "step": step, "tie_break": tie_break}
             # get_state_dict is no collective for single-device and DDP models, the ones this trainer runs.
-            checkpoints.save_best(self.accelerator.get_state_dict(self.model), self.ckpt_root, dict(best))
+            checkpoints.save_best(self.accelerator.get_state_dict(self.model), self.ckpt_root, dict(best),
+                                  (probs, labels))  # the dev probabilities too: a paired comparison needs them
             self.best = best  # only once best/ holds these weights
         return metrics
 
@@ -435,9 +436,8 @@ class TrainingRun:
     def emit_final_evals(self, step: int, epoch: float, dev: tuple[np.ndarray, np.ndarray, float | None],
                          test: tuple[np.ndarray, np.ndarray, float | None], thresholds: np.ndarray,
                          **fields: Any) -> None:
-        """The final dev and test evals of an export: (probs, labels, loss) each, scored at the config's
-        thresholds and with the dev-tuned ``thresholds``; dev also gets the cross-fitted tuned_cv, test the
-        final model's per-label table (trainer/label_table.py)."""
+        """The export's final dev and test evals: (probs, labels, loss) each, at the config's and the dev-tuned
+        ``thresholds``; dev also gets tuned_cv, test the per-label table (trainer/label_table.py)."""
         for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
             extra = {TUNED_CV_FIELD: tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
+from cockpit.judgements.paired import against_leader
 from cockpit.pipeline.results import final_scores, leaderboard, run_scores
 from cockpit.records import read_run_history
 from cockpit.pipeline.scheduler import RunRecord
@@ -71,7 +72,9 @@ class ResultsPublisher:
                 if row["phase"] == phase and row["status"] == "completed" and row.get(self.rank_key) is not None]
 
     def summary(self, records: Iterable[RunRecord], status: str, phase: int | None) -> dict[str, Any]:
-        board = self.leaderboard(records)
+        # Each run against the leader, paired over the dev rows both scored (cockpit/judgements/paired.py).
+        board = against_leader(self.leaderboard(records), lambda run: self.paths.run(run).root,
+                               self.settings.primary_threshold)
         base = next((r for r in board if r["run"] == BASELINE_RUN), None)
         final = None
         if self.paths.summary_final.exists():

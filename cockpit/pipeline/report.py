@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cockpit.leaderboard import vs_leader_text
 from cockpit.records import read_run_history
 from cockpit.state import PipelineState
 from cockpit.snapshots import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
@@ -65,13 +66,14 @@ def leaderboard_markdown(summary: dict[str, Any]) -> str:
     key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
     lines = [f"| run | config | status | dev {key} | dev {f1_at(SECONDARY_THRESHOLD)} "
              f"| dev {f1_at(primary, 'micro-F1')} | tuned (dev) | tuned cv (dev) | Δ baseline | Δ reference "
-             "| target |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             f"| target | Δ {f1_at(primary)} vs leader [95 %] |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for row in summary["leaderboard"]:
         lines.append(f"| {row['run']} | {row['config']} | {row['status']} | {_fmt(row.get(key))} | "
                      f"{_fmt(row.get(secondary))} | {_fmt(row.get(micro))} | {_fmt(row.get(TUNED_DEV_KEY))} | "
                      f"{_fmt(row.get(TUNED_CV_KEY))} | {_delta(row.get('delta_vs_baseline'))} | "
-                     f"{_delta(row.get('delta_vs_reference'))} | {'yes' if row.get('meets_target') else 'no'} |")
+                     f"{_delta(row.get('delta_vs_reference'))} | {'yes' if row.get('meets_target') else 'no'} | "
+                     f"{vs_leader_text(row.get('vs_leader')) or '–'} |")
     return "\n".join(lines)
 
 

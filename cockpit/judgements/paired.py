@@ -1,0 +1,99 @@
+"""Is a difference between two runs real? A paired bootstrap of dev macro-F1 over the dev rows both runs scored.
+
+Both runs' best checkpoints keep their dev probabilities (checkpoints/best/dev_probs.npy and the labels), so
+the same resampled rows score both models: the run-to-run noise of which rows dev happens to hold cancels, and
+what is left is the models' difference. A 95 % interval of Δ that contains 0 marks the two as tied (≈).
+
+Each resample is drawn as row counts (a multinomial over rows), so one resample is a few matrix products over
+the whole split. numpy only: the cockpit never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from trainer.contract import BEST, CHECKPOINTS_DIR, PROBS_FILES
+
+RESAMPLES = 1000
+INTERVAL = 0.95
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """macro-F1(b) − macro-F1(a) on the same rows, with its bootstrap interval."""
+
+    delta: float
+    low: float
+    high: float
+
+    @property
+    def tied(self) -> bool:
+        """The interval contains 0: this split cannot tell the two apart."""
+        return self.low <= 0.0 <= self.high
+
+    def text(self) -> str:
+        """``+0.012 [+0.004, +0.021]``."""
+        return f"{self.delta:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def _macro_f1(counts: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Macro-F1 per resample (one row of ``counts`` each): F1 = 2tp / (true + predicted), 0/0 as 0, then the mean."""
+    tp, true, npred = counts @ (y & pred), counts @ y, counts @ pred
+    den = true + npred
+    return np.divide(2.0 * tp, den, out=np.zeros_like(den), where=den > 0).mean(axis=1)
+
+
+def paired_bootstrap(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, threshold: float,
+                     resamples: int = RESAMPLES, seed: int = 0) -> PairedDelta:
+    """Δ macro-F1 at ``threshold`` of b over a on the same rows, and its 95 % percentile interval."""
+    y = np.asarray(labels).astype(bool)
+    pa, pb = np.asarray(probs_a) >= threshold, np.asarray(probs_b) >= threshold
+    if pa.shape != y.shape or pb.shape != y.shape:
+        raise ValueError(f"probabilities {pa.shape} and {pb.shape} do not match the labels {y.shape}")
+    whole = np.ones((1, len(y)))
+    delta = float((_macro_f1(whole, y, pb) - _macro_f1(whole, y, pa))[0])
+    counts = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=resamples)
+    counts = counts.astype(np.float64)
+    deltas = _macro_f1(counts, y, pb) - _macro_f1(counts, y, pa)
+    tail = (1.0 - INTERVAL) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    return PairedDelta(delta, float(low), float(high))
+
+
+def best_dev_probs(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A run's dev probabilities and labels at its best checkpoint, or None (an older trainer, no eval yet, an
+    unreadable file)."""
+    best = run_dir / CHECKPOINTS_DIR / BEST
+    try:
+        return np.load(best / PROBS_FILES[0]), np.load(best / PROBS_FILES[2]).astype(bool)
+    except (OSError, ValueError):
+        return None
+
+
+def compare_runs(run_a: Path, run_b: Path, threshold: float) -> PairedDelta | None:
+    """b against a, paired over the dev rows both scored; None when either lacks its probabilities or the two
+    did not score the same rows (different dev subsets cannot be paired)."""
+    a, b = best_dev_probs(run_a), best_dev_probs(run_b)
+    if a is None or b is None or a[1].shape != b[1].shape or not np.array_equal(a[1], b[1]):
+        return None
+    return paired_bootstrap(a[1], a[0], b[0], threshold)
+
+
+def against_leader(rows: list[dict], run_dir: Callable[[str], Path], threshold: float) -> list[dict]:
+    """Leaderboard rows (best first) with ``vs_leader``: each run's paired Δ dev macro-F1 at ``threshold`` against
+    the first row's run, {"delta", "low", "high", "tied"}; None for the leader itself and for runs that cannot
+    be paired (no probabilities, another dev subset)."""
+    if not rows:
+        return rows
+    leader = run_dir(str(rows[0]["run"]))
+    out = [{**rows[0], "vs_leader": None}]
+    for row in rows[1:]:
+        paired = compare_runs(leader, run_dir(str(row["run"])), threshold)
+        out.append({**row, "vs_leader": None if paired is None else {
+            "delta": round(paired.delta, 5), "low": round(paired.low, 5), "high": round(paired.high, 5),
+            "tied": paired.tied}})
+    return out
