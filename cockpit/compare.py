@@ -56,6 +56,7 @@ class ComparedPipeline:
     final_run: str | None
     test_f1: float | None  # macro-F1 at its primary threshold
     test_tuned: float | None
+    test_tuned_text: str = DASH  # with its 95 % bootstrap interval, where the trainer gave one
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,8 @@ def _compared(label: str, record: PipelineRecord) -> ComparedPipeline:
     return ComparedPipeline(label, record.path.name, record.path, view.preset or DASH, ", ".join(seeds) or None,
                             view.status if record.readable else UNREADABLE, view.primary,
                             final.run if final else None,
-                            final.test_f1_primary if final else None, final.test_tuned if final else None)
+                            final.test_f1_primary if final else None, final.test_tuned if final else None,
+                            final.tuned_text if final else DASH)
 
 
 DevScores = tuple[float | None, float | None, float | None]  # F1 at the primary threshold, tuned, tuned cv
@@ -351,7 +353,7 @@ def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
                                      "test tuned"),
         (False, False, False, True, False, False, True, True),
         tuple((p.label, p.name, p.preset, p.seed or DASH, p.status, p.final_run or DASH, fmt_float(p.test_f1),
-               fmt_float(p.test_tuned)) for p in c.pipelines))]
+               p.test_tuned_text) for p in c.pipelines))]
     per_pipeline = [(f"{p.label} {f1}", f"{p.label} tuned", f"{p.label} {TUNED_CV_LABEL}") for p in c.pipelines]
     tables.append(TextTable(
         f"dev {f1} by config (best dev eval of each run)",

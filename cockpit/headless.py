@@ -241,7 +241,7 @@ class HeadlessConsole:
         console.print(table)
         final = snap.final
         if final is not None:
-            console.print(f"final ({final.model_text}) on held-out test: macro-F1 tuned {_score(final.test_tuned)}, "
+            console.print(f"final ({final.model_text}) on held-out test: macro-F1 tuned {final.tuned_text}, "
                           f"{f1_at(primary, '')} {_score(final.test_f1_primary)}, "
                           f"{f1_at(SECONDARY_THRESHOLD, '')} {_score(final.test_f1_05)}")
             console.print(f"model: {paths.final}  (goemo-predict --model {paths.final} \"text\")")

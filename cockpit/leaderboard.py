@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from cockpit.records import rank_place
+from cockpit.records.evals import interval
 from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.run_state import RunState
 from cockpit.snapshots import SECONDARY_THRESHOLD, FinalResult, LeaderRow
-from trainer.contract import (BASELINE_RUN, FINAL_MODES, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, f1_macro_key,
-                              f1_micro_key, split_run_id)
+from trainer.contract import (BASELINE_RUN, FINAL_MODES, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_INTERVAL_KEY, TUNED_KEY,
+                              f1_macro_key, f1_micro_key, split_run_id)
 
 
 def _rank_key(row: LeaderRow, select_by: str) -> tuple[float, float, float]:
@@ -119,7 +120,8 @@ def final_result(summary: dict[str, Any], runs: dict[str, RunState], primary: fl
                            _num(test.get(f1_macro_key(SECONDARY_THRESHOLD))), _num(test.get(TUNED_KEY)),
                            _num(test.get(f1_micro_key(primary))), mode if mode in FINAL_MODES else "",
                            tuple(dict.fromkeys(m["run"] for m in members if isinstance(m, dict)
-                                               and _str(m.get("run")))) if isinstance(members, list) else ())
+                                               and _str(m.get("run")))) if isinstance(members, list) else (),
+                           interval(test.get(TUNED_INTERVAL_KEY)))
     for run in runs.values():
         if run.test is not None:
             return FinalResult(run.run, run.config_name, run.test.f1_primary, run.test.f1_05, run.test.tuned,

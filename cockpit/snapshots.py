@@ -144,6 +144,14 @@ class FinalResult:
     test_micro_primary: float | None
     mode: str = ""  # "retrain", "reuse" or "ensemble"; "" from older summaries, which only retrained
     members: tuple[str, ...] = ()  # an ensemble's member runs, in the record's order
+    test_tuned_interval: tuple[float, float] | None = None  # 95 % bootstrap interval over the test rows
+
+    @property
+    def tuned_text(self) -> str:
+        """``0.5254 [0.512, 0.538]``: the tuned test macro-F1 with its interval, where the trainer gave one."""
+        value = "–" if self.test_tuned is None else f"{self.test_tuned:.4f}"
+        low_high = self.test_tuned_interval
+        return value if low_high is None else f"{value} [{low_high[0]:.3f}, {low_high[1]:.3f}]"
 
     @property
     def model_text(self) -> str:

@@ -121,6 +121,7 @@ DEFAULT_PRIMARY_THRESHOLD = 0.2
 SECONDARY_THRESHOLD = 0.5  # every eval also reports F1 at 0.5, the usual default of other tools
 TUNED_DEV_KEY = "tuned_f1_macro"  # leaderboard: dev thresholds tuned and scored on dev (optimistic)
 TUNED_KEY = "f1_macro_tuned"  # final: thresholds tuned on dev, scored on the split
+TUNED_INTERVAL_KEY = "f1_macro_tuned_interval"  # final test: [low, high], its 95 % bootstrap interval over test rows
 # leaderboard: thresholds tuned on one stratified half of dev and scored on the other, then swapped (the
 # mean); unlike TUNED_DEV_KEY it does not reward thresholds fitted to dev's own noise.
 TUNED_CV_KEY = "tuned_cv_f1_macro"

@@ -32,7 +32,7 @@ from trainer.events import EventWriter
 from trainer.export_files import save_probs, write_thresholds
 from trainer.faults import FaultPlan
 from trainer.health import GradHealth
-from trainer.label_table import per_label_table
+from trainer.label_table import final_test_fields
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.optimization import build_optimizer
@@ -441,7 +441,7 @@ class TrainingRun:
         for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
             extra = {TUNED_CV_FIELD: tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
-                     } if split == "dev" else {"per_label": per_label_table(probs, labels, thresholds, self.p.names)}
+                     } if split == "dev" else final_test_fields(probs, labels, thresholds, self.p.names)
             self.emit(Event.EVAL, step=step, epoch=epoch, split=split, loss=loss, final=True,
                       tuned=tuned_summary(probs, labels, thresholds), **fields, **extra, **metrics)
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from cockpit.leaderboard import vs_leader_text
 from cockpit.records import read_run_history
+from cockpit.records.evals import interval
 from cockpit.state import PipelineState
 from cockpit.snapshots import SECONDARY_THRESHOLD, dropped_text, f1_at, train_rows_text
 from trainer.contract import (BASELINE_RUN, DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, ENSEMBLE_RULE, FINAL_DIR,
                               FINAL_LABELS_PLOT, FINAL_RUN, PLOT_FILES, PROBS_FILES, SELECT_BY, THRESHOLDS_FILE,
-                              TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_KEY, PipelinePaths, RunPaths, f1_macro_key,
-                              f1_micro_key, selection_key, threshold_key)
+                              TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_INTERVAL_KEY, TUNED_KEY, PipelinePaths, RunPaths,
+                              f1_macro_key, f1_micro_key, selection_key, threshold_key)
 from trainer.contract import SELECT_TUNED_CV
 from trainer.events import read_events
 
@@ -75,6 +76,12 @@ def leaderboard_markdown(summary: dict[str, Any]) -> str:
                      f"{_delta(row.get('delta_vs_reference'))} | {'yes' if row.get('meets_target') else 'no'} | "
                      f"{vs_leader_text(row.get('vs_leader')) or '–'} |")
     return "\n".join(lines)
+
+
+def _interval(scores: dict[str, Any]) -> str:
+    """`` [0.512, 0.538]``: the tuned macro-F1's 95 % bootstrap interval over the test rows, where there is one."""
+    low_high = interval(scores.get(TUNED_INTERVAL_KEY))
+    return "" if low_high is None else f" [{low_high[0]:.3f}, {low_high[1]:.3f}] (95 %)"
 
 
 def _block(data: Any) -> dict[str, Any]:
@@ -286,7 +293,7 @@ def write_report(pipeline_dir: Path) -> Path:
         for split in ("dev", "test"):
             s = final.get(split) or {}
             parts.append(f"| {split} | {_fmt(s.get(key))} | {_fmt(s.get(secondary))} | "
-                         f"{_fmt(s.get(TUNED_KEY))} | {_fmt(s.get(micro))} |")
+                         f"{_fmt(s.get(TUNED_KEY))}{_interval(s)} | {_fmt(s.get(micro))} |")
         arrays = ", ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
         parts += ["", f"Recompute: {arrays} with `{FINAL_DIR}/{THRESHOLDS_FILE}`.", ""]
         parts += final_labels_markdown(pipeline_dir)
@@ -338,7 +345,7 @@ def model_card(pipeline_dir: Path, preset: Any, record: dict[str, Any]) -> str:
         "- Data: GoEmotions simplified (Demszky et al., ACL 2020), train split for training, dev for model "
         "selection and per-label threshold tuning, test evaluated once.",
         f"- Selection: runs and checkpoints ranked by dev `{selection_key(select_by, primary)}`.",
-        f"- Test macro-F1: {_fmt(test.get(TUNED_KEY))} with the tuned thresholds, "
+        f"- Test macro-F1: {_fmt(test.get(TUNED_KEY))}{_interval(test)} with the tuned thresholds, "
         f"{_fmt(test.get(key))} at {at}, {_fmt(test.get(secondary))} at {threshold_key(SECONDARY_THRESHOLD)}; "
         f"{f1_at(primary, 'micro-F1')} {_fmt(test.get(micro))}.",
         f"- Dev macro-F1: {_fmt(dev.get(TUNED_KEY))} tuned (optimistic: tuned on dev){cross_fitted}, "

@@ -10,7 +10,7 @@ from typing import Any
 
 from cockpit.records import RunHistory, best_eval, rank_place
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SECONDARY_THRESHOLD, TUNED_CV_KEY,
-                              TUNED_DEV_KEY, TUNED_KEY, f1_macro_key, f1_micro_key)
+                              TUNED_DEV_KEY, TUNED_INTERVAL_KEY, TUNED_KEY, f1_macro_key, f1_micro_key)
 
 
 def run_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD,
@@ -46,6 +46,8 @@ def final_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD
         }
         if record.tuned_cv is not None:
             out[record.split][TUNED_CV_KEY] = record.tuned_cv
+        if record.tuned_interval is not None:
+            out[record.split][TUNED_INTERVAL_KEY] = list(record.tuned_interval)
     return out
 
 

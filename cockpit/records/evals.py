@@ -89,6 +89,14 @@ class Learning:
     prior_gap: float | None
 
 
+def interval(value: Any) -> tuple[float, float] | None:
+    """A [low, high] pair of finite numbers, low <= high; None otherwise."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    low, high = number(value[0]), number(value[1])
+    return (low, high) if low is not None and high is not None and low <= high else None
+
+
 def decode_learning(value: Any) -> Learning | None:
     if not isinstance(value, dict):
         return None
@@ -126,6 +134,8 @@ class EvalRecord:
     """Is the run learning at all (dev evals of newer trainers: trainer/diagnostics.py)."""
     per_label: tuple[LabelResult, ...] = ()
     """The final test eval's per-label table at the tuned thresholds (newer trainers)."""
+    tuned_interval: tuple[float, float] | None = None
+    """The final test eval's 95 % bootstrap interval of ``tuned`` (newer trainers)."""
 
     def f1(self, at: float) -> float | None:
         """Macro-F1 at a threshold."""
@@ -157,4 +167,5 @@ def decode_eval(event: dict[str, Any]) -> EvalRecord:
                       per_class=class_scores(event.get("per_class")),
                       observed_labels=strings(observed) if isinstance(observed, list) else None,
                       by_threshold={m: scores(event[m]) for m in THRESHOLD_METRICS if isinstance(event.get(m), dict)},
-                      learning=decode_learning(event.get("learning")), per_label=label_results(event.get("per_label")))
+                      learning=decode_learning(event.get("learning")), per_label=label_results(event.get("per_label")),
+                      tuned_interval=interval(event.get("tuned_interval")))

@@ -54,7 +54,7 @@ def final_line(snap: PipelineView) -> str:
         return f"final test: not yet{target}{reference}"
     return (f"final {final.run} ({final.model_text}), test: "
             f"{f1_at(snap.primary)} {fmt_float(final.test_f1_primary)} · "
-            f"{f1_at(SECONDARY_THRESHOLD, '')} {fmt_float(final.test_f1_05)} · tuned {fmt_float(final.test_tuned)} · "
+            f"{f1_at(SECONDARY_THRESHOLD, '')} {fmt_float(final.test_f1_05)} · tuned {final.tuned_text} · "
             f"{f1_at(snap.primary, 'µF1')} {fmt_float(final.test_micro_primary)}{target}")
 
 

@@ -87,3 +87,19 @@ def test_the_leaderboard_gets_each_runs_paired_delta_against_the_leader(tmp_path
     assert rows[1]["vs_leader"]["tied"] is True and rows[2]["vs_leader"]["tied"] is False
     assert vs_leader_text(rows[1]["vs_leader"]).startswith("≈ ") and vs_leader_text(rows[2]["vs_leader"])[0] == "-"
     assert vs_leader_text(None) == ""
+
+
+def test_the_final_test_score_carries_its_interval_wherever_it_is_shown() -> None:
+    from cockpit.state import PipelineState
+
+    summary = {"pipeline": "p", "preset": "quick", "status": "completed", "primary_threshold": 0.2,
+               "leaderboard": [], "final": {"run": "p4-final", "config": "bce", "mode": "retrain",
+                                            "test": {"f1_macro@0.2": 0.5244, "f1_macro_tuned": 0.5254,
+                                                     "f1_macro_tuned_interval": [0.512, 0.538]}}}
+    state = PipelineState()
+    state.apply("summary", {"v": 1, "t": 1.0, "type": "summary", "data": summary})
+    final = state.snapshot(2.0).final
+    assert final.tuned_text == "0.5254 [0.512, 0.538]"
+    summary["final"]["test"]["f1_macro_tuned_interval"] = [0.6, 0.5]  # not an interval: the bare score
+    state.apply("summary", {"v": 1, "t": 3.0, "type": "summary", "data": summary})
+    assert state.snapshot(4.0).final.tuned_text == "0.5254"

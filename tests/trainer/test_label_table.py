@@ -29,3 +29,15 @@ def test_scores_match_sklearn_and_intervals_hold_the_point_and_widen_for_rare_la
     assert rows[2]["support"] == 0 and rows[2]["f1"] == 0.0 and rows[2]["f1_high"] == 0.0
     again = per_label_table(probs, y, thresholds, ["common", "rare", "none"], resamples=500, seed=3)
     assert again == rows
+
+
+def test_the_final_test_fields_give_the_macro_f1_an_interval_around_its_point() -> None:
+    from trainer.label_table import final_test_fields
+
+    rng = np.random.default_rng(4)
+    y = rng.random((1000, 6)) < 0.2
+    probs = np.clip(rng.normal(0.25, 0.15, (1000, 6)) + y * 0.35, 0, 1)
+    fields = final_test_fields(probs, y, np.full(6, 0.45), [f"l{i}" for i in range(6)], resamples=300)
+    macro = f1_score(y, probs >= 0.45, average="macro", zero_division=0)
+    low, high = fields["tuned_interval"]
+    assert low < macro < high and high - low < 0.1 and len(fields["per_label"]) == 6
