@@ -228,20 +228,25 @@ class LeaderboardTable(SnapshotTable):
     COLUMNS = (("rank", "#"), ("run", "run"), ("f1", "{f1}"), ("f1_05", f1_at(SECONDARY_THRESHOLD)),
                ("micro", "{micro}"), ("tuned", "tuned"), (TUNED_CV_FIELD, TUNED_CV_LABEL), ("delta", "Δ base"),
                ("target", "target"), ("status", "status"), ("test", "test {f1}"))
+    # summary.json's paired Δ against the leader (≈: a tie), shown once the supervisor has computed one.
+    OPTIONAL_COLUMNS = (("vs_leader", "Δ leader [95%]"),)
 
     def show(self, rows: Sequence[LeaderRow], primary: float = DEFAULT_PRIMARY_THRESHOLD,
              select_by: str = DEFAULT_SELECT_BY) -> None:
+        self.set_columns(len(self.OPTIONAL_COLUMNS) if any(r.vs_leader for r in rows) else 0)
         self.set_primary(primary)
         self.border_title = f"{self.title_text} · ranked by dev {ranking_label(select_by, primary)}"
+        width = len(self.columns_shown)
         self.set_rows([(r.run, (i, r.run, r.f1_primary, r.f1_05, r.micro_primary, r.tuned, r.tuned_cv, r.delta,
-                                r.meets_target, r.status, r.test_f1)) for i, r in enumerate(rows, 1)])
+                                r.meets_target, r.status, r.test_f1, r.vs_leader)[:width])
+                       for i, r in enumerate(rows, 1)])
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        rank, run, f1, f1_05, micro, tuned, tuned_cv, delta, target, status, test = values
+        rank, run, f1, f1_05, micro, tuned, tuned_cv, delta, target, status, test, *vs_leader = values
         met = DASH if target is None or f1 is None else "✔ met" if target else "✘"
         return (_right(str(rank)), run, _right(fmt_float(f1)), _right(fmt_float(f1_05)), _right(fmt_float(micro)),
                 _right(fmt_float(tuned)), _right(fmt_float(tuned_cv)), _right(fmt_delta(delta)), met, status,
-                _right(fmt_float(test)))
+                _right(fmt_float(test))) + tuple(_right(text or DASH) for text in vs_leader)
 
 
 class OversamplingTable(SnapshotTable):

@@ -103,3 +103,30 @@ def test_the_final_test_score_carries_its_interval_wherever_it_is_shown() -> Non
     summary["final"]["test"]["f1_macro_tuned_interval"] = [0.6, 0.5]  # not an interval: the bare score
     state.apply("summary", {"v": 1, "t": 3.0, "type": "summary", "data": summary})
     assert state.snapshot(4.0).final.tuned_text == "0.5254"
+
+
+def test_the_tui_leaderboard_shows_the_paired_delta_once_summary_json_has_it(finished_pipeline: Path,
+                                                                            make_test_app) -> None:
+    import asyncio
+    import json
+
+    from cockpit.widgets import LeaderboardTable
+    from pilot_helpers import wait_loaded
+    from trainer.contract import SUMMARY_FILE
+
+    summary_file = finished_pipeline / SUMMARY_FILE
+    summary = json.loads(summary_file.read_text())
+    summary["leaderboard"][1]["vs_leader"] = {"delta": -0.004, "low": -0.015, "high": 0.007, "tied": True}
+    summary_file.write_text(json.dumps(summary))
+
+    async def run() -> None:
+        app = make_test_app(finished_pipeline)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_loaded(pilot)
+            table = app.screen.query_one(LeaderboardTable)
+            headers = [str(c.label) for c in table.columns.values()]
+            assert headers[-1] == "Δ leader [95%]"
+            cells = [str(table.get_row_at(i)[-1]) for i in range(table.row_count)]
+            assert "≈ -0.004 [-0.015, +0.007]" in cells
+
+    asyncio.run(run())
