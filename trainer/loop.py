@@ -34,7 +34,7 @@ from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.label_table import final_test_fields
 from trainer.losses import build_loss
-from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
+from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv_spread, tuned_summary
 from trainer.optimization import build_optimizer
 from trainer.plateau import Plateau, flat_everywhere
 from trainer.precision import mixed_precision
@@ -384,13 +384,13 @@ class TrainingRun:
         # Per-label thresholds tuned on dev and scored on dev: optimistic, shown as "tuned" for ranking
         # context only; the final phase tunes on dev and reports the held-out test split.
         tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
-        # Cross-fitted on two stratified halves of dev: a tuned score that does not reward thresholds
-        # fitted to dev's own noise; select_by = "tuned_cv" picks the best checkpoint by it.
-        cross_fitted = tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+        # Cross-fitted on stratified halves of dev (5 splits, their mean and SD): a tuned score that does not
+        # reward thresholds fitted to dev's own noise; select_by = "tuned_cv" picks the best checkpoint by it.
+        cross_fitted, cv_sd = tuned_cv_spread(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
         # Is it learning at all (trainer/diagnostics.py)? The supervisor's not_learning rule reads these.
         learning = learning_figures(probs, labels, self.train_prior, self.cfg.primary_threshold)
         self.emit(Event.EVAL, step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
-                  tuned=tuned, tuned_cv=cross_fitted, learning=learning, **metrics)
+                  tuned=tuned, tuned_cv=cross_fitted, tuned_cv_sd=cv_sd, learning=learning, **metrics)
         self._evaluate_sources(step)
         value, tie_break = selection_scores(self.cfg.select_by, metrics[F1_MACRO][threshold_key(
             self.cfg.primary_threshold)], cross_fitted)
@@ -440,7 +440,7 @@ class TrainingRun:
         ``thresholds``; dev also gets tuned_cv, test the per-label table (trainer/label_table.py)."""
         for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
-            extra = {TUNED_CV_FIELD: tuned_cv(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+            extra = {TUNED_CV_FIELD: tuned_cv_spread(probs, labels, self.cfg.seed, self.cfg.primary_threshold)[0]
                      } if split == "dev" else final_test_fields(probs, labels, thresholds, self.p.names)
             self.emit(Event.EVAL, step=step, epoch=epoch, split=split, loss=loss, final=True,
                       tuned=tuned_summary(probs, labels, thresholds), **fields, **extra, **metrics)

@@ -26,6 +26,7 @@ def run_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD,
         f1_micro_key(primary): best.micro_f1(primary),
         TUNED_DEV_KEY: best.tuned,
         TUNED_CV_KEY: best.tuned_cv,
+        "tuned_cv_sd": best.tuned_cv_sd,  # over the trainer's split seeds: tuned_cv's own noise
         "best_step": best.step,
         "epoch": best.epoch,
         # is it learning at all (trainer/diagnostics.py): the best eval's macro ROC-AUC

@@ -135,6 +135,8 @@ class EvalRecord:
     per_label: tuple[LabelResult, ...] = ()
     """The final test eval's per-label table at the tuned thresholds (newer trainers)."""
     tuned_interval: tuple[float, float] | None = None
+    tuned_cv_sd: float | None = None
+    """The standard deviation of tuned_cv over its split seeds (newer trainers: tuned_cv is their mean)."""
     """The final test eval's 95 % bootstrap interval of ``tuned`` (newer trainers)."""
 
     def f1(self, at: float) -> float | None:
@@ -168,4 +170,5 @@ def decode_eval(event: dict[str, Any]) -> EvalRecord:
                       observed_labels=strings(observed) if isinstance(observed, list) else None,
                       by_threshold={m: scores(event[m]) for m in THRESHOLD_METRICS if isinstance(event.get(m), dict)},
                       learning=decode_learning(event.get("learning")), per_label=label_results(event.get("per_label")),
-                      tuned_interval=interval(event.get("tuned_interval")))
+                      tuned_interval=interval(event.get("tuned_interval")),
+                      tuned_cv_sd=number(event.get("tuned_cv_sd")))

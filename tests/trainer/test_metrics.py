@@ -264,3 +264,14 @@ def test_tuned_cv_does_not_reward_thresholds_fitted_to_noise():
     probs = rng.random((300, 28))
     same_rows = f1_summary(labels, probs >= tune_thresholds(probs, labels))["f1_macro"]
     assert tuned_cv(probs, labels, seed=0) < same_rows - 0.02
+
+
+def test_tuned_cv_spread_is_the_mean_and_sd_over_split_seeds() -> None:
+    from trainer.metrics import tuned_cv, tuned_cv_spread
+
+    rng = np.random.default_rng(3)
+    y = rng.random((400, 6)) < 0.2
+    probs = np.clip(rng.random((400, 6)) * 0.6 + y * 0.3, 0, 1)
+    mean, sd = tuned_cv_spread(probs, y, seed=42, default=0.2, splits=5)
+    scores = [tuned_cv(probs, y, seed=42 + i, default=0.2) for i in range(5)]
+    assert np.isclose(mean, np.mean(scores)) and np.isclose(sd, np.std(scores, ddof=1)) and sd > 0
