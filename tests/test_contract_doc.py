@@ -101,7 +101,7 @@ def test_every_exit_code_is_documented_with_its_value(doc: str) -> None:
 
 def test_every_file_and_folder_name_is_documented(doc: str) -> None:
     names = {name: value for name, value in vars(contract).items()
-             if re.fullmatch(r"[A-Z_]+_(FILE|DIR)", name) and isinstance(value, str)}
+             if re.fullmatch(r"[A-Z0-9_]+_(FILE|DIR)", name) and isinstance(value, str)}
     documented = {one_name(row[0], "File and folder names"): one_name(row[1], "File and folder names")
                   for row in section_table(doc, "File and folder names")}
     assert documented == names

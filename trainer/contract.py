@@ -220,6 +220,16 @@ ENSEMBLE_RULE = "mean of the members' sigmoid probabilities"
 # one tokenisation of dev and test (trainer/ensemble.py checks the runs, the preset check the preset).
 ENSEMBLE_SHARED_KEYS = ("model", "pooling", "taxonomy", "max_length")
 HEAD_WEIGHTS_FILE = "classifier_head.safetensors"
+# The fast tokenizer transformers saves into a model folder: goemo-predict's ONNX backends read it with `tokenizers`.
+FAST_TOKENIZER_FILE = "tokenizer.json"
+# goemo-export-onnx (trainer/onnx_export.py): the graph (ids and mask in, sigmoid probabilities out) and its
+# int8 copy beside each model's safetensors (each member's folder for an ensemble); ONNX_META_FILE in the
+# exported folder itself records them, max_length, the opset and each backend's test macro-F1;
+# INT8_THRESHOLDS_FILE holds thresholds tuned on dev for the int8 model when the shipped ones cost it F1.
+ONNX_MODEL_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
+ONNX_META_FILE = "onnx.json"
+INT8_THRESHOLDS_FILE = "thresholds.int8.json"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 FINAL_LABELS_PLOT = "final_labels_f1.png"  # the final model's per-label F1 with intervals (newer trainers only)
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")

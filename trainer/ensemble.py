@@ -23,16 +23,13 @@ from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, ENS
                               TUNED_KEY, CheckpointStateError, f1_macro_key, f1_micro_key, is_run_id, split_run_id)
 from trainer.contract import Event, F1_MACRO, F1_MICRO
 from trainer.durable import write_json_atomic
-from trainer.export_files import save_probs, write_thresholds
+# EnsembleError lives with the export folder's readers: goemo-predict reads ensemble.json without torch
+from trainer.export_files import EnsembleError, save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
 from trainer.models import export_classifier
 
 # (probs, labels, mean loss) of a split, scored by the given model
 SplitScores = tuple[np.ndarray, np.ndarray, float]
-
-
-class EnsembleError(ValueError):
-    """Members that cannot be averaged (one line naming the run folder and the key)."""
 
 
 @dataclass(frozen=True)
@@ -145,18 +142,3 @@ def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, 
     write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble
     evaluator.emit(Event.CHECKPOINT, step=0, path=EXPORT_DIR, kind="export")
     return ensemble
-
-
-def member_dirs(model_dir: Path, ensemble: dict[str, Any]) -> list[Path]:
-    """The member model folders an ensemble.json names, in its order; a name that is not a run id (``../..``)
-    is refused, so the file cannot point goemo-predict at a folder outside ``members/``."""
-    path = model_dir / ENSEMBLE_FILE
-    members = ensemble.get("members")
-    if not isinstance(members, list) or not members or not all(
-            isinstance(m, dict) and isinstance(m.get("run"), str) and m["run"] for m in members):
-        raise EnsembleError(f"{path}: expected a non-empty 'members' list of objects with 'run'")
-    bad = next((m["run"] for m in members if not is_run_id(m["run"])), None)
-    if bad is not None:
-        raise EnsembleError(f"{path}: member 'run' {bad!r} is not a run id (expected the name of a folder under "
-                            f"{MEMBERS_DIR}/: letters, digits, '.', '_' and '-', starting with a letter or digit)")
-    return [model_dir / MEMBERS_DIR / m["run"] for m in members]

@@ -12,6 +12,7 @@ from torch import nn
 
 from trainer.contract import HEAD_WEIGHTS_FILE, MODEL_META_FILE, WEIGHTS_FILE
 from trainer.durable import write_json_atomic
+from trainer.export_files import read_export_spec
 from trainer.file_reads import read_json
 from trainer.model_source import ModelError, ModelSource
 
@@ -141,39 +142,8 @@ def export_classifier(model: EmotionClassifier, tokenizer: Any, out_dir: Path) -
     write_json_atomic(out_dir / MODEL_META_FILE, spec)  # last: its presence marks a complete export
 
 
-POOLINGS = ("head", "mean")
-_SPEC_SHAPE = '{"pooling": "head" or "mean", "labels": [label names]}'
 # Plain English words every tokenizer of an English model knows: all of them unknown means lost vocab files
 TOKENIZER_PROBE = "thank you so much, this is great"
-
-
-def read_export_spec(model_dir: Path) -> dict[str, Any]:
-    """goemo_model.json of an exported folder, validated; ModelError (one line naming the file) if not."""
-    path = model_dir / MODEL_META_FILE
-    shape = f"a JSON object {_SPEC_SHAPE} as goemo-train exports it"
-    expected = f"expected {shape}"
-    if not path.exists():
-        raise ModelError(f"{path}: file not found (expected a model folder exported by goemo-train)")
-    spec = read_json(path, shape, ModelError)
-    if not isinstance(spec, dict):
-        raise ModelError(f"{path}: found {type(spec).__name__}, {expected}")
-    if spec.get("pooling") not in POOLINGS:
-        raise ModelError(f"{path}: 'pooling' is {spec.get('pooling')!r}; expected 'head' or 'mean'")
-    labels = spec.get("labels")
-    if not (isinstance(labels, list) and labels and all(isinstance(n, str) and n for n in labels)):
-        raise ModelError(f"{path}: 'labels' must be a non-empty list of label names (got {_short(labels)})")
-    if len(set(labels)) != len(labels):
-        raise ModelError(f"{path}: 'labels' names a label twice; expected each label once")
-    files = spec.get("tokenizer_files")  # absent in folders exported before it was recorded
-    if files is not None and not (isinstance(files, list) and files and all(
-            isinstance(f, str) and f and Path(f).name == f for f in files)):
-        raise ModelError(f"{path}: 'tokenizer_files' must be a non-empty list of file names (got {_short(files)})")
-    return spec
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_safetensors(path: Path, what: str) -> None:

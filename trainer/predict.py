@@ -5,6 +5,10 @@ members/) scores each text with every member and averages the probabilities, as 
 it tuned the thresholds. Texts are tokenised as in training: truncated to the ``max_length`` the export's
 thresholds.json records (128 for exports made before it was recorded).
 
+Three backends run the same model: torch (the safetensors), onnx and onnx-int8 (the graphs goemo-export-onnx adds,
+run by ONNX Runtime without importing torch; trainer/onnx_backend.py). The default is the fastest one present whose
+test macro-F1, recorded at export, is within 0.005 of torch's; each backend uses the thresholds it ships with.
+
 Texts come from the arguments, stdin's lines or an --input file (.txt, .jsonl, .csv, .tsv); results go to
 stdout or an --output file (.jsonl, .csv) with the input's other columns kept, in the input's order. Input is
 read and labelled a chunk of rows at a time, each chunk batched by length (trainer/predict_files.py reads and
@@ -23,10 +27,12 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MODEL_META_FILE,
-                              THRESHOLDS_FILE)
+                              ONNX_META_FILE, THRESHOLDS_FILE)
 from trainer.durable import writing_atomic
-from trainer.export_files import read_max_length
+from trainer.export_files import member_dirs, read_export_spec, read_max_length
 from trainer.file_reads import read_json
+from trainer.onnx_backend import (BACKEND_TORCH, BACKENDS, OnnxBackendError, OnnxMember, check_backend_available,
+                                  default_backend, read_onnx_meta, thresholds_file)
 from trainer.predict_files import (LABEL_SEPARATOR, SCORE_PREFIX, TEXT_COLUMN, InputTable, ResultWriter, Row,
                                    check_output_path, labelled)
 
@@ -45,9 +51,10 @@ def clip_text(text: str, max_length: int) -> str:
     return text[: max_length * CHARS_PER_TOKEN_BOUND]
 
 
-def load_thresholds(model_dir: Path, names: Sequence[str]) -> list[float]:
-    """The per-label thresholds tuned on dev: one number in [0, 1] per label, in the model's label order."""
-    path = model_dir / THRESHOLDS_FILE
+def load_thresholds(model_dir: Path, names: Sequence[str], file: str = THRESHOLDS_FILE) -> list[float]:
+    """The per-label thresholds tuned on dev: one number in [0, 1] per label, in the model's label order
+    (``file``: thresholds.json, or a backend's own, as onnx.json names it)."""
+    path = model_dir / file
     shape = f"a JSON object with a 'thresholds' list of {len(names)} numbers in [0, 1], one per label"
     expected = f"expected {shape}"
     if not path.exists():
@@ -72,53 +79,84 @@ def _members(model_dir: Path) -> list[Path]:
     """The model folders whose probabilities are averaged: the members of an ensemble, or the folder itself."""
     if not (model_dir / ENSEMBLE_FILE).is_file():
         return [model_dir]
-    from trainer.ensemble import member_dirs
-
     ensemble = read_json(model_dir / ENSEMBLE_FILE, "the member list of an exported ensemble")
     if not isinstance(ensemble, dict):
         raise ValueError(f"{model_dir / ENSEMBLE_FILE}: expected a JSON object with a 'members' list")
     return member_dirs(model_dir, ensemble)
 
 
+def choose_backend(model_dir: Path, requested: str | None = None) -> str:
+    """``requested``, or the default rule's pick for this folder (trainer/onnx_backend.py default_backend)."""
+    return requested or default_backend(read_onnx_meta(model_dir), _members(model_dir))
+
+
+class _TorchMember:
+    """One exported model folder run by PyTorch: sigmoid probabilities for a batch of texts."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int) -> None:
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+
+    def probabilities(self, texts: Sequence[str]) -> Any:
+        import torch
+
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
+                             return_tensors="pt")
+        with torch.no_grad():
+            return torch.sigmoid(self.model(enc["input_ids"], enc["attention_mask"])).numpy()
+
+
+def _same_labels(member: Path, names: list[str], member_names: list[str]) -> list[str]:
+    if names and member_names != names:
+        raise ValueError(f"{member}: its labels differ from the first member's; expected members of one ensemble")
+    return member_names
+
+
 class Predictor:
     """An exported model folder loaded once (every member of an ensemble): labels and scores for texts.
 
-    Streaming callers hand it one chunk of texts at a time; each chunk is batched in order of length, so a
-    batch pads its short texts to a similar length, not to the longest text of the chunk.
+    ``backend`` is torch, onnx or onnx-int8 (None: the default rule's pick). Streaming callers hand it one chunk
+    of texts at a time; each chunk is batched in order of length, so a batch pads its short texts to a similar
+    length, not to the longest text of the chunk.
     """
 
-    def __init__(self, model_dir: Path, batch_size: int = 64) -> None:
-        from trainer.models import load_exported
-
+    def __init__(self, model_dir: Path, batch_size: int = 64, backend: str | None = None) -> None:
         self.batch_size = batch_size
         self.max_length = read_max_length(model_dir)  # the ensemble's members share it (trainer/ensemble.py checks)
-        self._members: list[tuple[Any, Any]] = []
+        self.backend = choose_backend(model_dir, backend)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
+        meta = read_onnx_meta(model_dir)
+        self._members: list[Any] = []
         names: list[str] = []
-        for member in _members(model_dir):
-            model, tokenizer, member_names = load_exported(member)
-            if names and member_names != names:
-                raise ValueError(f"{member}: its labels differ from the first member's; expected members of one "
-                                 "ensemble")
-            names = member_names
-            self._members.append((model, tokenizer))
+        if self.backend == BACKEND_TORCH:
+            from trainer.models import load_exported
+
+            for member in _members(model_dir):
+                model, tokenizer, member_names = load_exported(member)
+                names = _same_labels(member, names, member_names)
+                self._members.append(_TorchMember(model, tokenizer, self.max_length))
+        else:
+            check_backend_available(self.backend)
+            if meta is None:
+                raise OnnxBackendError(f"{model_dir}: no ONNX export (no {ONNX_META_FILE}); make it with: "
+                                       f"goemo-export-onnx --model {model_dir}")
+            for member in _members(model_dir):
+                names = _same_labels(member, names, read_export_spec(member)["labels"])
+                self._members.append(OnnxMember(member, self.backend, meta, self.max_length))
         self.names = names
-        self.thresholds = load_thresholds(model_dir, names)
+        self.thresholds = load_thresholds(model_dir, names, thresholds_file(meta, self.backend))
 
     def probabilities(self, texts: Sequence[str]) -> Any:
         """The members' mean probability per text and label (a numpy array), in the order of ``texts``."""
         import numpy as np
-        import torch
 
         clipped = [clip_text(t, self.max_length) for t in texts]
         order = sorted(range(len(clipped)), key=lambda i: len(clipped[i]))  # characters: a cheap guess at tokens
         probs = np.zeros((len(texts), len(self.names)), dtype=np.float32)
-        with torch.no_grad():
-            for model, tokenizer in self._members:
-                for start in range(0, len(order), self.batch_size):
-                    rows = order[start:start + self.batch_size]
-                    enc = tokenizer([clipped[i] for i in rows], truncation=True, max_length=self.max_length,
-                                    padding=True, return_tensors="pt")
-                    probs[rows] += torch.sigmoid(model(enc["input_ids"], enc["attention_mask"])).numpy()
+        for member in self._members:
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                probs[rows] += member.probabilities([clipped[i] for i in rows])
         return probs / len(self._members)
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
@@ -131,9 +169,10 @@ class Predictor:
         return out
 
 
-def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+def predict_texts(model_dir: Path, texts: Sequence[str], batch_size: int = 64,
+                  backend: str | None = None) -> list[dict]:
     """Scores for every label and the labels whose score reaches its tuned threshold, per text."""
-    return Predictor(model_dir, batch_size).predict(texts)
+    return Predictor(model_dir, batch_size, backend).predict(texts)
 
 
 def _positive(text: str) -> int:
@@ -163,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "at all")
     parser.add_argument("--batch-size", type=_positive, default=64, metavar="N",
                         help="texts per forward pass (default: %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="what runs the model: torch (the safetensors), onnx or onnx-int8 (ONNX Runtime, the "
+                             "graphs goemo-export-onnx adds; needs the onnx extra). Default: the fastest present "
+                             "whose test macro-F1, recorded at export, is within 0.005 of torch's")
     parser.add_argument("texts", nargs="*", help="texts to label (default: one per line on stdin)")
     return parser
 
@@ -228,10 +271,13 @@ def _label(args: argparse.Namespace) -> None:
     out_kind = check_output_path(args.output, args.input) if args.output else None  # before the model loads
     with contextlib.ExitStack() as stack:
         table = stack.enter_context(InputTable(args.input, args.text_column)) if args.input else None
-        from trainer.cli import _quiet_libraries
+        backend = choose_backend(args.model, args.backend)
+        check_backend_available(backend)
+        if backend == BACKEND_TORCH:  # the ONNX backends never import transformers (a second of cold start)
+            from trainer.cli import _quiet_libraries
 
-        _quiet_libraries()
-        predictor = Predictor(args.model, args.batch_size)  # before reading stdin: a broken model costs no input
+            _quiet_libraries()
+        predictor = Predictor(args.model, args.batch_size, backend)  # before stdin: a broken model costs no input
         streamed = table is not None or not (args.texts or sys.stdin.isatty())
         bar = stack.enter_context(_progress(table, streamed and sys.stderr.isatty()))
         chunks = labelled_chunks(predictor, table if table is not None else _given_rows(args.texts), CHUNK_ROWS)
