@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from trainer.contract import F1_MACRO  # noqa: E402
 from trainer.onnx_backend import BACKENDS, intra_op_threads  # noqa: E402
 
 COLD_TEXT = "thank you so much, this made my day!"
@@ -71,7 +72,7 @@ def measure(model: Path, backend: str, batch_size: int, repeats: int) -> dict:
     return {"backend": backend, "texts": len(rows), "texts_per_s": len(rows) / min(timings),
             "runs_s": [round(t, 3) for t in timings], "load_s": load_s, "threads": threads,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "data_rss_mb": data_rss_mb,
-            "test_f1_macro": f1_summary(test.labels, predicted)["f1_macro"]}
+            "test_f1_macro": f1_summary(test.labels, predicted)[F1_MACRO]}
 
 
 def cold_start(model: Path, backend: str, repeats: int) -> list[float]:
