@@ -47,23 +47,9 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     removes its temp file and leaves the old copy in place. The file gets the folder's mode
     (``mkstemp`` would make it 0600).
     """
-    path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, folder_file_mode(path.parent))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    with _replacing(Path(path), "wb") as fh:
+        fh.write(payload)
 
 
 @contextmanager
@@ -74,10 +60,17 @@ def writing_atomic(path: Path, newline: str | None = None) -> Iterator[TextIO]:
     place, as ``write_atomic`` does; an exception (a bad input row, Ctrl-C) removes it and leaves ``path`` as it was.
     ``newline`` is ``open``'s (``""`` for the csv module).
     """
-    path = Path(path)
+    with _replacing(Path(path), "w", encoding="utf-8", newline=newline) as fh:
+        yield fh
+
+
+@contextmanager
+def _replacing(path: Path, mode: str, **options: Any) -> Iterator[Any]:
+    """A temp file beside ``path``, opened with ``mode``; a clean exit fsyncs it and renames it into place, an
+    exception removes it and leaves ``path`` as it was. One mechanism for write_atomic and writing_atomic."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+        with os.fdopen(fd, mode, **options) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -16,6 +16,7 @@ from typing import Any, Callable, Union
 from cockpit.records import (Alert, DataRecord, EvalRecord, Record, Restart, RunEnd, RunStart, Stall, StepRecord,
                              decode)
 from cockpit.records.history import RUN_ORIGIN
+from cockpit.records.values import number
 from trainer.contract import PIPELINE_ORIGIN, TUNED_CV_KEY, TUNED_DEV_KEY
 
 ParamValue = Union[str, int, float, bool]
@@ -94,17 +95,6 @@ def flatten_params(config: dict[str, Any], prefix: str = "") -> dict[str, ParamV
     return flat
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for null, NaN, booleans, integers too large for a float and anything else."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _int64(value: Any) -> int | None:
     """An integer every tracker can store as a step (int64), or None."""
     if isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 63):
@@ -115,7 +105,7 @@ def _int64(value: Any) -> int | None:
 def wall_time(event: dict[str, Any]) -> float | None:
     """The event's ``t`` when it is a plausible Unix time (finite, from 1970 to about the year 5000), else None:
     trackers turn it into int64 milliseconds and TensorBoard into a double, and both refuse the rest."""
-    return _plausible_time(_number(event.get("t")))
+    return _plausible_time(number(event.get("t")))
 
 
 def _plausible_time(t: float | None) -> float | None:
