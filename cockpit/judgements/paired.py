@@ -4,8 +4,8 @@ Both runs' best checkpoints keep their dev probabilities (checkpoints/best/dev_p
 the same resampled rows score both models: the run-to-run noise of which rows dev happens to hold cancels, and
 what is left is the models' difference. A 95 % interval of Δ that contains 0 marks the two as tied (≈).
 
-Each resample is drawn as row counts (a multinomial over rows), so one resample is a few matrix products over
-the whole split. numpy only: the cockpit never imports torch.
+Each resample is drawn as row counts (a multinomial over rows; `trainer.label_table`, numpy only, shared with
+the final per-label table), so one resample is a few matrix products over the whole split.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from trainer.contract import BEST, CHECKPOINTS_DIR, PROBS_FILES
+from trainer.label_table import resample_counts, resampled_f1
 
 RESAMPLES = 1000
 INTERVAL = 0.95
@@ -40,25 +41,18 @@ class PairedDelta:
         return f"{self.delta:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
 
-def _macro_f1(counts: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Macro-F1 per resample (one row of ``counts`` each): F1 = 2tp / (true + predicted), 0/0 as 0, then the mean."""
-    tp, true, npred = counts @ (y & pred), counts @ y, counts @ pred
-    den = true + npred
-    return np.divide(2.0 * tp, den, out=np.zeros_like(den), where=den > 0).mean(axis=1)
-
-
 def paired_bootstrap(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, threshold: float,
                      resamples: int = RESAMPLES, seed: int = 0) -> PairedDelta:
-    """Δ macro-F1 at ``threshold`` of b over a on the same rows, and its 95 % percentile interval."""
+    """Δ macro-F1 at ``threshold`` of b over a on the same rows, and its 95 % percentile interval. The resamples
+    and the F1 from their counts are the final per-label table's (trainer/label_table.py, numpy only)."""
     y = np.asarray(labels).astype(bool)
     pa, pb = np.asarray(probs_a) >= threshold, np.asarray(probs_b) >= threshold
     if pa.shape != y.shape or pb.shape != y.shape:
         raise ValueError(f"probabilities {pa.shape} and {pb.shape} do not match the labels {y.shape}")
     whole = np.ones((1, len(y)))
-    delta = float((_macro_f1(whole, y, pb) - _macro_f1(whole, y, pa))[0])
-    counts = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=resamples)
-    counts = counts.astype(np.float64)
-    deltas = _macro_f1(counts, y, pb) - _macro_f1(counts, y, pa)
+    delta = float((resampled_f1(whole, y, pb).mean(axis=1) - resampled_f1(whole, y, pa).mean(axis=1))[0])
+    counts = resample_counts(len(y), resamples, seed)
+    deltas = resampled_f1(counts, y, pb).mean(axis=1) - resampled_f1(counts, y, pa).mean(axis=1)
     tail = (1.0 - INTERVAL) / 2 * 100
     low, high = np.percentile(deltas, [tail, 100 - tail])
     return PairedDelta(delta, float(low), float(high))
