@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from trainer.contract import TRACKERS
+from trainer.contract import DEFAULT_ENSEMBLE_RULE, ENSEMBLE_RULES, TRACKERS
 from trainer.contract import SELECT_BY
 from trainer.file_reads import int_limit_message, parse_toml, read_text
 from trainer.loss_names import loss_params_problem
@@ -137,6 +137,10 @@ class RunConfig(BaseModel):
                                                           "runs on) this often; 0: none")
     max_nonfinite_in_row: int = Field(20, ge=1)
     export: bool = Field(False, description="at the end: best weights, dev/test probabilities, tuned thresholds")
+    ensemble_rule: Literal[tuple(ENSEMBLE_RULES)] = Field(
+        DEFAULT_ENSEMBLE_RULE, description="how an ensemble final (goemo-train --ensemble-from) combines its members: "
+                                           "mean_prob (the mean of their probabilities) or mean_logit (the sigmoid "
+                                           "of the mean of their logits, for seeds of one config)")
     # trackers: Hugging Face's report_to names and semantics ("all": every installed one; "none": none)
     report_to: Literal["all", "none"] | list[Literal["tensorboard", "mlflow", "trackio", "wandb"]] = Field(
         "none", description="trackers the supervisor forwards this run's events to (it never slows the trainer)")
