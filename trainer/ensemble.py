@@ -1,11 +1,12 @@
-"""The ensemble final: the best weights of several runs, their dev and test probabilities averaged,
-per-label thresholds tuned on dev for the average, and the test split evaluated once.
+"""The ensemble final: the best weights of several runs, their dev and test probabilities averaged by the config's
+``ensemble_rule`` (the mean of probabilities, or of logits: trainer/ensemble_average.py), per-label thresholds
+tuned on dev for the average, and the test split evaluated once.
 
 It runs inside a ``goemo-train --ensemble-from RUN_DIR ...`` job (the pipeline's ``final = "ensemble"``),
 so the watchdog, restarts and events work as for any other run. The export folder holds one complete
 exported model per member under ``members/<run id>/`` (with that member's own dev-tuned thresholds and
 probabilities), the ensemble's thresholds and probabilities, and ``ensemble.json``, written last: its
-presence marks a complete ensemble folder.
+presence marks a complete ensemble folder, and its ``ensemble_rule`` tells goemo-predict how to average.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import numpy as np
 
 from trainer import checkpoints
 from trainer.config import RunConfig, read_toml, validate_config
-from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULE, ENSEMBLE_SHARED_KEYS, EXPORT_DIR,
+from trainer.contract import (CHECKPOINTS_DIR, ENSEMBLE_FILE, ENSEMBLE_RULES, ENSEMBLE_SHARED_KEYS, EXPORT_DIR,
                               MEMBERS_DIR, RUN_CONFIG_FILE, SECONDARY_THRESHOLD, THRESHOLDS_FILE, TUNED_CV_KEY,
                               TUNED_KEY, CheckpointStateError, f1_macro_key, f1_micro_key, is_run_id, split_run_id)
 from trainer.contract import Event, F1_MACRO, F1_MICRO
 from trainer.durable import write_json_atomic
+from trainer.ensemble_average import average_members
 # EnsembleError lives with the export folder's readers: goemo-predict reads ensemble.json without torch
 from trainer.export_files import EnsembleError, save_probs, write_thresholds
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
@@ -99,11 +101,12 @@ def score_block(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, p
 
 
 def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, Any]:
-    """Average the members' probabilities and write the ensemble export; returns ensemble.json's content."""
+    """Average the members' probabilities by the config's ensemble_rule and write the ensemble export; returns
+    ensemble.json's content."""
     cfg, names, model, export_dir = evaluator.config, evaluator.names, evaluator.model, evaluator.export_dir
     primary = cfg.primary_threshold
-    dev_sum: np.ndarray | None = None
-    test_sum: np.ndarray | None = None
+    member_dev: list[np.ndarray] = []
+    member_test: list[np.ndarray] = []
     records = []
     for member in members:
         evaluator.announce_eval(evaluator.eval_rows)
@@ -124,21 +127,22 @@ def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, 
             "best": meta, "dev": score_block(dev_probs, dev_labels, own, primary, names, seed=cfg.seed),
             "test": score_block(test_probs, test_labels, own, primary, names),
         })
-        dev_sum = dev_probs.astype(np.float64) if dev_sum is None else dev_sum + dev_probs
-        test_sum = test_probs.astype(np.float64) if test_sum is None else test_sum + test_probs
-    assert dev_sum is not None and test_sum is not None  # check_members refused an empty list
-    dev_probs = (dev_sum / len(members)).astype(np.float32)
-    test_probs = (test_sum / len(members)).astype(np.float32)
+        member_dev.append(dev_probs)
+        member_test.append(test_probs)
+    # check_members refused an empty list; goemo-predict averages with the same function (trainer/predict.py)
+    dev_probs = average_members(member_dev, cfg.ensemble_rule)
+    test_probs = average_members(member_test, cfg.ensemble_rule)
     # dev_labels and test_labels, as the last member's scoring left them: each split's own, the same for every member
     thresholds = tune_thresholds(dev_probs, dev_labels, default=primary)
-    # No loss: the members were trained on different losses, and none of them scores the average.
+    # No loss: members may have been trained on different losses, and none of them scores the average.
     evaluator.emit_final_evals(0, 0.0, (dev_probs, dev_labels, None), (test_probs, test_labels, None),
                                thresholds, ensemble=[m.name for m in members])
     save_probs(export_dir, dev_probs, test_probs, dev_labels, test_labels)
     write_thresholds(export_dir, names, thresholds, primary, max_length=cfg.max_length,
                      members=[m.name for m in members])
-    ensemble = {"rule": ENSEMBLE_RULE, "labels": list(names), "primary_threshold": primary,
-                "members": records, "thresholds": THRESHOLDS_FILE}
+    # "rule" for people (the report and model card quote it), "ensemble_rule" for goemo-predict
+    ensemble = {"rule": ENSEMBLE_RULES[cfg.ensemble_rule], "ensemble_rule": cfg.ensemble_rule, "labels": list(names),
+                "primary_threshold": primary, "members": records, "thresholds": THRESHOLDS_FILE}
     write_json_atomic(export_dir / ENSEMBLE_FILE, ensemble)  # last: marks a complete ensemble
     evaluator.emit(Event.CHECKPOINT, step=0, path=EXPORT_DIR, kind="export")
     return ensemble

@@ -2,7 +2,7 @@
 (``PROBS_FILES``, in the contract's order) and ``thresholds.json``. One writer for a run's own export,
 an ensemble's, and each ensemble member's, so the three folders cannot drift apart; and the readers of
 what goemo-predict needs from them besides the weights: ``max_length``, ``goemo_model.json`` and an
-ensemble's member folders. Torch-free, so goemo-predict's ONNX backends start without torch."""
+ensemble's member folders and averaging rule. Torch-free, so goemo-predict's ONNX backends start without torch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from trainer.config import ConfigError, validate_config
-from trainer.contract import ENSEMBLE_FILE, MEMBERS_DIR, MODEL_META_FILE, PROBS_FILES, THRESHOLDS_FILE, is_run_id
+from trainer.contract import (DEFAULT_ENSEMBLE_RULE, ENSEMBLE_FILE, ENSEMBLE_RULES, MEMBERS_DIR, MODEL_META_FILE,
+                              PROBS_FILES, THRESHOLDS_FILE, is_run_id)
 from trainer.durable import write_json_atomic
 from trainer.file_reads import read_json
 from trainer.metrics import DEFAULT_GRID
@@ -109,3 +110,13 @@ def member_dirs(model_dir: Path, ensemble: dict[str, Any]) -> list[Path]:
         raise EnsembleError(f"{path}: member 'run' {bad!r} is not a run id (expected the name of a folder under "
                             f"{MEMBERS_DIR}/: letters, digits, '.', '_' and '-', starting with a letter or digit)")
     return [model_dir / MEMBERS_DIR / m["run"] for m in members]
+
+
+def ensemble_rule(model_dir: Path, ensemble: dict[str, Any]) -> str:
+    """How the members of an ensemble.json are averaged: its ``ensemble_rule``, or ``mean_prob`` for a file written
+    before the key (those ensembles averaged probabilities); an unknown rule is refused in one line."""
+    rule = ensemble.get("ensemble_rule", DEFAULT_ENSEMBLE_RULE)
+    if not isinstance(rule, str) or rule not in ENSEMBLE_RULES:
+        raise EnsembleError(f"{model_dir / ENSEMBLE_FILE}: 'ensemble_rule' is {rule!r}; expected one of "
+                            f"{', '.join(ENSEMBLE_RULES)}")
+    return rule

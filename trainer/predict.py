@@ -1,9 +1,10 @@
 """goemo-predict: emotion labels and scores for texts, with the per-label thresholds tuned on dev.
 
 An ensemble folder (ensemble.json beside thresholds.json, one exported model per member under
-members/) scores each text with every member and averages the probabilities, as the pipeline did when
-it tuned the thresholds. Texts are tokenised as in training: truncated to the ``max_length`` the export's
-thresholds.json records (128 for exports made before it was recorded).
+members/) scores each text with every member and averages by the rule ensemble.json states (the mean of the
+probabilities, or of the logits: trainer/ensemble_average.py), as the export did when it tuned the thresholds.
+Texts are tokenised as in training: truncated to the ``max_length`` the export's thresholds.json records (128
+for exports made before it was recorded).
 
 Three backends run the same model: torch (the safetensors), onnx and onnx-int8 (the graphs goemo-export-onnx adds,
 run by ONNX Runtime without importing torch; trainer/onnx_backend.py). The default is the fastest one present whose
@@ -26,10 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MODEL_META_FILE,
-                              ONNX_META_FILE, THRESHOLDS_FILE)
+from trainer.contract import (DEFAULT_ENSEMBLE_RULE, ENSEMBLE_FILE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED,
+                              EXIT_OK, MODEL_META_FILE, ONNX_META_FILE, THRESHOLDS_FILE)
 from trainer.durable import writing_atomic
-from trainer.export_files import member_dirs, read_export_spec, read_max_length
+from trainer.ensemble_average import average_members
+from trainer.export_files import ensemble_rule, member_dirs, read_export_spec, read_max_length
 from trainer.file_reads import read_json
 from trainer.onnx_backend import (BACKEND_TORCH, BACKENDS, OnnxBackendError, OnnxMember, check_backend_available,
                                   default_backend, read_onnx_meta, thresholds_file)
@@ -75,14 +77,26 @@ def load_thresholds(model_dir: Path, names: Sequence[str], file: str = THRESHOLD
     return [float(t) for t in raw]
 
 
-def _members(model_dir: Path) -> list[Path]:
-    """The model folders whose probabilities are averaged: the members of an ensemble, or the folder itself."""
+def _ensemble(model_dir: Path) -> dict[str, Any] | None:
+    """An ensemble folder's ensemble.json (None for a single model's folder)."""
     if not (model_dir / ENSEMBLE_FILE).is_file():
-        return [model_dir]
+        return None
     ensemble = read_json(model_dir / ENSEMBLE_FILE, "the member list of an exported ensemble")
     if not isinstance(ensemble, dict):
         raise ValueError(f"{model_dir / ENSEMBLE_FILE}: expected a JSON object with a 'members' list")
-    return member_dirs(model_dir, ensemble)
+    return ensemble
+
+
+def _members(model_dir: Path) -> list[Path]:
+    """The model folders whose probabilities are averaged: the members of an ensemble, or the folder itself."""
+    ensemble = _ensemble(model_dir)
+    return [model_dir] if ensemble is None else member_dirs(model_dir, ensemble)
+
+
+def averaging_rule(model_dir: Path) -> str:
+    """How the members' probabilities are averaged: the rule ensemble.json states (mean_prob for a single model)."""
+    ensemble = _ensemble(model_dir)
+    return DEFAULT_ENSEMBLE_RULE if ensemble is None else ensemble_rule(model_dir, ensemble)
 
 
 def choose_backend(model_dir: Path, requested: str | None = None) -> str:
@@ -122,6 +136,7 @@ class Predictor:
     def __init__(self, model_dir: Path, batch_size: int = 64, backend: str | None = None) -> None:
         self.batch_size = batch_size
         self.max_length = read_max_length(model_dir)  # the ensemble's members share it (trainer/ensemble.py checks)
+        self.rule = averaging_rule(model_dir)
         self.backend = choose_backend(model_dir, backend)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -146,18 +161,25 @@ class Predictor:
         self.names = names
         self.thresholds = load_thresholds(model_dir, names, thresholds_file(meta, self.backend))
 
-    def probabilities(self, texts: Sequence[str]) -> Any:
-        """The members' mean probability per text and label (a numpy array), in the order of ``texts``."""
+    def member_probabilities(self, texts: Sequence[str]) -> list[Any]:
+        """Each member's probability per text and label (float32 numpy arrays), in the order of ``texts``."""
         import numpy as np
 
         clipped = [clip_text(t, self.max_length) for t in texts]
         order = sorted(range(len(clipped)), key=lambda i: len(clipped[i]))  # characters: a cheap guess at tokens
-        probs = np.zeros((len(texts), len(self.names)), dtype=np.float32)
+        out = []
         for member in self._members:
+            probs = np.zeros((len(texts), len(self.names)), dtype=np.float32)
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                probs[rows] += member.probabilities([clipped[i] for i in rows])
-        return probs / len(self._members)
+                probs[rows] = member.probabilities([clipped[i] for i in rows])
+            out.append(probs)
+        return out
+
+    def probabilities(self, texts: Sequence[str]) -> Any:
+        """The ensemble's probability per text and label (a float32 numpy array), in the order of ``texts``: the
+        members' averaged by the folder's rule, as the export averaged dev to tune the thresholds."""
+        return average_members(self.member_probabilities(texts), self.rule)
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
         """Scores for every label and the labels whose score reaches its tuned threshold, per text, in order."""

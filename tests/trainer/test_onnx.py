@@ -1,5 +1,5 @@
-"""goemo-export-onnx and goemo-predict's ONNX backends: a single model and a 2-member ensemble predict like torch,
-the default backend follows its rule, and a backend that cannot run is one line with exit 2.
+"""goemo-export-onnx and goemo-predict's ONNX backends: a single model and a 2-member ensemble (by either averaging
+rule) predict like torch, the default backend follows its rule, and a backend that cannot run is one line with exit 2.
 
 Tolerances: the fp32 graph gives torch's probabilities within 1e-4 (float32 rounding, measured ~1e-7); the int8
 copy within INT8_TOLERANCE on the tiny random model (measured ~1e-3; on MiniLM quick the largest difference over
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, train_env
-from trainer.contract import (ENSEMBLE_FILE, EXIT_BAD_INPUT, INT8_THRESHOLDS_FILE, MEMBERS_DIR,
+from trainer.contract import (ENSEMBLE_FILE, ENSEMBLE_MEAN_LOGIT, EXIT_BAD_INPUT, INT8_THRESHOLDS_FILE, MEMBERS_DIR,
                               MODEL_CARD_FILE, ONNX_INT8_FILE, ONNX_META_FILE, ONNX_MODEL_FILE, THRESHOLDS_FILE)
 from trainer.onnx_backend import (BACKEND_INT8, BACKEND_ONNX, BACKEND_TORCH, BackendRecord, OnnxMeta,
                                   default_backend, onnxruntime_present)
@@ -61,14 +61,16 @@ def _torch_export(out: Path, pooling: str, seed: int = 0) -> Path:
     return out
 
 
-def _ensemble(root: Path) -> Path:
-    """A 2-member ensemble folder laid out as trainer/ensemble.py writes it."""
+def _ensemble(root: Path, rule: str | None = None) -> Path:
+    """A 2-member ensemble folder laid out as trainer/ensemble.py writes it (``rule``: its ensemble_rule; None: a
+    file written before the key, which averages probabilities)."""
     from trainer.export_files import write_thresholds
 
     for pooling, seed in (("head", 1), ("mean", 2)):
         _torch_export(root / MEMBERS_DIR / f"p3-{pooling}", pooling, seed)
     write_thresholds(root, LABELS, np.full(len(LABELS), 0.4), 0.2, max_length=MAX_LENGTH)
-    (root / ENSEMBLE_FILE).write_text(json.dumps({"members": [{"run": "p3-head"}, {"run": "p3-mean"}]}))
+    body: dict = {"members": [{"run": "p3-head"}, {"run": "p3-mean"}]}
+    (root / ENSEMBLE_FILE).write_text(json.dumps(body if rule is None else {**body, "ensemble_rule": rule}))
     (root / MODEL_CARD_FILE).write_text("# card\n\n## Training config\n\nx\n")
     return root
 
@@ -92,6 +94,15 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from trainer.onnx_export import export_onnx
 
     model = _ensemble(tmp_path_factory.mktemp("ensemble") / "final")
+    export_onnx(model, max_texts=SCORED_TEXTS)
+    return model
+
+
+@pytest.fixture(scope="module")
+def logit_ensemble(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainer.onnx_export import export_onnx
+
+    model = _ensemble(tmp_path_factory.mktemp("logit-ensemble") / "final", ENSEMBLE_MEAN_LOGIT)
     export_onnx(model, max_texts=SCORED_TEXTS)
     return model
 
@@ -129,6 +140,23 @@ def test_an_exported_ensemble_predicts_like_its_torch_self(ensemble):
     _assert_like_torch(ensemble)
     card = (ensemble / MODEL_CARD_FILE).read_text()
     assert "## Backends" in card and "| onnx-int8 |" in card
+
+
+@needs_onnx
+def test_an_exported_mean_logit_ensemble_predicts_like_its_torch_self(logit_ensemble):
+    """Every backend averages the members' logits, as ensemble.json says, read back from each member's float32
+    probabilities (trainer/ensemble_average.py): within 1e-6 of the hand formula, whatever gave them."""
+    from trainer.predict import Predictor
+
+    _assert_like_torch(logit_ensemble)
+    for backend in (BACKEND_TORCH, BACKEND_ONNX, BACKEND_INT8):
+        predictor = Predictor(logit_ensemble, batch_size=2, backend=backend)
+        assert predictor.rule == ENSEMBLE_MEAN_LOGIT
+        logits = [np.log(p.astype(np.float64) / (1.0 - p)) for p in predictor.member_probabilities(TEXTS)]
+        np.testing.assert_allclose(predictor.probabilities(TEXTS), 1.0 / (1.0 + np.exp(-np.mean(logits, axis=0))),
+                                   atol=1e-6)
+    scores = json.loads((logit_ensemble / ONNX_META_FILE).read_text())["backends"]
+    assert scores[BACKEND_ONNX]["test_f1_macro"] == pytest.approx(scores[BACKEND_TORCH]["test_f1_macro"], abs=1e-3)
 
 
 @needs_onnx
