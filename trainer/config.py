@@ -105,7 +105,12 @@ class RunConfig(BaseModel):
     # optimisation
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="training rows per micro-batch (unused when max_tokens_per_batch "
+                                                  "is set); evaluation uses eval_batch_size")
+    max_tokens_per_batch: int = Field(
+        0, ge=0, description="token-budget batches: rows of similar length, as many as keep rows x padded length "
+                             "within this (a longer row alone); batch_size is then unused for training, and lr is "
+                             "not scaled (run_start's rows_per_batch says the mean). 0: rows of batch_size")
     grad_accum: int = Field(1, ge=1)
     lr: float = Field(5e-5, gt=0)
     head_lr: float | None = Field(None, gt=0, description="learning rate of the new classifier head (default: lr)")

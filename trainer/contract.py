@@ -446,10 +446,15 @@ def checkpoint_step(run_dir: Path) -> int:
 
 # -- the step-count rule ------------------------------------------------------------------------
 def steps_per_epoch(train_rows: int, batch_size: int, world_size: int = 1, grad_accum: int = 1) -> int:
-    """Optimizer steps per epoch: batches of the (oversampled) train set, split over processes, then
-    grouped by gradient accumulation; never below one."""
-    batches = math.ceil(train_rows / max(batch_size, 1)) // max(world_size, 1)
-    return max(1, batches // max(grad_accum, 1))
+    """Optimizer steps per epoch of row batches: ``ceil(rows / batch_size)`` batches of the (oversampled) train
+    set, counted by ``steps_for_batches``."""
+    return steps_for_batches(math.ceil(train_rows / max(batch_size, 1)), world_size, grad_accum)
+
+
+def steps_for_batches(batches: int, world_size: int = 1, grad_accum: int = 1) -> int:
+    """Optimizer steps per epoch of ``batches`` micro-batches (row or token-budget ones): split over processes,
+    then grouped by gradient accumulation, a remainder dropped; never below one."""
+    return max(1, batches // max(world_size, 1) // max(grad_accum, 1))
 
 
 def total_steps(max_steps: int | None, epochs: float, per_epoch: int) -> int:

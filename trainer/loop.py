@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from trainer import checkpoints
-from trainer.batches import tokenize_rows
+from trainer.batches import TrainBatches, pad_multiple, tokenize_rows
 from trainer.contract import (CHECKPOINTS_DIR, EVENTS_FILE, EXPORT_DIR, LATEST, RUN_CONFIG_FILE, CheckpointStateError,
                               best_metric_name, find_latest, is_better, node_devices_file, selection_scores,
-                              steps_per_epoch, total_steps)
+                              total_steps)
 from trainer.contract import Event, F1_MACRO, TUNED_CV_FIELD
 from trainer.durable import write_atomic
-from trainer.data import eval_batches, length_grouped_batches, pad_batch
+from trainer.data import eval_batches, pad_batch
 from trainer.devices import DeviceReporter, node_rank
 from trainer.diagnostics import learning_figures
 from trainer.ensemble import Evaluator
@@ -138,11 +138,14 @@ class TrainingRun:
         rows = tokenize_rows(data, self.p.tokenizer, cfg.max_length)
         self.train_ids, self.train_labels, self.train_masks = rows.train_ids, rows.train_labels, rows.train_masks
         self.train_prior = self.train_labels.mean(axis=0)  # what a model stuck on the prior predicts for every row
-        self.train_lengths, self.eval_sets, self.source_devs = rows.train_lengths, rows.eval_sets, rows.source_devs
+        self.eval_sets, self.source_devs = rows.eval_sets, rows.source_devs
         weights = data.class_weights
         self.class_weights = torch.tensor(weights) if cfg.class_weights == "balanced" else None
-        self.steps_per_epoch = steps_per_epoch(len(self.train_ids), cfg.batch_size, self.accelerator.num_processes,
-                                               cfg.grad_accum)
+        # Padded as _to_device pads them, so that a token budget counts the positions the model computes.
+        self.batches = TrainBatches(rows.train_lengths, cfg.seed, cfg.batch_size, cfg.max_tokens_per_batch,
+                                    pad_multiple(self.accelerator.device.type), self.accelerator.num_processes,
+                                    cfg.grad_accum)
+        self.steps_per_epoch = self.batches.steps_per_epoch
         self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
 
     def _setup_model(self) -> None:
@@ -171,7 +174,7 @@ class TrainingRun:
             resumed_from_step=self.start_step if self.resume and self.start_step else None,
             precision=self.accelerator.mixed_precision, steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps if self.trains else 0, torch_threads=torch.get_num_threads(),
-        )
+            rows_per_batch=self.batches.rows_per_batch)  # a token budget's effective batch, as users see it
 
     def _load_latest(self) -> None:
         ckpt = find_latest(self.ckpt_root)
@@ -198,18 +201,9 @@ class TrainingRun:
 
     # -- batches ------------------------------------------------------------------------------
     def _to_device(self, ids: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        multiple = 8 if self.accelerator.device.type == "cuda" else 1  # tensor cores like multiples of 8
-        input_ids, mask = pad_batch(ids, self.p.tokenizer.pad_token_id or 0, multiple)
+        input_ids, mask = pad_batch(ids, self.p.tokenizer.pad_token_id or 0, pad_multiple(self.accelerator.device.type))
         dev = self.accelerator.device
         return torch.from_numpy(input_ids).to(dev, non_blocking=True), torch.from_numpy(mask).to(dev, non_blocking=True)
-
-    def _epoch_plan(self, epoch: int) -> list[list[np.ndarray]]:
-        """Micro-batches of this process for each optimizer step of an epoch."""
-        batches = length_grouped_batches(self.train_lengths, self.cfg.batch_size, self.cfg.seed, epoch)
-        mine = batches[self.accelerator.process_index::self.accelerator.num_processes]
-        ga = self.cfg.grad_accum
-        steps = [mine[i * ga:(i + 1) * ga] for i in range(self.steps_per_epoch)]
-        return [s for s in steps if s]
 
     # -- training -----------------------------------------------------------------------------
     def train(self) -> tuple[str, str]:
@@ -221,7 +215,7 @@ class TrainingRun:
         self.model.train()
         while step < self.total_steps and not self.flat:
             epoch = step // self.steps_per_epoch
-            plan = self._epoch_plan(epoch)
+            plan = self.batches.steps(epoch, self.accelerator.process_index)  # this process's micro-batches
             for micro_batches in plan[step % self.steps_per_epoch:]:
                 if step >= self.total_steps or self.flat:
                     break

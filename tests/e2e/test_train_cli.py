@@ -76,8 +76,12 @@ def _weights(run_dir):
     return load_file(str(run_dir / "checkpoints" / "latest" / "model.safetensors"))
 
 
-def test_crash_then_resume_equals_an_uninterrupted_run(tmp_path):
-    common = [*TINY, "--loss", "bce", "--max-train-samples", "256", "--batch-size", "16", "--max-steps", "12",
+# Row batches of 16; and a token budget of 600 (about 28 rows a batch, 10 steps an epoch), so that the resumed
+# run crosses into the next epoch's order.
+@pytest.mark.parametrize("batching", [["--batch-size", "16"], ["--set", "max_tokens_per_batch=600"]],
+                         ids=["rows", "token-budget"])
+def test_crash_then_resume_equals_an_uninterrupted_run(tmp_path, batching):
+    common = [*TINY, "--loss", "bce", "--max-train-samples", "256", *batching, "--max-steps", "12",
               "--set", "checkpoint_every_steps=5", "--set", "dropout=0.1"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert run_train(*common, "--out", str(whole)).returncode == 0
@@ -96,9 +100,12 @@ def test_crash_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5, err_msg=key)
-    whole_losses = [e["loss"] for e in read_events(whole / "events.jsonl") if e["type"] == "step"]
+    whole_events = read_events(whole / "events.jsonl")
+    whole_losses = [e["loss"] for e in whole_events if e["type"] == "step"]
     np.testing.assert_allclose(whole_losses[5:], [e["loss"] for e in events[events.index(starts[1]):]
                                                   if e["type"] == "step"], rtol=1e-4)
+    if "--batch-size" not in batching:  # the budget's steps per epoch, fixed by the lengths: an epoch ends at 10
+        assert next(e for e in whole_events if e["type"] == "run_start")["steps_per_epoch"] == 10
 
 
 def test_nan_fault_is_skipped_counted_and_alerted(tmp_path):
