@@ -11,7 +11,8 @@ import pytest
 
 import fake_pipeline as fp
 from cockpit.pipeline.report import leaderboard_markdown, model_card, write_report
-from trainer.contract import FINAL_RUN, PLOT_FILES, SUMMARY_FILE, PipelinePaths, f1_macro_key
+from trainer.contract import (ENSEMBLE_MEAN_LOGIT, ENSEMBLE_RULES, FINAL_RUN, PLOT_FILES, SUMMARY_FILE, PipelinePaths,
+                              f1_macro_key)
 
 
 @pytest.mark.parametrize("primary", [0.2, 0.3])
@@ -110,7 +111,21 @@ def test_an_ensemble_model_card_and_report_list_the_members(runs_dir: Path) -> N
     report = write_report(folder).read_text()
     final_section = report.split("## Final model")[1]
     assert "| p3-asl | asl | 80 |" in final_section and "| **ensemble** (p4-final) |" in final_section
-    assert "Probabilities averaged over the members above" in final_section
+    assert "The members above, averaged by that rule" in final_section
+
+
+def test_a_seed_ensemble_states_its_logit_rule_in_the_card_and_report(runs_dir: Path) -> None:
+    """final = "seed_ensemble" exports an ensemble too: its members and its rule, read from the record's "rule"."""
+    pytest.importorskip("matplotlib")
+    folder = fp.write_fake_pipeline(runs_dir, final_mode="ensemble")
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    summary["final"] |= {"mode": "seed_ensemble", "rule": ENSEMBLE_RULES[ENSEMBLE_MEAN_LOGIT]}
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary))
+    said = "averaging rule: sigmoid of the mean of the members' logits."
+    card = model_card(folder, SimpleNamespace(name="quick", pipeline=SimpleNamespace(primary_threshold=0.2)),
+                      summary["final"])
+    assert said in card and all(f"| {m['run']} |" in card for m in summary["final"]["members"])
+    assert said in write_report(folder).read_text().split("## Final model")[1]
 
 
 def test_a_retrained_model_card_has_no_members(runs_dir: Path) -> None:
