@@ -99,6 +99,8 @@ class RunConfig(BaseModel):
     pooling: Literal["auto", "mean", "head"] = "auto"
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     gradient_checkpointing: bool = False
+    compile: bool = Field(False, description="torch.compile the model (dynamic shapes) before training; off: "
+                                             "eager, bit-exact with runs made before the key existed")
     # loss
     loss: str = "bce"
     loss_params: dict[str, Any] = Field(default_factory=dict)

@@ -41,7 +41,7 @@ from trainer.precision import mixed_precision
 from trainer.preflight import Prepared
 from trainer.sources import training_data
 from trainer.timing import eval_guess_s, expect_s, model_activity, startup_grace_s
-from trainer.models import EmotionClassifier, build_classifier, count_parameters, export_classifier
+from trainer.models import EmotionClassifier, build_classifier, compile_in_place, count_parameters, export_classifier
 
 __all__ = ["TrainingRun"]
 
@@ -155,6 +155,8 @@ class TrainingRun:
         model = build_classifier(self.p.source, self.p.names, self.p.tokenizer, cfg.dropout, cfg.seed)
         if cfg.gradient_checkpointing:
             model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.compile:  # in place: checkpoints keep the plain module's keys (trainer.models.compile_in_place)
+            compile_in_place(model)
         self.n_params = count_parameters(model)
         optimizer, scheduler = build_optimizer(model, cfg, self.total_steps,
                                                on_cuda=self.accelerator.device.type == "cuda")

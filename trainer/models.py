@@ -121,6 +121,16 @@ def _is_bert_like(path: str) -> bool:
     return cfg.exists() and json.loads(cfg.read_text()).get("model_type") == "bert"
 
 
+def compile_in_place(model: nn.Module, backend: str = "inductor") -> None:
+    """torch.compile the model's forward with dynamic shapes (batch widths change every step).
+
+    In place (``nn.Module.compile``), not ``torch.compile(model)``: checkpoints must save and load the plain
+    module's state_dict, and a wrapper would prefix every key with ``_orig_mod.``, so that a compiled run's
+    checkpoint would not load into an eager model (an export, goemo-predict, a resume with compile off).
+    """
+    model.compile(dynamic=True, backend=backend)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -96,10 +96,10 @@ def test_run_start_figure_and_a_budget_too_large_for_the_processes():
 
 
 def test_the_keys_validate_and_reach_presets():
-    assert load_config(None).max_tokens_per_batch == 0
+    assert load_config(None).max_tokens_per_batch == 0 and load_config(None).compile is False
     with pytest.raises(ConfigError, match=r"^config \(with overrides\): key 'max_tokens_per_batch': input should be "
                                           r"greater than or equal to 0 \(got -1\)$"):
         load_config(None, [("max_tokens_per_batch", -1)])
-    preset, _ = load_preset("quick", ["max_tokens_per_batch=4096"])
+    preset, _ = load_preset("quick", ["max_tokens_per_batch=4096", "compile=true"])
     configs = preset.planned_run_configs()
-    assert configs and all(c.max_tokens_per_batch == 4096 for c in configs)
+    assert configs and all(c.max_tokens_per_batch == 4096 and c.compile for c in configs)
