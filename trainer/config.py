@@ -127,6 +127,10 @@ class RunConfig(BaseModel):
                           "(DeepSpeed, FSDP, several machines); goemo-train itself ignores it")
     torch_threads: int | None = Field(None, ge=1)
     seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy's global seeding takes 0 .. 2**32 - 1")
+    eval_seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                                  description="seeds the dev and test subsets (max_eval_samples) and tuned_cv's splits; "
+                                              "unset: seed. The runs of a preset's seeds = k share one, so every "
+                                              "seed of a config is scored on the same rows (paired comparisons)")
     # evaluation and checkpoints
     eval_every_steps: int = Field(0, ge=0, description="0: evaluate at each epoch end only")
     eval_batch_size: int = Field(128, ge=1)
@@ -174,6 +178,11 @@ class RunConfig(BaseModel):
         if twice:
             raise ValueError(f"key 'sources': the name {twice[0]!r} is used twice (give each a distinct 'name')")
         return self
+
+    @property
+    def evaluation_seed(self) -> int:
+        """What seeds the eval subsets and tuned_cv's splits: eval_seed, else seed."""
+        return self.seed if self.eval_seed is None else self.eval_seed
 
     def resolved_sources(self) -> list[SourceSpec]:
         """The sources of this run; the one-source ``source = ...`` of older configs is a goemotions source."""

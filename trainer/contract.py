@@ -44,21 +44,32 @@ FINAL_PHASE = 4
 PHASE_NAMES = {1: "screen", 2: "analyse", 3: "extend", 4: "final"}
 
 
-def run_id(phase: int, config: str) -> str:
-    """``p{phase}-{config}``: ``p1-bce``, ``p3-combined_07``. The final run is ``p4-final``."""
-    return f"p{phase}-{config}"
+def run_id(phase: int, config: str, seed: int | None = None) -> str:
+    """``p{phase}-{config}``: ``p1-bce``, ``p3-combined_07``. The final run is ``p4-final``. A config run with
+    several seeds (a preset's ``seeds = k``) is one run per seed: ``p1-bce-s43`` (config names hold no '-')."""
+    return f"p{phase}-{config}" + ("" if seed is None else f"-s{seed}")
 
 
 FINAL_RUN = run_id(FINAL_PHASE, "final")
 BASELINE_RUN = run_id(1, BASELINE_CONFIG)  # the pipeline's own BCE run, the ranking's baseline
 
 
+_SEED_SUFFIX = re.compile(r"-s(\d+)$")
+
+
 def split_run_id(run: str) -> tuple[int | None, str]:
-    """``p3-combined_07`` -> (3, "combined_07"); ids without a phase prefix -> (None, run)."""
+    """``p3-combined_07`` -> (3, "combined_07"), ``p1-bce-s43`` -> (1, "bce"): the config, without the seed;
+    ids without a phase prefix -> (None, run)."""
     head, sep, tail = run.partition("-")
     if sep and head[:1] == "p" and head[1:].isdigit():
-        return int(head[1:]), tail
+        return int(head[1:]), _SEED_SUFFIX.sub("", tail)
     return None, run
+
+
+def run_seed(run: str) -> int | None:
+    """The seed a run id names (``p1-bce-s43`` -> 43), or None: a config run with a single seed."""
+    match = _SEED_SUFFIX.search(run)
+    return int(match.group(1)) if match and split_run_id(run)[0] is not None else None
 
 
 # A run id as a folder name: one path component that starts with a letter or digit (so not '.' or '..').
@@ -128,8 +139,9 @@ TUNED_CV_KEY = "tuned_cv_f1_macro"
 # [pipeline] select_by: what ranks runs (phases 2-4), picks each run's best checkpoint and the final run.
 SELECT_BY = (SELECT_F1_PRIMARY, SELECT_TUNED_CV)
 DEFAULT_SELECT_BY = SELECT_F1_PRIMARY
-# [pipeline] final: retrain the best config, reuse (export) the best run, or average the top-k runs.
-FINAL_MODES = ("retrain", "reuse", "ensemble")
+# [pipeline] final: retrain the best config, reuse (export) the best run, average the top-k runs, or average the
+# logits of the best config trained with several seeds (seed_ensemble).
+FINAL_MODES = ("retrain", "reuse", "ensemble", "seed_ensemble")
 
 
 def threshold_key(t: float) -> str:

@@ -124,7 +124,7 @@ def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, 
         write_thresholds(folder, names, own, primary, max_length=cfg.max_length, best_step=meta.get("step"))
         records.append({
             "run": member.name, "config": split_run_id(member.name)[1], "best_step": meta.get("step"),
-            "best": meta, "dev": score_block(dev_probs, dev_labels, own, primary, names, seed=cfg.seed),
+            "best": meta, "dev": score_block(dev_probs, dev_labels, own, primary, names, seed=cfg.evaluation_seed),
             "test": score_block(test_probs, test_labels, own, primary, names),
         })
         member_dev.append(dev_probs)

@@ -382,7 +382,7 @@ class TrainingRun:
         tuned = tuned_summary(probs, labels, tune_thresholds(probs, labels, default=self.cfg.primary_threshold))
         # Cross-fitted on stratified halves of dev (5 splits, their mean and SD): a tuned score that does not
         # reward thresholds fitted to dev's own noise; select_by = "tuned_cv" picks the best checkpoint by it.
-        cross_fitted, cv_sd = tuned_cv_spread(probs, labels, seed=self.cfg.seed, default=self.cfg.primary_threshold)
+        cross_fitted, cv_sd = tuned_cv_spread(probs, labels, self.cfg.evaluation_seed, self.cfg.primary_threshold)
         # Is it learning at all (trainer/diagnostics.py)? The supervisor's not_learning rule reads these.
         learning = learning_figures(probs, labels, self.train_prior, self.cfg.primary_threshold)
         self.emit(Event.EVAL, step=step, epoch=round(step / self.steps_per_epoch, 4), split="dev", loss=loss,
@@ -436,8 +436,8 @@ class TrainingRun:
         ``thresholds``; dev also gets tuned_cv, test the per-label table (trainer/label_table.py)."""
         for split, (probs, labels, loss) in (("dev", dev), ("test", test)):
             metrics = evaluate_probs(probs, labels, self.cfg.thresholds, self.p.names, self.cfg.primary_threshold)
-            extra = {TUNED_CV_FIELD: tuned_cv_spread(probs, labels, self.cfg.seed, self.cfg.primary_threshold)[0]
-                     } if split == "dev" else final_test_fields(probs, labels, thresholds, self.p.names)
+            extra = final_test_fields(probs, labels, thresholds, self.p.names) if split == "test" else {
+                TUNED_CV_FIELD: tuned_cv_spread(probs, labels, self.cfg.evaluation_seed, self.cfg.primary_threshold)[0]}
             self.emit(Event.EVAL, step=step, epoch=epoch, split=split, loss=loss, final=True,
                       tuned=tuned_summary(probs, labels, thresholds), **fields, **extra, **metrics)
 

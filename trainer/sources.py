@@ -255,8 +255,8 @@ def training_data(loaded: LoadedSources, cfg: RunConfig) -> TrainingData:
         train = train.take(_weighted_rows(train.source, weights, cfg.seed))
     dev, test = (fold(loaded.eval_splits[n], cfg.taxonomy) for n in EVAL_SPLITS)
     if cfg.max_eval_samples:
-        dev = dev.take(seeded_subset(dev.labels, cfg.max_eval_samples, cfg.seed + 1))
-        test = test.take(seeded_subset(test.labels, cfg.max_eval_samples, cfg.seed + 2))
+        dev = dev.take(seeded_subset(dev.labels, cfg.max_eval_samples, cfg.evaluation_seed + 1))
+        test = test.take(seeded_subset(test.labels, cfg.max_eval_samples, cfg.evaluation_seed + 2))
     assert train.mask is not None and train.source is not None
     # Oversampling and class weights count a label only over the rows that observe it.
     over = oversample_rare_classes(train.labels * train.mask, cfg.oversampling, cfg.oversampling_factor, cfg.seed)
@@ -268,7 +268,7 @@ def training_data(loaded: LoadedSources, cfg: RunConfig) -> TrainingData:
             continue
         sdev = fold(src.splits["dev"], cfg.taxonomy)
         if cfg.max_eval_samples:
-            sdev = sdev.take(seeded_subset(sdev.labels, cfg.max_eval_samples, cfg.seed + 3 + i))
+            sdev = sdev.take(seeded_subset(sdev.labels, cfg.max_eval_samples, cfg.evaluation_seed + 3 + i))
         seen = set(_observed_names(src.observed, cfg.taxonomy))
         observed = [j for j, n in enumerate(names) if n in seen]
         source_devs[src.name] = (sdev, observed)
