@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from cockpit.cli_errors import BadArguments, OneLineParser, fail
 from cockpit.export import PipelineFolderError, PipelineRecord, read_pipeline
-from cockpit.snapshots import TUNED_CV_LABEL, f1_at
+from cockpit.judgements.seeds import seed_stats
+from cockpit.snapshots import TUNED_CV_LABEL, LeaderRow, f1_at
 from trainer.contract import EXIT_OK, split_run_id
 
 PROG = "goemo-cockpit compare"
@@ -87,23 +87,29 @@ class LabelRow:
 
 @dataclass(frozen=True)
 class Spread:
-    """Mean and sample standard deviation of the values known (std needs two)."""
+    """Mean, sample standard deviation and the 95 % t-interval of the mean of the values known (the spread needs
+    two): the leaderboard's statistics over seeds (cockpit/judgements/seeds.py `seed_stats`)."""
 
     n: int
     mean: float | None
     std: float | None
+    low: float | None = None
+    high: float | None = None
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Spread:
-        known = [v for v in values if v is not None]
-        return cls(len(known), statistics.fmean(known) if known else None,
-                   statistics.stdev(known) if len(known) > 1 else None)
+        stats = seed_stats([v for v in values if v is not None])
+        if stats is None:
+            return cls(0, None, None)
+        return cls(stats.n, stats.mean, stats.std, stats.low, stats.high)
 
     def text(self) -> str:
-        """``0.4312 ± 0.0040``; the mean alone from one value; a dash from none."""
+        """``0.4312 ± 0.0040 [0.3953, 0.4671]``; the mean alone from one value; a dash from none."""
         if self.mean is None:
             return DASH
-        return fmt_float(self.mean) if self.std is None else f"{self.mean:.4f} ± {self.std:.4f}"
+        if self.std is None or self.low is None or self.high is None:
+            return fmt_float(self.mean)
+        return f"{self.mean:.4f} ± {self.std:.4f} [{self.low:.4f}, {self.high:.4f}]"
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ class Comparison:
     notes: tuple[str, ...]  # caveats a reader should see (thresholds that differ, pipelines still running,
     # unreadable files, skipped lines)
     run_pair: tuple[str, str] | None = None  # --runs A B: the two runs compared per label ("#n:run" names)
+    groups: tuple[tuple[str, LeaderRow], ...] = ()  # (pipeline label, config over seeds) of pipelines with seeds = k
     run_labels: tuple[RunLabelRow, ...] = ()  # their labels, the largest difference first
 
     @property
@@ -195,9 +202,9 @@ NO_SCORES: DevScores = (None, None, None)
 
 def _config_scores(record: PipelineRecord) -> dict[tuple[int | None, str], DevScores]:
     """(phase, config) -> (dev F1 at the primary threshold, tuned, tuned cv) from the leaderboard (first row of a
-    config)."""
+    config); a pipeline that ran configs over seeds gives each config's means over its seeds."""
     scores: dict[tuple[int | None, str], DevScores] = {}
-    for row in record.view.leaderboard:
+    for row in (*record.view.groups, *record.view.leaderboard):
         scores.setdefault((row.phase, row.config), (row.f1_primary, row.tuned, row.tuned_cv))
     return scores
 
@@ -315,7 +322,9 @@ def compare_pipelines(dirs: Sequence[str | Path], runs: Sequence[str] = ()) -> C
         elif record.bad_lines:
             notes.append(f"{p.label}: {record.bad_lines} bad line{'s' if record.bad_lines != 1 else ''} skipped")
     run_pair, run_labels = _run_labels(records, runs) if runs else (None, ())
-    return Comparison(pipelines, configs, labels, seed_rows, tuple(notes), run_pair, run_labels)
+    groups = tuple((p.label, row) for p, record in zip(pipelines, records) for row in record.view.groups)
+    return Comparison(pipelines, configs, labels, seed_rows, tuple(notes), run_pair=run_pair, run_labels=run_labels,
+                      groups=groups)
 
 
 def pipelines_to_compare(first: Sequence[Path], runs_dir: Path | None) -> list[Path]:
@@ -356,7 +365,7 @@ def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
                p.test_tuned_text) for p in c.pipelines))]
     per_pipeline = [(f"{p.label} {f1}", f"{p.label} tuned", f"{p.label} {TUNED_CV_LABEL}") for p in c.pipelines]
     tables.append(TextTable(
-        f"dev {f1} by config (best dev eval of each run)",
+        f"dev {f1} by config (best dev eval of each run; configs over seeds: the mean)",
         ("phase", "config") + tuple(h for triple in per_pipeline for h in triple),
         (True, False) + (True,) * (3 * len(c.pipelines)),
         tuple((_phase(r.phase), r.config) + tuple(fmt_float(v) for triple in zip(r.dev_f1, r.dev_tuned, r.dev_tuned_cv)
@@ -374,12 +383,21 @@ def comparison_tables(c: Comparison) -> tuple[TextTable, ...]:
               for r in c.labels),
         "no final test scores yet"))
     tables.append(TextTable(
-        "mean ± std over seeds (pipelines whose presets differ only in seed)",
+        "mean ± std [95% of the mean] over seeds (pipelines whose presets differ only in seed)",
         ("pipelines", "seeds", "split", "phase", "config", "n", f1, "tuned"),
         (False, False, False, True, False, True, True, True),
         tuple((r.group, r.seeds, r.split, _phase(r.phase), r.config, str(max(r.f1.n, r.tuned.n)), r.f1.text(),
                r.tuned.text()) for r in c.seed_rows),
         "no two pipelines share a preset that differs only in seed"))
+    if c.groups:  # within a pipeline: its configs over seeds, as its leaderboard ranks them
+        tables.append(TextTable(
+            "configs over seeds within a pipeline (seeds = k): means, sd and 95 % interval of the ranking score, "
+            "pooled paired Δ",
+            ("#", "config", "seeds", f1, "tuned", TUNED_CV_LABEL, "± sd [95%]", "Δ base [95%]", "Δ leader [95%]"),
+            (False, False, False, True, True, True, True, True, True),
+            tuple((label, row.run, row.seeds_text, fmt_float(row.f1_primary), fmt_float(row.tuned),
+                   fmt_float(row.tuned_cv), row.spread or DASH, row.vs_baseline or DASH, row.vs_leader or DASH)
+                  for label, row in c.groups)))
     a, b = c.run_pair or ("A", "B")
     tables.append(TextTable(
         f"per-label dev F1 of two runs, the largest differences first: {a} against {b}",

@@ -17,8 +17,8 @@ from typing import IO, Any, Callable, ClassVar
 from cockpit.records import (Alert, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Restart,
                              RunDone, RunEnd, RunExit, RunLaunch, RunStart, Stall)
 from cockpit.state import PIPELINE_ORIGIN, SUMMARY_ORIGIN, PipelineState
-from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, RunView, SourceRow, dropped_text, f1_at,
-                           ranking_label, train_rows_text)
+from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, PipelineView, RunView, SourceRow, dropped_text,
+                               f1_at, ranking_label, train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SCHEMA_VERSION, PipelinePaths, selection_key
 
 DASH = "–"
@@ -216,6 +216,23 @@ class HeadlessConsole:
             self._say(f"[{run.run}] step {run.step}/{run.total_steps} ({100 * run.step / run.total_steps:.0f}%)  "
                       f"{sps} samples/s{eta}")
 
+    @staticmethod
+    def _groups_table(snap: PipelineView) -> Any:
+        """The leaderboard by config (seeds = k): means over seeds, n, the selection score's sd and 95 % interval,
+        and the pooled paired Δs against phase 1's bce and against the phase's leader."""
+        from rich.table import Table
+
+        primary = snap.primary
+        table = Table(title=f"by config over seeds (mean; ranked by {selection_key(snap.select_by, primary)})")
+        columns = ("config", "seeds", f1_at(primary), "tuned", TUNED_CV_LABEL, "± sd [95% of the mean]",
+                   "Δ base [95%]", "Δ leader [95%]", "status")
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("config", "status") else "right", no_wrap=True)
+        for row in snap.groups:
+            table.add_row(row.run, row.seeds_text, _score(row.f1_primary), _score(row.tuned), _score(row.tuned_cv),
+                          row.spread or DASH, row.vs_baseline or DASH, row.vs_leader or DASH, row.status)
+        return table
+
     def final(self, summary: dict[str, Any], pipeline_dir: Path) -> None:
         """The leaderboard and the final test scores from summary.json, at the summary's primary threshold."""
         from rich.console import Console
@@ -239,6 +256,10 @@ class HeadlessConsole:
                           _score(row.tuned), _score(row.tuned_cv), DASH if row.delta is None else f"{row.delta:+.4f}",
                           target, _score(row.test_f1), row.vs_leader or DASH)
         console.print(table)
+        if snap.groups:
+            console.print(self._groups_table(snap))
+        for sentence in snap.decisions:  # one line each, as a log line is: grep finds it whole
+            console.print(sentence, soft_wrap=True, highlight=False, markup=False)
         final = snap.final
         if final is not None:
             console.print(f"final ({final.model_text}) on held-out test: macro-F1 tuned {final.tuned_text}, "

@@ -11,7 +11,7 @@ from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.run_state import RunState
 from cockpit.snapshots import SECONDARY_THRESHOLD, FinalResult, LeaderRow
 from trainer.contract import (BASELINE_RUN, FINAL_MODES, TUNED_CV_KEY, TUNED_DEV_KEY, TUNED_INTERVAL_KEY, TUNED_KEY,
-                              f1_macro_key, f1_micro_key, split_run_id)
+                              f1_macro_key, f1_micro_key, run_id, split_run_id)
 
 
 def _rank_key(row: LeaderRow, select_by: str) -> tuple[float, float, float]:
@@ -127,3 +127,49 @@ def final_result(summary: dict[str, Any], runs: dict[str, RunState], primary: fl
             return FinalResult(run.run, run.config_name, run.test.f1_primary, run.test.f1_05, run.test.tuned,
                                run.test.micro_primary)
     return None
+
+
+def seed_groups(summary: dict[str, Any], primary: float) -> tuple[LeaderRow, ...]:
+    """summary.json's ``groups`` as leaderboard rows, one per (phase, config), best first: the means over seeds,
+    n, the selection score's spread and the pooled paired Δs. Empty unless some phase runs several seeds: with
+    one seed a config's group is its run, and the per-run leaderboard says it all."""
+    groups = summary.get("groups")
+    if not isinstance(groups, list) or not any(isinstance(g, dict) and (_int(g.get("planned")) or 1) > 1
+                                               for g in groups):
+        return ()
+    key = f1_macro_key(primary)
+    rows = []
+    for g in groups:
+        phase, config = (_int(g.get("phase")), _str(g.get("config"))) if isinstance(g, dict) else (None, "")
+        if phase is None or not config:
+            continue
+        mean = {name: _num(g[name].get("mean")) if isinstance(g.get(name), dict) else None
+                for name in (key, f1_macro_key(SECONDARY_THRESHOLD), f1_micro_key(primary), TUNED_DEV_KEY,
+                             TUNED_CV_KEY)}
+        chosen = g.get(_str(g.get("selection_key"), key))
+        runs = tuple(r for r in g.get("runs") or () if isinstance(r, str))
+        base = summary.get("baseline")
+        base_f1 = _num(base.get(key)) if isinstance(base, dict) else None
+        rows.append(LeaderRow(
+            run_id(phase, config), phase, config, mean[key], mean[f1_macro_key(SECONDARY_THRESHOLD)],
+            mean[f1_micro_key(primary)], mean[TUNED_DEV_KEY], mean[TUNED_CV_KEY],
+            None if mean[key] is None or base_f1 is None else mean[key] - base_f1, None, _str(g.get("status"), "?"),
+            None, "summary", vs_leader_text(g.get("vs_leader")), n=_int(g.get("n")), planned=_int(g.get("planned")),
+            spread=_spread_text(chosen), members=runs, vs_baseline=vs_leader_text(g.get("vs_baseline"))))
+    return tuple(rows)
+
+
+def _spread_text(stats: Any) -> str:
+    """``± 0.011 [0.385, 0.439]``; "" for one seed (no spread) or a missing block."""
+    numbers = [_num(stats.get(k)) for k in ("std", "low", "high")] if isinstance(stats, dict) else [None]
+    if any(n is None for n in numbers):
+        return ""
+    std, low, high = numbers
+    return f"± {std:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def decisions(summary: dict[str, Any]) -> tuple[str, ...]:
+    """summary.json's selection decisions, each a sentence (cockpit/judgements/seeds.py ``decision``)."""
+    entries = summary.get("decisions")
+    return tuple(_str(d.get("text")) for d in entries if isinstance(d, dict) and _str(d.get("text"))) \
+        if isinstance(entries, list) else ()

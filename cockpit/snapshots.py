@@ -132,6 +132,19 @@ class LeaderRow:
     test_f1: float | None
     source: str  # "summary" or "live"
     vs_leader: str = ""  # summary.json's paired Δ against the leader: "≈ -0.004 [-0.015, +0.007]"; "" unknown
+    # A seed group's row (a preset's seeds = k): the numbers above are means over its finished seeds.
+    n: int | None = None  # seeds with a score
+    planned: int | None = None  # seeds planned
+    spread: str = ""  # "± 0.011 [0.385, 0.439]": the selection score's sd over seeds and 95 % interval of the mean
+    members: tuple[str, ...] = ()  # the seed runs, unfolded under the group's row on request
+    vs_baseline: str = ""  # the pooled paired Δ against phase 1's bce group
+
+    @property
+    def seeds_text(self) -> str:
+        """``n=3`` or, while seeds are missing, ``n=2/3``."""
+        if self.n is None:
+            return ""
+        return f"n={self.n}" if self.planned in (None, self.n) else f"n={self.n}/{self.planned}"
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,7 @@ class FinalResult:
     test_f1_05: float | None
     test_tuned: float | None
     test_micro_primary: float | None
-    mode: str = ""  # "retrain", "reuse" or "ensemble"; "" from older summaries, which only retrained
+    mode: str = ""  # "retrain", "reuse", "ensemble" or "seed_ensemble"; "" from older summaries (only retrained)
     members: tuple[str, ...] = ()  # an ensemble's member runs, in the record's order
     test_tuned_interval: tuple[float, float] | None = None  # 95 % bootstrap interval over the test rows
 
@@ -155,9 +168,12 @@ class FinalResult:
 
     @property
     def model_text(self) -> str:
-        """What the final model is: ``asl``, or ``ensemble of p3-bce + p3-combined_07``."""
+        """What the final model is: ``asl``, ``ensemble of p3-bce + p3-combined_07``, or ``bce, seed ensemble of
+        p4-bce-s42 + p4-bce-s43``."""
         if self.mode == "ensemble" and self.members:
             return "ensemble of " + " + ".join(self.members)
+        if self.mode == "seed_ensemble" and self.members:
+            return f"{self.config}, seed ensemble of " + " + ".join(self.members)
         return self.config
 
 
@@ -257,6 +273,8 @@ class PipelineView:
     taxonomy: str = ""  # the label space of the pipeline's first data event; "" from older trainers
     select_by: str = DEFAULT_SELECT_BY  # what ranks the leaderboard (summary.json, else preset.toml)
     hosts: tuple[HostDevices, ...] = ()  # other hosts' devices, from the live runs' device events
+    groups: tuple[LeaderRow, ...] = ()  # the leaderboard by config when a phase runs several seeds; else empty
+    decisions: tuple[str, ...] = ()  # summary.json's selection decisions, in words
 
     @property
     def ranking_label(self) -> str:

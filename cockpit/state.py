@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from cockpit.host_devices import fold_device_report, host_devices
 from cockpit.judgements.learning import NOT_LEARNING
-from cockpit.leaderboard import baseline_f1, final_result, leaderboard
+from cockpit.leaderboard import baseline_f1, decisions, final_result, leaderboard, seed_groups
 from cockpit.records import (Alert, BadEvent, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd,
                              PipelineStart, Record, Requeue, Restart, RunDone, RunEnd, RunLaunch, RunPending,
                              RunStart, Stall, StepRecord, decode)
@@ -406,4 +406,5 @@ class PipelineState:
             skipped_events=self.skipped_events, last_event_t=self.last_event_t, now=now, primary=self.primary,
             sources=self.source_rows(), taxonomy=self.taxonomy, select_by=self.select_by,
             hosts=host_devices(self.runs.values(), self.local_host),
+            groups=seed_groups(self.summary, self.primary), decisions=decisions(self.summary),
         )

@@ -58,6 +58,32 @@ def paired_bootstrap(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarra
     return PairedDelta(delta, float(low), float(high))
 
 
+def pooled_bootstrap(labels: np.ndarray, probs_a: list[np.ndarray], probs_b: list[np.ndarray], threshold: float,
+                     resamples: int = RESAMPLES, seed: int = 0) -> PairedDelta:
+    """Δ of the mean macro-F1 over b's seeds against the mean over a's, every seed scored on the same rows.
+
+    Each draw resamples the rows (one multinomial, shared by every model: the pairing) and, within each group,
+    the seeds (with replacement): the interval holds the row noise and the seed noise. One seed a side is
+    `paired_bootstrap` exactly (the same row draws; drawing one seed out of one changes nothing)."""
+    y = np.asarray(labels).astype(bool)
+    preds = [[np.asarray(p) >= threshold for p in side] for side in (probs_a, probs_b)]
+    if any(p.shape != y.shape for side in preds for p in side):
+        raise ValueError(f"probabilities do not match the labels {y.shape}")
+    whole = np.ones((1, len(y)))
+    point = [float(np.mean([resampled_f1(whole, y, p).mean() for p in side])) for side in preds]
+    counts = resample_counts(len(y), resamples, seed)
+    rng = np.random.default_rng([seed, 1])
+    means = []
+    for side in preds:
+        per_seed = np.stack([resampled_f1(counts, y, p).mean(axis=1) for p in side])  # [seeds, resamples]
+        picks = rng.integers(0, len(side), size=(resamples, len(side)))  # each draw's seeds
+        means.append(per_seed[picks, np.arange(resamples)[:, None]].mean(axis=1))
+    deltas = means[1] - means[0]
+    tail = (1.0 - INTERVAL) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    return PairedDelta(point[1] - point[0], float(low), float(high))
+
+
 def best_dev_probs(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """A run's dev probabilities and labels at its best checkpoint, or None (an older trainer, no eval yet, an
     unreadable file)."""

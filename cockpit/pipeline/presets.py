@@ -19,6 +19,8 @@ from trainer.contract import (DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENSE
 from trainer.contract import NOTIFY_EVENTS, SELECT_BY
 
 RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
+SEEDS_KEY = "seeds"  # [pipeline] seeds, or a phase table's own: runs per config
+MAX_SEEDS = 10
 
 
 class PresetError(ValueError):
@@ -92,9 +94,13 @@ class PipelineSettings(BaseModel):
     reference_f1: float = Field(0.4218, ge=0, le=1)
     target_f1: float = Field(0.50, ge=0, le=1)
     top_k: int = Field(2, ge=1)
-    final: Literal["retrain", "reuse", "ensemble"] = Field(
+    final: Literal["retrain", "reuse", "ensemble", "seed_ensemble"] = Field(
         "retrain", description="retrain: a p4-final run with [phase4] keys; reuse: export the best run as it is; "
-                               "ensemble: average the probabilities of the top_k runs, each at its best checkpoint")
+                               "ensemble: average the probabilities of the top_k runs, each at its best checkpoint; "
+                               "seed_ensemble: the best config with phase 4's seeds (k >= 2), logits averaged")
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="seeds per config run (a phase table's own 'seeds' wins): "
+                                                          "k > 1 runs each config k times, p1-bce-s42, p1-bce-s43, "
+                                                          "..., and the leaderboard ranks the configs by their mean")
     select_by: Literal[SELECT_BY] = Field(
         "f1@primary", description="ranks runs in phases 2-4, picks each run's best checkpoint and the final run: "
                                   "dev macro-F1 at the primary threshold, or tuned_cv (thresholds tuned on one "
@@ -172,13 +178,41 @@ class Preset(BaseModel):
     def config(self, name: str) -> LossConfig:
         return next(c for c in self.configs if c.name == name)
 
-    def run_config(self, phase: int, config: LossConfig, run_id: str) -> RunConfig:
-        """The resolved RunConfig for one run: defaults < phase keys < config keys."""
-        phase_keys = {1: self.phase1, 3: self.phase3, 4: self.phase4}.get(phase, {})
+    def _phase_table(self, phase: int) -> dict[str, Any]:
+        return {1: self.phase1, 3: self.phase3, 4: self.phase4}.get(phase, {})
+
+    def seeds(self, phase: int) -> int:
+        """How many seeds each config runs with in a phase: the phase table's 'seeds', else the pipeline's."""
+        return int(self._phase_table(phase).get(SEEDS_KEY, self.pipeline.seeds))
+
+    def run_seeds(self, phase: int, config: LossConfig) -> list[int | None]:
+        """The seeds of a config's runs in a phase: [None] (one run, the config's own seed, no suffix in its id),
+        or k seeds counting up from the config's own (42, 43, 44)."""
+        k = self.seeds(phase)
+        if k == 1:
+            return [None]
+        base = self.run_config(phase, config, run_id(phase, config.name)).seed
+        return [base + i for i in range(k)]
+
+    def same_training(self, phase_a: int, phase_b: int, config: LossConfig, seed: int | None) -> bool:
+        """Whether two phases train a config identically: every resolved key but the run id and what only
+        evaluates (a seed ensemble re-scores its members on phase 4's dev and test anyway)."""
+        ignore = {"run", "max_eval_samples", "eval_every_steps", "export"}
+        a, b = (self.run_config(p, config, run_id(p, config.name, seed), seed).model_dump() for p in (phase_a, phase_b))
+        return {k: v for k, v in a.items() if k not in ignore} == {k: v for k, v in b.items() if k not in ignore}
+
+    def run_config(self, phase: int, config: LossConfig, run_id: str, seed: int | None = None) -> RunConfig:
+        """The resolved RunConfig for one run: defaults < phase keys < config keys. A run of a seed group
+        trains with its own ``seed``, and is evaluated on the rows the config's own seed picks (``eval_seed``),
+        as every other seed of the group is: seeds differ in training only, and their evals pair row by row."""
+        phase_keys = {k: v for k, v in self._phase_table(phase).items() if k != SEEDS_KEY}
         primary = self.pipeline.primary_threshold
         data = {**self.defaults, **phase_keys, **config.settings, "loss": config.loss,
                 "loss_params": dict(config.loss_params), "run": run_id, "primary_threshold": primary,
                 "select_by": self.pipeline.select_by}
+        if seed is not None:
+            data["eval_seed"] = data.get("eval_seed", data.get("seed", RunConfig.model_fields["seed"].default))
+            data["seed"] = seed
         # Every eval must report the primary threshold, whatever else the preset asks for.
         thresholds = data.get("thresholds", RunConfig.model_fields["thresholds"].default_factory())
         if isinstance(thresholds, list) and all(isinstance(t, (int, float)) for t in thresholds):
@@ -282,6 +316,16 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
     except ValidationError as exc:
         raise PresetError(_pydantic_line(source, exc, text)) from None
     _check_outlets(preset, source)
+    for phase in RUN_PHASES:  # a phase table's 'seeds' is the pipeline's key, not a run config key
+        seeds = preset._phase_table(phase).get(SEEDS_KEY, 1)
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+            line = _line_of_key(text, SEEDS_KEY) if text else None
+            raise PresetError(f"{source}{f':{line}' if line else ''}: key 'phase{phase}.{SEEDS_KEY}': expected the "
+                              f"seeds per config, an integer from 1 to {MAX_SEEDS} (got {seeds!r})")
+    if preset.pipeline.final == "seed_ensemble" and preset.seeds(4) < 2:
+        raise PresetError(f"{source}: key 'pipeline.final': 'seed_ensemble' averages the best config trained with "
+                          f"several seeds: set [phase4] seeds (or [pipeline] seeds) to 2 or more (got "
+                          f"{preset.seeds(4)})")
     try:
         _check_ensemble_members(preset, source)
         for config in preset.configs:
@@ -392,6 +436,7 @@ class PlannedRun:
     run_id: str
     phase: int
     config: str
+    seed: int | None = None  # a run of a seed group (seeds = k); None: the config's own seed
 
 
 def phase1_plan(preset: Preset, selected: list[str] | None = None) -> list[PlannedRun]:
@@ -401,7 +446,13 @@ def phase1_plan(preset: Preset, selected: list[str] | None = None) -> list[Plann
     if unknown:
         raise PresetError(f"unknown config {unknown[0]!r} (preset {preset.name} has: "
                           f"{', '.join(c.name for c in preset.configs)})")
-    return [PlannedRun(run_id(1, n), 1, n) for n in names]
+    return seed_runs(preset, 1, names)
+
+
+def seed_runs(preset: Preset, phase: int, configs: list[str]) -> list[PlannedRun]:
+    """A phase's runs of the given configs: each config once, or once per seed (``seeds = k``), seeds together."""
+    return [PlannedRun(run_id(phase, name, seed), phase, name, seed)
+            for name in configs for seed in preset.run_seeds(phase, preset.config(name))]
 
 
 # Settings whose values become shell lines or pick what runs them: a browser session (--web) may not set

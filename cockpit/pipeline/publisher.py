@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cockpit.judgements.paired import against_leader
+from cockpit.judgements.seeds import decision, group_rows, pooled_against_baseline, pooled_against_leader
 from cockpit.pipeline.results import final_scores, leaderboard, run_scores
 from cockpit.records import read_run_history
 from cockpit.pipeline.scheduler import RunRecord
 from cockpit.pipeline.presets import Preset
-from trainer.contract import (BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN, MODEL_CARD_FILE,
-                              OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key,
+from trainer.contract import (BASELINE_CONFIG, BASELINE_RUN, ENSEMBLE_FILE, FINAL_DIR, FINAL_PHASE, FINAL_RUN,
+                              MODEL_CARD_FILE, OLD_SUFFIX, THRESHOLDS_FILE, TMP_SUFFIX, PipelinePaths, f1_macro_key,
                               selection_key)
 from trainer.durable import folder_file_mode, fsync_dir, swap_folder, write_json_atomic
 from trainer.file_reads import read_json
@@ -56,26 +57,56 @@ class ResultsPublisher:
                 continue
             scores = run_scores(read_run_history(self.paths.root, rec.run_id), self.settings.primary_threshold,
                                 self.settings.select_by) or {}
-            rows.append({"run": rec.run_id, "phase": rec.phase, "config": rec.config, "status": rec.status,
+            rows.append({"run": rec.run_id, "phase": rec.phase, "config": rec.config, "loss": self._loss(rec.config),
+                         "status": rec.status,
                          "attempts": rec.attempts, self.key: None, **scores})
         return rows
 
+    def _loss(self, config: str) -> str | None:
+        return next((c.loss for c in self.preset.configs if c.name == config), None)
+
     def leaderboard(self, records: Iterable[RunRecord]) -> list[dict[str, Any]]:
         rows = self._rows(records)
-        base = next((r for r in rows if r["run"] == BASELINE_RUN), None)
-        return leaderboard(rows, self.settings.primary_threshold, base.get(self.key) if base else None,
+        return leaderboard(rows, self.settings.primary_threshold, self._baseline(rows)[1],
                            self.settings.target_f1, self.settings.reference_f1, self.settings.select_by)
 
+    def _baseline(self, rows: list[dict[str, Any]]) -> tuple[list[str], float | None]:
+        """Phase 1's bce runs and their mean macro-F1 at the primary threshold (one run, or its seeds)."""
+        runs = [r for r in rows if r["phase"] == 1 and r["config"] == BASELINE_CONFIG]
+        values = [r[self.key] for r in runs if r.get(self.key) is not None]
+        return sorted(r["run"] for r in runs), (sum(values) / len(values) if values else None)
+
+    def groups(self, board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The leaderboard by config: each (phase, config)'s seeds together, best first by the selection rule
+        (cockpit/judgements/seeds.py). With one seed per config a group is its one run."""
+        planned = {(row["phase"], row["config"]): self.preset.seeds(row["phase"]) for row in board}
+        return group_rows(board, self.settings.primary_threshold, self.settings.select_by, planned)
+
     def ranked_configs(self, records: Iterable[RunRecord], phase: int) -> list[str]:
-        """Configs of a phase's completed runs scored under select_by, best first."""
-        return [row["config"] for row in self.leaderboard(records)
-                if row["phase"] == phase and row["status"] == "completed" and row.get(self.rank_key) is not None]
+        """Configs of a phase with a completed, scored seed, best first by the selection rule (mean over seeds)."""
+        return [g["config"] for g in self.groups(self.leaderboard(records)) if g["phase"] == phase and g["n"]]
+
+    def trained_run(self, records: Iterable[RunRecord], config: str) -> str | None:
+        """The completed run of a config whose best weights a reuse or ensemble final takes: Phase 3's, else 1's;
+        of a seed group, its best seed on the leaderboard."""
+        board = self.leaderboard(records)
+        for phase in (3, 1):
+            runs = [row["run"] for row in board
+                    if row["phase"] == phase and row["config"] == config and row["status"] == "completed"]
+            if runs:
+                return runs[0]
+        return None
 
     def summary(self, records: Iterable[RunRecord], status: str, phase: int | None) -> dict[str, Any]:
         # Each run against the leader, paired over the dev rows both scored (cockpit/judgements/paired.py).
         board = against_leader(self.leaderboard(records), lambda run: self.paths.run(run).root,
                                self.settings.primary_threshold)
-        base = next((r for r in board if r["run"] == BASELINE_RUN), None)
+        base_runs, base_f1 = self._baseline(board)
+        run_dir, primary = (lambda run: self.paths.run(run).root), self.settings.primary_threshold
+        groups = pooled_against_leader(self.groups(board), run_dir, primary)
+        groups = pooled_against_baseline(groups, (1, BASELINE_CONFIG), run_dir, primary)
+        decisions = [d for d in (decision(groups, phase, self.settings.primary_threshold, self.settings.select_by)
+                                 for phase in sorted({g["phase"] for g in groups})) if d is not None]
         final = None
         if self.paths.summary_final.exists():
             try:
@@ -86,9 +117,11 @@ class ResultsPublisher:
             "pipeline": self.paths.root.name, "preset": self.preset.name, "status": status,
             "primary_threshold": self.settings.primary_threshold,
             "select_by": self.settings.select_by, "selection_key": self.rank_key,
-            "baseline": {"run": BASELINE_RUN, self.key: base.get(self.key) if base else None},
+            "baseline": {"run": base_runs[0] if len(base_runs) == 1 else BASELINE_RUN, "runs": base_runs,
+                         self.key: base_f1},
             "reference_f1": self.settings.reference_f1, "target_f1": self.settings.target_f1,
-            "phase": phase, "leaderboard": board, "final": final,
+            "phase": phase, "leaderboard": board, "groups": groups, "decisions": decisions,
+            "seeds": {str(p): self.preset.seeds(p) for p in (1, 3, 4)}, "final": final,
         }
 
     def write_summary(self, records: Iterable[RunRecord], status: str, phase: int | None) -> None:
@@ -111,6 +144,7 @@ class ResultsPublisher:
         if (run.export / ENSEMBLE_FILE).is_file():
             ensemble = read_json(run.export / ENSEMBLE_FILE, "the members p4-final averaged")
             record["rule"] = ensemble.get("rule")
+            record["ensemble_rule"] = ensemble.get("ensemble_rule")
             record["members"] = [{k: m.get(k) for k in ("run", "config", "best_step", "dev", "test")}
                                  for m in ensemble.get("members", [])]
         (tmp / MODEL_CARD_FILE).write_text(model_card(self.paths.root, self.preset, record), encoding="utf-8")

@@ -78,6 +78,48 @@ def leaderboard_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def groups_markdown(summary: dict[str, Any]) -> list[str]:
+    """The leaderboard by config over seeds (a preset's seeds = k): means, n, the selection score's sd and 95 %
+    interval of the mean, and the pooled paired Δs; nothing when every config ran one seed."""
+    groups = [g for g in summary.get("groups") or () if isinstance(g, dict)]
+    if not any((g.get("planned") or 1) > 1 for g in groups):
+        return []
+    primary = summary_primary(summary)
+    key = f1_macro_key(primary)
+    lines = ["## By config over seeds (dev)", "",
+             "Each config's seeds together: the mean over the seeds that finished, n (of the seeds planned), the "
+             "selection score's standard deviation over seeds and the 95 % t-interval of its mean. Δ columns are "
+             "paired bootstraps over the dev rows every seed scored, pooled over seeds (rows and seeds resampled); "
+             "≈ marks an interval that holds 0.", "",
+             f"| phase | config | n | dev {key} (mean) | tuned cv (mean) | selection score ± sd [95 %] "
+             f"| Δ baseline [95 %] | Δ leader [95 %] | seeds |",
+             "| ---: | --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
+    for g in groups:
+        chosen = g.get(g.get("selection_key") or key) or {}
+        spread = "–" if chosen.get("std") is None else (f"{chosen['mean']:.4f} ± {chosen['std']:.4f} "
+                                                         f"[{chosen['low']:.4f}, {chosen['high']:.4f}]")
+        n = f"{g.get('n')}" if g.get("n") == g.get("planned") else f"{g.get('n')}/{g.get('planned')}"
+        lines.append(f"| {g.get('phase')} | {g.get('config')} | {n} | {_fmt((g.get(key) or {}).get('mean'))} | "
+                     f"{_fmt((g.get(TUNED_CV_KEY) or {}).get('mean'))} | {spread} | "
+                     f"{vs_leader_text(g.get('vs_baseline')) or '–'} | "
+                     f"{vs_leader_text(g.get('vs_leader')) or '–'} | "
+                     f"{', '.join(g.get('runs') or ())} |")
+    return lines + [""]
+
+
+def decisions_markdown(summary: dict[str, Any]) -> list[str]:
+    """What the selection rule decided in each phase, and how sure the data is (cockpit/judgements/seeds.py)."""
+    texts = [d["text"] for d in summary.get("decisions") or ()
+             if isinstance(d, dict) and isinstance(d.get("text"), str)]
+    if not texts:
+        return []
+    return ["## Decisions", "",
+            "The rule: the higher mean of the selection score over seeds; on equal means the config better "
+            "calibrated at the primary threshold; then the simpler loss (bce, asl, combined). Where Δ's interval "
+            "holds 0 the data cannot tell the two apart and the choice is the rule's.", "",
+            *[f"- {text}" for text in texts], ""]
+
+
 def _interval(scores: dict[str, Any]) -> str:
     """`` [0.512, 0.538]``: the tuned macro-F1's 95 % bootstrap interval over the test rows, where there is one."""
     low_high = interval(scores.get(TUNED_INTERVAL_KEY))
@@ -281,7 +323,7 @@ def write_report(pipeline_dir: Path) -> Path:
              f"Primary metric: dev macro-F1 at threshold {threshold_key(primary)}. "
              f"Reference {summary['reference_f1']:.4f}, target {summary['target_f1']:.2f}, "
              f"baseline {summary['baseline']['run']}.", "", "## Leaderboard (dev)", "", ranking_sentence(summary), "",
-             leaderboard_markdown(summary), ""]
+             leaderboard_markdown(summary), "", *groups_markdown(summary), *decisions_markdown(summary)]
     if final:
         key, micro, secondary = f1_macro_key(primary), f1_micro_key(primary), f1_macro_key(SECONDARY_THRESHOLD)
         ensemble = ensemble_markdown(final, primary)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cockpit.records import RunHistory, best_eval, rank_place
+from cockpit.records import RunHistory, best_eval, selection_place
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, SECONDARY_THRESHOLD, TUNED_CV_KEY,
                               TUNED_DEV_KEY, TUNED_INTERVAL_KEY, TUNED_KEY, f1_macro_key, f1_micro_key)
 
@@ -54,7 +54,8 @@ def final_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD
 
 def leaderboard(rows: list[dict[str, Any]], primary: float, baseline: float | None, target: float,
                 reference: float, select_by: str = DEFAULT_SELECT_BY) -> list[dict[str, Any]]:
-    """Rows sorted by the select_by key, best first (runs without that score last); the baseline delta
+    """Rows sorted by the selection rule, best first (runs without the select_by score last; ties by calibration,
+    then the simpler loss, then run id: `cockpit.records.selection_place`); the baseline delta
     and the target stay on macro-F1 at the primary threshold, the methodology's numbers."""
     key = f1_macro_key(primary)
     out = []
@@ -65,4 +66,5 @@ def leaderboard(rows: list[dict[str, Any]], primary: float, baseline: float | No
         row["delta_vs_reference"] = None if value is None else value - reference
         row["meets_target"] = value is not None and value >= target
         out.append(row)
-    return sorted(out, key=lambda r: (rank_place(select_by, r.get(key), r.get(TUNED_CV_KEY)), r["run"]))
+    return sorted(out, key=lambda r: (selection_place(select_by, r.get(key), r.get(TUNED_CV_KEY), r.get(TUNED_DEV_KEY),
+                                                      r.get("loss")), r["run"]))

@@ -31,6 +31,7 @@ class RunRecord:
     attempts: int = 0
     export_from: str | None = None  # final = "reuse": the run whose best weights p4-final exports
     ensemble_from: list[str] = field(default_factory=list)  # final = "ensemble": the runs averaged
+    seed: int | None = None  # a run of a seed group (seeds = k); None: its config's own seed
 
     @property
     def exports_only(self) -> bool:

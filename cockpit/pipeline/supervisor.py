@@ -27,14 +27,14 @@ from cockpit.pipeline.reaping import RunReaper
 from cockpit.pipeline.restarts import RestartPolicy
 from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, Scheduler
 from cockpit.pipeline.slots import Slot, plan_slots
-from cockpit.pipeline.presets import PlannedRun, Preset, phase1_plan
+from cockpit.pipeline.presets import PlannedRun, Preset, phase1_plan, seed_runs
 from cockpit.pipeline.watchdog import StallWatchdog
 from cockpit.records import Record, RunDone, RunExit, RunLaunch, decode_all
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
                               EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_ORIGIN, PipelinePaths, run_id,
                               split_run_id)
-from trainer.contract import Event
+from trainer.contract import ENSEMBLE_MEAN_LOGIT, Event
 from trainer.durable import write_atomic
 from trainer.events import EventReader, EventWriter, read_events
 
@@ -232,15 +232,19 @@ class Supervisor:
 
     def analyse(self) -> None:
         self.emit(Event.PHASE_START, phase=2, name=PHASE_NAMES[2], runs=[])
-        ranking = [row["run"] for row in self.publisher.leaderboard(self.records.values())
-                   if row["phase"] == 1 and row["status"] == "completed"]
+        board = self.publisher.leaderboard(self.records.values())
+        order = {run: i for i, run in enumerate(row["run"] for row in board)}
+        # The configs by the selection rule (over seeds), each config's runs in the leaderboard's order.
+        ranking = [run for group in self.publisher.groups(board) if group["phase"] == 1
+                   for run in sorted(group["runs"], key=order.__getitem__)
+                   if next(r for r in board if r["run"] == run)["status"] == "completed"]
         self._write_summary("running")
         self.emit(Event.PHASE_END, phase=2, ranking=ranking)
 
     def extend(self) -> None:
         ranked = self.publisher.ranked_configs(self.records.values(), 1) or list(self.configs)
         top = ranked[: self.settings.top_k]
-        self._run_phase(3, [PlannedRun(run_id(3, name), 3, name) for name in top])
+        self._run_phase(3, seed_runs(self.preset, 3, top))
 
     def finalise(self) -> None:
         ranked = (self.publisher.ranked_configs(self.records.values(), 3)
@@ -251,23 +255,40 @@ class Supervisor:
         best = ranked[0]
         export_from, ensemble_from, config = None, [], best
         if self.settings.final == "reuse":
-            export_from = self._trained_run(best)
+            export_from = self.publisher.trained_run(self.records.values(), best)
         elif self.settings.final == "ensemble":
-            members = [(name, self._trained_run(name)) for name in ranked[: self.settings.top_k]]
+            members = [(name, self.publisher.trained_run(self.records.values(), name))
+                       for name in ranked[: self.settings.top_k]]
             members = [(name, run) for name, run in members if run is not None]
             if not members:
                 self.alert("error", "no_candidate", "no completed run to average for the ensemble final")
                 return
             config, ensemble_from = "+".join(name for name, _ in members), [run for _, run in members]
+        elif self.settings.final == "seed_ensemble":
+            ensemble_from = self._seed_members(best)
+            if not ensemble_from:
+                self.alert("error", "no_candidate", f"no seed of {best} completed: nothing to average")
+                return
         self._run_phase(FINAL_PHASE, [PlannedRun(FINAL_RUN, FINAL_PHASE, config)], export_from=export_from,
                         ensemble_from=ensemble_from)
         if self.records[FINAL_RUN].status == "completed":
             self.publisher.publish_final(config, "+".join(ensemble_from) or export_from or FINAL_RUN)
 
-    def _trained_run(self, config: str) -> str | None:
-        """The completed run of a config whose best weights a reuse or ensemble final takes: Phase 3's, else 1's."""
-        return next((run_id(p, config) for p in (3, 1)
-                     if getattr(self.records.get(run_id(p, config)), "status", None) == "completed"), None)
+    def _seed_members(self, config: str) -> list[str]:
+        """The seed ensemble's members: the config trained with phase 4's seeds. Phase 3's seed group is reused
+        where it trained exactly what phase 4 would (same keys but the run id); otherwise the seeds are trained
+        now as runs of phase 4 (p4-bce-s42, ...). Members that failed for good are left out."""
+        loss = self.preset.config(config)
+        seeds = self.preset.run_seeds(FINAL_PHASE, loss)
+        phase3 = [self.records.get(run_id(3, config, seed)) for seed in seeds]
+        if all(rec is not None and rec.status == "completed" for rec in phase3) and \
+                self.preset.same_training(3, FINAL_PHASE, loss, seeds[0]):
+            return [rec.run_id for rec in phase3 if rec is not None]
+        plans = [PlannedRun(run_id(FINAL_PHASE, config, seed), FINAL_PHASE, config, seed) for seed in seeds]
+        records = [self._record(plan) for plan in plans]
+        self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
+        self._write_summary("running")
+        return [r.run_id for r in records if r.status == "completed"]
 
     def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None,
                    ensemble_from: list[str] | None = None) -> None:
@@ -282,7 +303,7 @@ class Supervisor:
                 ensemble_from: list[str] | None = None) -> RunRecord:
         if plan.run_id not in self.records:
             rec = self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from,
-                                                        ensemble_from=list(ensemble_from or []))
+                                                        ensemble_from=list(ensemble_from or []), seed=plan.seed)
             for event in self._history:  # what an earlier supervisor of this folder decided
                 if isinstance(event, RunDone) and event.run == plan.run_id:
                     rec.status = event.status
@@ -327,13 +348,16 @@ class Supervisor:
 
             source = self.paths.run(record.export_from or record.ensemble_from[0]).config
             phase4 = self.preset.run_config(FINAL_PHASE, self.preset.config(self._first_config(record)), record.run_id)
+            # A seed ensemble averages logits: members of one config share a calibration (trainer/ensemble.py).
+            rule = {"ensemble_rule": ENSEMBLE_MEAN_LOGIT} if self.settings.final == "seed_ensemble" else {}
             config = validate_config({**read_toml(source), "run": record.run_id,
-                                      "max_eval_samples": phase4.max_eval_samples}, str(source))
+                                      "max_eval_samples": phase4.max_eval_samples, **rule}, str(source))
         else:
-            config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id)
+            config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id,
+                                            record.seed)
         config.device = slot.device
         config.torch_threads = slot.threads
-        if record.phase == FINAL_PHASE:
+        if record.run_id == FINAL_RUN:  # not the seed runs a seed ensemble trains in phase 4: p4-final scores them
             config.export = True
         write_atomic(run.config, config_to_toml(config))
         return run.config, config

@@ -10,7 +10,8 @@ and the views; it imports nothing of the cockpit's outside this package.
 - `decode`: `decode(origin, event)`, the contract's tables applied once;
 - `history`: `RunHistory`, a run's events.jsonl as records, and what readers ask of it (its dev evals,
   final evals, config, curve);
-- `ranking`: the one ranking rule (the chosen score, then the other, missing last).
+- `ranking`: the one ranking rule (the chosen score, then the other, missing last) and the selection rule's
+  tie-breaks between runs or configs (calibration, then the simpler loss).
 """
 
 from cockpit.records.decode import PIPELINE_DECODERS, RUN_DECODERS, Record, decode, decode_all
@@ -18,7 +19,7 @@ from cockpit.records.history import RunHistory, decode_run, read_run_history
 from cockpit.records.evals import ClassScore, EvalRecord, decode_eval, eval_source, is_run_eval
 from cockpit.records.pipeline_events import (PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Requeue, Restart,
                                              RunDone, RunExit, RunLaunch, RunPending, Stall)
-from cockpit.records.ranking import best_eval, rank_key, rank_place
+from cockpit.records.ranking import best_eval, rank_key, rank_place, selection_place
 from cockpit.records.run_events import (ActivityRecord, Alert, CheckpointRecord, DataRecord, DeviceRecord,
                                         GpuReading, OversampleCount, RunEnd, RunStart, SourceCount, StepRecord)
 from cockpit.records.values import BadEvent, integer, number, scores, text, threshold
@@ -28,4 +29,4 @@ __all__ = ["PIPELINE_DECODERS", "RUN_DECODERS", "ActivityRecord", "Alert", "BadE
            "PhaseStart", "PipelineEnd", "PipelineStart", "Record", "Requeue", "Restart", "RunDone", "RunEnd",
            "RunExit", "RunHistory", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall", "StepRecord",
            "best_eval", "decode", "decode_all", "decode_eval", "decode_run", "eval_source", "integer", "is_run_eval", "number",
-           "rank_key", "rank_place", "read_run_history", "scores", "text", "threshold"]
+           "rank_key", "rank_place", "read_run_history", "selection_place", "scores", "text", "threshold"]

@@ -155,7 +155,7 @@ class DashboardScreen(Screen[None]):
         runs.select_key(getattr(self.app, "selected_run", None))
         self.query_one(GradHealthPanel).show(snap.runs)
         self.query_one(GpuPanel).show_hosts(snap.hosts, snap.now)
-        self.query_one(LeaderboardTable).show(snap.leaderboard, snap.primary, snap.select_by)
+        self.query_one(LeaderboardTable).show(snap.leaderboard, snap.primary, snap.select_by, snap.groups)
         self._set_text("#final-line", final_line(snap))
         oversampling = self.query_one(OversamplingTable)
         oversampling.show(snap.oversampling)
@@ -213,7 +213,8 @@ class DashboardScreen(Screen[None]):
             self.app.selected_run = event.row_key.value  # type: ignore[attr-defined]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if isinstance(event.data_table, (RunsTable, LeaderboardTable)) and event.row_key.value:
+        if isinstance(event.data_table, (RunsTable, LeaderboardTable)) and event.row_key.value \
+                and not event.row_key.value.startswith("config:"):  # a config's row over seeds is no run
             self.app.open_run_detail(event.row_key.value)  # type: ignore[attr-defined]
 
     def action_open_run_detail(self) -> None:

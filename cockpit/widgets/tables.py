@@ -94,7 +94,10 @@ class SnapshotTable(DataTable):
 
     def set_columns(self, optional: int) -> None:
         """Show COLUMNS and the first `optional` of OPTIONAL_COLUMNS; rows then carry that many values."""
-        columns = self.COLUMNS + self.OPTIONAL_COLUMNS[:optional]
+        self.use_columns(self.COLUMNS + self.OPTIONAL_COLUMNS[:optional])
+
+    def use_columns(self, columns: tuple[tuple[str, str], ...]) -> None:
+        """Show these (key, label) columns; rows then carry one value per column."""
         if columns != self.columns_shown:
             self.columns_shown = columns
             if self.sort_column is not None and self.sort_column >= len(columns):
@@ -223,25 +226,76 @@ class RunsTable(SnapshotTable):
 class LeaderboardTable(SnapshotTable):
     """The pipeline's ranking; ``#`` is the supervisor's rank, and the border title names the score behind it
     (the header arrows stay the user's own sort). "tuned" and "tuned cv" are short, as the headless table and
-    compare say them, so the wide grid's cell still shows every column."""
+    compare say them, so the wide grid's cell still shows every column.
 
+    When a phase runs several seeds (``seeds = k``) the rows are configs, best first by the selection rule: the
+    mean over seeds, then n with the selection score's sd and the 95 % interval of its mean, and the pooled paired
+    Δs, first, where a narrow cell still shows them; ``e`` unfolds each config's seed runs under its row."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "toggle_seeds", "Seeds", id="leaderboard.seeds",
+                tooltip="Show or hide each config's seed runs under its row (seeds = k)"),
+    ]
     COLUMNS = (("rank", "#"), ("run", "run"), ("f1", "{f1}"), ("f1_05", f1_at(SECONDARY_THRESHOLD)),
                ("micro", "{micro}"), ("tuned", "tuned"), (TUNED_CV_FIELD, TUNED_CV_LABEL), ("delta", "Δ base"),
                ("target", "target"), ("status", "status"), ("test", "test {f1}"))
     # summary.json's paired Δ against the leader (≈: a tie), shown once the supervisor has computed one.
     OPTIONAL_COLUMNS = (("vs_leader", "Δ leader [95%]"),)
+    GROUPED_COLUMNS = (("rank", "#"), ("run", "config"), ("f1", "{f1}"), ("seeds", "n ± sd [95%]"),
+                       ("vs_leader", "Δ leader [95%]"), ("vs_baseline", "Δ base [95%]"),
+                       (TUNED_CV_FIELD, TUNED_CV_LABEL), ("tuned", "tuned"), ("status", "status"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unfold_seeds = False
+        self._grouped = False
+        self._last: tuple[Sequence[LeaderRow], float, str, Sequence[LeaderRow]] = ((), DEFAULT_PRIMARY_THRESHOLD,
+                                                                                   DEFAULT_SELECT_BY, ())
 
     def show(self, rows: Sequence[LeaderRow], primary: float = DEFAULT_PRIMARY_THRESHOLD,
-             select_by: str = DEFAULT_SELECT_BY) -> None:
-        self.set_columns(len(self.OPTIONAL_COLUMNS) if any(r.vs_leader for r in rows) else 0)
+             select_by: str = DEFAULT_SELECT_BY, groups: Sequence[LeaderRow] = ()) -> None:
+        self._last = (rows, primary, select_by, groups)
+        self._grouped = bool(groups)
+        if groups:
+            self.use_columns(self.GROUPED_COLUMNS)
+        else:
+            self.set_columns(len(self.OPTIONAL_COLUMNS) if any(r.vs_leader for r in rows) else 0)
         self.set_primary(primary)
-        self.border_title = f"{self.title_text} · ranked by dev {ranking_label(select_by, primary)}"
-        width = len(self.columns_shown)
-        self.set_rows([(r.run, (i, r.run, r.f1_primary, r.f1_05, r.micro_primary, r.tuned, r.tuned_cv, r.delta,
-                                r.meets_target, r.status, r.test_f1, r.vs_leader)[:width])
-                       for i, r in enumerate(rows, 1)])
+        ranked = f"ranked by dev {ranking_label(select_by, primary)}"
+        grouped = "configs over seeds · e: seeds" if groups else ""
+        self.border_title = " · ".join(t for t in (self.title_text, ranked, grouped) if t)
+        if not groups:
+            width = len(self.columns_shown)
+            self.set_rows([(r.run, (i, r.run, r.f1_primary, r.f1_05, r.micro_primary, r.tuned, r.tuned_cv, r.delta,
+                                    r.meets_target, r.status, r.test_f1, r.vs_leader)[:width])
+                           for i, r in enumerate(rows, 1)])
+            return
+        by_run = {r.run: r for r in rows}
+        table = []
+        for i, group in enumerate(groups, 1):
+            table.append((f"config:{group.run}", self._grouped_values(i, group.run, group)))
+            if self.unfold_seeds:
+                table.extend((run, self._grouped_values(None, f"  ↳ {run}", by_run[run]))
+                             for run in group.members if run in by_run)
+        self.set_rows(table)
+
+    @staticmethod
+    def _grouped_values(rank: int | None, name: str, r: LeaderRow) -> tuple[Any, ...]:
+        """A config's row (means over seeds) or one of its seed runs (that run's own numbers)."""
+        seeds = f"{r.seeds_text} {r.spread}".strip()
+        baseline = r.vs_baseline if r.n is not None else fmt_delta(r.delta)
+        return (rank, name, r.f1_primary, seeds, r.vs_leader, baseline, r.tuned_cv, r.tuned, r.status)
+
+    def action_toggle_seeds(self) -> None:
+        self.unfold_seeds = not self.unfold_seeds
+        self.show(*self._last)
 
     def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if self._grouped:
+            rank, name, f1, seeds, vs_leader, baseline, tuned_cv, tuned, status = values
+            return (_right(DASH if rank is None else str(rank)), name, _right(fmt_float(f1)), _right(seeds or DASH),
+                    _right(vs_leader or DASH), _right(baseline or DASH), _right(fmt_float(tuned_cv)),
+                    _right(fmt_float(tuned)), status)
         rank, run, f1, f1_05, micro, tuned, tuned_cv, delta, target, status, test, *vs_leader = values
         met = DASH if target is None or f1 is None else "✔ met" if target else "✘"
         return (_right(str(rank)), run, _right(fmt_float(f1)), _right(fmt_float(f1_05)), _right(fmt_float(micro)),

@@ -105,9 +105,13 @@ def test_pipelines_that_differ_only_in_seed_get_mean_and_std(three) -> None:
     assert (test.tuned.mean, test.tuned.std) == (pytest.approx(0.54275), pytest.approx(0.0030405592))
     seeds_table = comparison_tables(comparison)[3]
     assert seeds_table.columns == ("pipelines", "seeds", "split", "phase", "config", "n", "F1@0.2", "tuned")
-    assert seeds_table.rows[1] == ("#1 #2", "1, 3", "dev", "1", "bce", "2", "0.3797 ± 0.0062", "0.4097 ± 0.0062")
-    assert seeds_table.rows[-1] == ("#1 #2", "1, 3", "test", "4", "final", "2", "0.5128 ± 0.0030",
-                                    "0.5428 ± 0.0030")
+    # The 95 % interval of the mean is the leaderboard's over seeds: t with n - 1 = 1 degree of freedom (12.706).
+    half = 12.7062047 * statistics.stdev([0.3841, 0.3753]) / 2 ** 0.5
+    assert (bce.f1.low, bce.f1.high) == (pytest.approx(0.3797 - half), pytest.approx(0.3797 + half))
+    assert seeds_table.rows[1] == ("#1 #2", "1, 3", "dev", "1", "bce", "2", "0.3797 ± 0.0062 [0.3238, 0.4356]",
+                                   "0.4097 ± 0.0062 [0.3538, 0.4656]")
+    assert seeds_table.rows[-1] == ("#1 #2", "1, 3", "test", "4", "final", "2", "0.5128 ± 0.0030 [0.4854, 0.5401]",
+                                    "0.5428 ± 0.0030 [0.5154, 0.5701]")
 
 
 def test_a_third_seed_joins_the_group(three, runs_dir: Path) -> None:
@@ -175,7 +179,7 @@ def test_headless_prints_every_table(three, capsys) -> None:
     assert main_compare([str(p) for p in three] + ["--headless"]) == 0
     out = capsys.readouterr().out
     for text in (A, B, C, "pipelines and final test", "dev F1@0.2 by config", "per-label test F1, Δ against #1",
-                 "mean ± std over seeds", "0.5128 ± 0.0030", "+0.0476", "combined_07"):
+                 "mean ± std [95% of the mean] over seeds", "0.5128 ± 0.0030 [0.4854, 0.5401]", "+0.0476", "combined_07"):
         assert text in out, text
 
 
@@ -228,7 +232,7 @@ def test_c_on_the_dashboard_opens_the_comparison_of_the_runs_folder(three, make_
             assert [p.name for p in screen.comparison.pipelines] == [A, C, B]
             assert f"Δ against #1 {A}" in str(screen.query_one("#compare-line", Static).render())
             seeds = screen.query_one("#compare-seeds", DataTable)
-            assert str(seeds.get_row_at(seeds.row_count - 1)[6]) == "0.5128 ± 0.0030"
+            assert str(seeds.get_row_at(seeds.row_count - 1)[6]) == "0.5128 ± 0.0030 [0.4854, 0.5401]"
             configs = screen.query_one("#compare-configs", DataTable)
             assert [str(configs.get_row_at(i)[1]) for i in range(configs.row_count)] == [
                 "asl", "bce", "combined_07", "asl", "final"]
