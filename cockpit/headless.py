@@ -184,7 +184,8 @@ class HeadlessConsole:
                   f"{_score(result.f1_05)}  {f1_at(primary, 'µF1')} {_score(result.micro_primary)}{tuned}")
 
     def _run_end(self, origin: str, e: RunEnd) -> None:
-        self._say(f"[{origin}] {e.status}: {e.reason} ({_duration(e.wall_s)})")
+        kept = f"; best step {e.best_step} {e.margin.text()}" if e.margin is not None else ""
+        self._say(f"[{origin}] {e.status}: {e.reason} ({_duration(e.wall_s)}){kept}")
 
     PIPELINE_LINES: ClassVar[dict[type, Callable[[HeadlessConsole, str, Any], None]]] = {
         PipelineStart: _pipeline_start, PhaseStart: _phase_start, PhaseEnd: _phase_end, RunLaunch: _run_launch,

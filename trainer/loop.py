@@ -36,6 +36,7 @@ from trainer.label_table import final_test_fields
 from trainer.losses import build_loss
 from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv_spread, tuned_summary
 from trainer.optimization import build_optimizer
+from trainer.paired import CheckpointRival
 from trainer.plateau import Plateau, flat_everywhere
 from trainer.precision import mixed_precision
 from trainer.preflight import Prepared
@@ -67,6 +68,7 @@ class TrainingRun:
         self.best: dict[str, Any] = {"metric": best_metric_name(self.cfg.primary_threshold, self.cfg.select_by),
                                      "value": None, "step": None}
         self.plateau, self.flat = Plateau(self.cfg.early_stop_patience, self.cfg.early_stop_min_delta), False
+        self.rival = CheckpointRival()  # is the kept checkpoint better than the next best, outside the noise?
         self.devices: Any = None  # the device reporter thread, on the first process of each node
         self.node_events: EventWriter | None = None  # device events of a node other than the main one
         self.nonfinite_skipped = 0
@@ -391,6 +393,7 @@ class TrainingRun:
         value, tie_break = selection_scores(self.cfg.select_by, metrics[F1_MACRO][threshold_key(
             self.cfg.primary_threshold)], cross_fitted)
         self.plateau.observe(step, value)
+        self.rival.observe(step, value, probs, labels, is_better(value, tie_break, self.best))
         if is_better(value, tie_break, self.best):
             best = {"metric": self.best["metric"], "value": value, "step": step, "tie_break": tie_break}
             # get_state_dict is no collective for single-device and DDP models, the ones this trainer runs.
@@ -477,7 +480,8 @@ class TrainingRun:
             self.devices.stop()
         try:
             self.emit(Event.RUN_END, status=status, reason=reason, wall_s=round(time.time() - self.t0, 3),
-                      best=self.best, plateau_since=self.plateau.best_step if self.flat else None)
+                      best=self.best, plateau_since=self.plateau.best_step if self.flat else None,
+                      best_margin=self.rival.margin(self.cfg.primary_threshold))
         except (OSError, ValueError):
             pass
         for writer in (self.events, self.node_events):

@@ -10,52 +10,18 @@ the final per-label table), so one resample is a few matrix products over the wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from trainer.contract import BEST, CHECKPOINTS_DIR, PROBS_FILES
-from trainer.label_table import resample_counts, resampled_f1
+from trainer.label_table import INTERVAL, resample_counts, resampled_f1
+# The run-to-run bootstrap is the trainer's (its best checkpoint against its closest rival uses it too).
+from trainer.paired import RESAMPLES, PairedDelta, paired_bootstrap
 
-RESAMPLES = 1000
-INTERVAL = 0.95
-
-
-@dataclass(frozen=True)
-class PairedDelta:
-    """macro-F1(b) − macro-F1(a) on the same rows, with its bootstrap interval."""
-
-    delta: float
-    low: float
-    high: float
-
-    @property
-    def tied(self) -> bool:
-        """The interval contains 0: this split cannot tell the two apart."""
-        return self.low <= 0.0 <= self.high
-
-    def text(self) -> str:
-        """``+0.012 [+0.004, +0.021]``."""
-        return f"{self.delta:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
-
-
-def paired_bootstrap(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, threshold: float,
-                     resamples: int = RESAMPLES, seed: int = 0) -> PairedDelta:
-    """Δ macro-F1 at ``threshold`` of b over a on the same rows, and its 95 % percentile interval. The resamples
-    and the F1 from their counts are the final per-label table's (trainer/label_table.py, numpy only)."""
-    y = np.asarray(labels).astype(bool)
-    pa, pb = np.asarray(probs_a) >= threshold, np.asarray(probs_b) >= threshold
-    if pa.shape != y.shape or pb.shape != y.shape:
-        raise ValueError(f"probabilities {pa.shape} and {pb.shape} do not match the labels {y.shape}")
-    whole = np.ones((1, len(y)))
-    delta = float((resampled_f1(whole, y, pb).mean(axis=1) - resampled_f1(whole, y, pa).mean(axis=1))[0])
-    counts = resample_counts(len(y), resamples, seed)
-    deltas = resampled_f1(counts, y, pb).mean(axis=1) - resampled_f1(counts, y, pa).mean(axis=1)
-    tail = (1.0 - INTERVAL) / 2 * 100
-    low, high = np.percentile(deltas, [tail, 100 - tail])
-    return PairedDelta(delta, float(low), float(high))
+__all__ = ["INTERVAL", "PairedDelta", "against_leader", "best_dev_probs", "compare_runs", "paired_bootstrap",
+           "pooled_bootstrap"]
 
 
 def pooled_bootstrap(labels: np.ndarray, probs_a: list[np.ndarray], probs_b: list[np.ndarray], threshold: float,
@@ -113,7 +79,5 @@ def against_leader(rows: list[dict], run_dir: Callable[[str], Path], threshold: 
     out = [{**rows[0], "vs_leader": None}]
     for row in rows[1:]:
         paired = compare_runs(leader, run_dir(str(row["run"])), threshold)
-        out.append({**row, "vs_leader": None if paired is None else {
-            "delta": round(paired.delta, 5), "low": round(paired.low, 5), "high": round(paired.high, 5),
-            "tied": paired.tied}})
+        out.append({**row, "vs_leader": None if paired is None else paired.as_dict()})
     return out

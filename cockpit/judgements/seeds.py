@@ -143,7 +143,7 @@ def pooled_against_leader(groups: list[dict[str, Any]], run_dir: Callable[[str],
             out.append({**group, "vs_leader": None})
             continue
         paired = pooled_delta(leaders[phase], members(group), threshold)
-        out.append({**group, "vs_leader": None if paired is None else delta_dict(paired)})
+        out.append({**group, "vs_leader": None if paired is None else paired.as_dict()})
     return out
 
 
@@ -166,7 +166,7 @@ def pooled_against_baseline(groups: list[dict[str, Any]], baseline: tuple[int, s
     out = []
     for group in groups:
         paired = None if group is base else pooled_delta(reference, members(group), threshold)
-        out.append({**group, "vs_baseline": None if paired is None else delta_dict(paired)})
+        out.append({**group, "vs_baseline": None if paired is None else paired.as_dict()})
     return out
 
 
@@ -179,11 +179,6 @@ def pooled_delta(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarra
     if any(p[1].shape != labels.shape or not np.array_equal(p[1], labels) for p in a + b):
         return None
     return pooled_bootstrap(labels, [p[0] for p in a], [p[0] for p in b], threshold)
-
-
-def delta_dict(paired: PairedDelta) -> dict[str, Any]:
-    return {"delta": round(paired.delta, 5), "low": round(paired.low, 5), "high": round(paired.high, 5),
-            "tied": paired.tied}
 
 
 def decision(groups: list[dict[str, Any]], phase: int, primary: float, select_by: str) -> dict[str, Any] | None:

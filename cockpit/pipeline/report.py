@@ -107,17 +107,36 @@ def groups_markdown(summary: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def checkpoints_markdown(summary: dict[str, Any]) -> list[str]:
+    """Each run's kept checkpoint against its next best dev eval (run_end's best_margin): the same question as
+    between configs, asked inside a run."""
+    lines = []
+    for row in summary.get("leaderboard") or ():
+        margin = row.get("best_margin") if isinstance(row, dict) else None
+        if isinstance(margin, dict) and all(isinstance(margin.get(k), (int, float)) for k in ("delta", "low", "high")):
+            verdict = "indistinguishable" if margin.get("tied") else "ahead outside the noise"
+            interval = f"95% [{margin['low']:+.3f}, {margin['high']:+.3f}]"
+            lines.append(f"- `{row['run']}`: step {row.get('best_step')} kept over step "
+                         f"{margin.get('runner_up_step')} (Δ of the latter {margin['delta']:+.3f}, {interval}): "
+                         f"{verdict}.")
+    if not lines:
+        return []
+    return ["### Checkpoints", "", "Each run keeps its best dev eval; against the next best one, paired over the "
+            "same dev rows (macro-F1 at the primary threshold). Where the two are indistinguishable the earlier "
+            "or later step would have served as well.", "", *lines, ""]
+
+
 def decisions_markdown(summary: dict[str, Any]) -> list[str]:
     """What the selection rule decided in each phase, and how sure the data is (cockpit/judgements/seeds.py)."""
     texts = [d["text"] for d in summary.get("decisions") or ()
              if isinstance(d, dict) and isinstance(d.get("text"), str)]
     if not texts:
-        return []
+        return checkpoints_markdown(summary)
     return ["## Decisions", "",
             "The rule: the higher mean of the selection score over seeds; on equal means the config better "
             "calibrated at the primary threshold; then the simpler loss (bce, asl, combined). Where Δ's interval "
             "holds 0 the data cannot tell the two apart and the choice is the rule's.", "",
-            *[f"- {text}" for text in texts], ""]
+            *[f"- {text}" for text in texts], "", *checkpoints_markdown(summary)]
 
 
 def _interval(scores: dict[str, Any]) -> str:

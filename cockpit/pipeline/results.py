@@ -31,7 +31,16 @@ def run_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD,
         "epoch": best.epoch,
         # is it learning at all (trainer/diagnostics.py): the best eval's macro ROC-AUC
         "auc_macro": best.learning.auc_macro if best.learning else None,
+        # the kept checkpoint against the next best eval, paired over the dev rows (run_end's best_margin)
+        "best_margin": _margin(history),
     }
+
+
+def _margin(history: RunHistory) -> dict[str, Any] | None:
+    end = history.last_end()
+    margin = end.margin if end is not None else None
+    return None if margin is None else {"runner_up_step": margin.runner_up_step, "delta": margin.delta,
+                                        "low": margin.low, "high": margin.high, "tied": margin.tied}
 
 
 def final_scores(history: RunHistory, primary: float = DEFAULT_PRIMARY_THRESHOLD) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from cockpit.records.decode import RunRecord, decode_all
 from cockpit.records.evals import EvalRecord
-from cockpit.records.run_events import DataRecord, RunStart, StepRecord
+from cockpit.records.run_events import DataRecord, RunEnd, RunStart, StepRecord
 from trainer.contract import PipelinePaths
 from trainer.events import read_events_counted
 
@@ -58,6 +58,11 @@ class RunHistory:
         """The resolved config of the run's latest attempt ({} before its first run_start)."""
         starts = self._all(RunStart)
         return starts[-1].config if starts else {}
+
+    def last_end(self) -> RunEnd | None:
+        """The run_end of the run's latest attempt that wrote one."""
+        ends = self._all(RunEnd)
+        return ends[-1] if ends else None
 
     def first_data(self) -> DataRecord | None:
         data = self._all(DataRecord)

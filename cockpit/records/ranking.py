@@ -1,7 +1,8 @@
 """The one ranking rule: the score `select_by` chooses, then the other one, a score without the chosen number
-last; between runs or configs (not checkpoints) that tie on both, the better calibrated at the primary threshold,
-then the simpler loss (`selection_place`). The trainer's best checkpoint (`trainer.contract.selection_scores`), each run's best eval, the
-leaderboard of summary.json and the TUI's live leaderboard all rank by it."""
+last. The trainer's best checkpoint (`trainer.contract.selection_scores`), each run's best eval, the leaderboard
+of summary.json and the TUI's live leaderboard all rank by it. Between runs or configs (not checkpoints) that
+tie on both, the selection rule goes on: the better calibrated at the primary threshold, then the simpler loss
+(`selection_place`)."""
 
 from __future__ import annotations
 

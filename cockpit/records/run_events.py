@@ -131,6 +131,25 @@ class RunEnd:
     best_step: int | None
     plateau_since: int | None = None
     """The step since which the selection score was flat, when early_stop_patience ended the run."""
+    margin: BestMargin | None = None
+    """The kept checkpoint against the next best dev eval, paired over the dev rows (trainer/paired.py)."""
+
+
+@dataclass(frozen=True)
+class BestMargin:
+    """run_end's ``best_margin``: the next best eval's step and its Δ dev macro-F1 at the primary threshold
+    against the kept checkpoint, with the 95 % interval; tied where the interval holds 0."""
+
+    runner_up_step: int
+    delta: float
+    low: float
+    high: float
+    tied: bool
+
+    def text(self) -> str:
+        """``over step 40: Δ -0.004 [-0.015, +0.007] ≈`` (≈: the data cannot tell the two checkpoints apart)."""
+        return (f"over step {self.runner_up_step}: Δ {self.delta:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+                + (" ≈" if self.tied else ""))
 
 
 @dataclass(frozen=True)
@@ -222,7 +241,18 @@ def decode_run_end(e: dict[str, Any], t: float) -> RunEnd:
     best = e.get("best") if isinstance(e.get("best"), dict) else {}
     return RunEnd(t, required_text(e, "status"), text(e.get("reason")), number(e.get("wall_s")),
                   optional_text(best.get("metric")), number(best.get("value")), integer(best.get("step")),
-                  integer(e.get("plateau_since")))
+                  integer(e.get("plateau_since")), _best_margin(e.get("best_margin")))
+
+
+def _best_margin(value: Any) -> BestMargin | None:
+    """A well-formed best_margin, or None (older trainers, a run with one eval, a garbled field)."""
+    if not isinstance(value, dict):
+        return None
+    step, numbers = integer(value.get("runner_up_step")), [number(value.get(k)) for k in ("delta", "low", "high")]
+    if step is None or any(n is None for n in numbers) or not isinstance(value.get("tied"), bool):
+        return None
+    delta, low, high = numbers
+    return BestMargin(step, delta, low, high, value["tied"])
 
 
 def decode_device(e: dict[str, Any], t: float) -> DeviceRecord:
