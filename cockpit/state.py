@@ -51,6 +51,8 @@ __all__ = ["PIPELINE_IGNORED", "PRESET_ORIGIN", "RUN_STATUSES", "SUMMARY_ORIGIN"
 # Contract event types no view needs; every other type has a handler below.
 PIPELINE_IGNORED = frozenset({
     Event.RUN_EXIT,  # the outcome arrives as run_done (or restart); an exit code alone changes nothing shown
+    # The search phase (issue 21): no view shows a study yet; the study view will handle these.
+    Event.SEARCH_TRIAL, Event.SEARCH_REPORT, Event.SEARCH_END,
 })
 TRAINER_IGNORED = frozenset({
     Event.ACTIVITY,  # the watchdog's deadline; progress shows through step events

@@ -66,6 +66,17 @@ def split_run_id(run: str) -> tuple[int | None, str]:
     return None, run
 
 
+# The search phase (issue 21): an Optuna study whose trials are runs of their own, s-000, s-001, ... A trial
+# retried after a dead supervisor keeps its run (and folder, resumed from its checkpoint) under a new trial number.
+SEARCH_RUN_PREFIX = "s-"
+SEARCH_TRIAL_STATES = ("running", "complete", "pruned", "failed")  # search_trial's state
+
+
+def search_run_id(trial: int) -> str:
+    """``s-017``: the run of the study's trial 17 (three digits at least, so ids sort as their trials do)."""
+    return f"{SEARCH_RUN_PREFIX}{trial:03d}"
+
+
 def run_seed(run: str) -> int | None:
     """The seed a run id names (``p1-bce-s43`` -> 43), or None: a config run with a single seed."""
     match = _SEED_SUFFIX.search(run)
@@ -115,6 +126,9 @@ class Event(StrEnum):
     RUN_DONE = "run_done"
     PHASE_END = "phase_end"
     PIPELINE_END = "pipeline_end"
+    SEARCH_TRIAL = "search_trial"
+    SEARCH_REPORT = "search_report"
+    SEARCH_END = "search_end"
 
 
 # -- metric keys --------------------------------------------------------------------------------
@@ -251,6 +265,10 @@ ONNX_MODEL_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
 ONNX_META_FILE = "onnx.json"
 INT8_THRESHOLDS_FILE = "thresholds.int8.json"
+# The search phase's Optuna study, in the pipeline folder: a journal file (safe on NFS; `optuna-dashboard` opens
+# it), or SQLite for local disks ([search] storage = "sqlite").
+SEARCH_JOURNAL_FILE = "search.journal"
+SEARCH_SQLITE_FILE = "search.sqlite3"
 PLOT_FILES = ("curves.png", "per_class_f1.png", "label_counts.png")
 FINAL_LABELS_PLOT = "final_labels_f1.png"  # the final model's per-label F1 with intervals (newer trainers only)
 PROBS_FILES = ("dev_probs.npy", "test_probs.npy", "dev_labels.npy", "test_labels.npy")
@@ -389,6 +407,14 @@ class PipelinePaths:
     def supervisor_log(self) -> Path:
         return self.root / SUPERVISOR_LOG_FILE
 
+    @property
+    def search_journal(self) -> Path:
+        return self.root / SEARCH_JOURNAL_FILE
+
+    @property
+    def search_sqlite(self) -> Path:
+        return self.root / SEARCH_SQLITE_FILE
+
     def tracker_dir(self, tracker: str) -> Path:
         """Where a tracker's local store lives: ``tb/``, ``mlruns/``, ``trackio/`` or ``wandb/``."""
         return self.root / {"tensorboard": TENSORBOARD_DIR, "mlflow": MLFLOW_DIR, "trackio": TRACKIO_DIR,
@@ -521,6 +547,10 @@ PIPELINE_EVENTS: dict[str, tuple[str, ...]] = {
     Event.ALERT: ("level", "code", "message"),
     Event.PHASE_END: ("phase",),
     Event.PIPELINE_END: ("status", "exit_code"),
+    # The search phase: a trial's state changes, each dev eval it reports to the pruner, the study's end.
+    Event.SEARCH_TRIAL: ("trial", "run", "state", "params"),
+    Event.SEARCH_REPORT: ("trial", "step", "value"),
+    Event.SEARCH_END: ("trials", "best_trial", "best_value"),
 }
 
 ALL_EVENTS: dict[str, tuple[str, ...]] = {**TRAINER_EVENTS, **PIPELINE_EVENTS}

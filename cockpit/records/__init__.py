@@ -7,6 +7,7 @@ and the views; it imports nothing of the cockpit's outside this package.
 - `evals`: `EvalRecord`, an ``eval`` event decoded, and the rules about which evals are a run's own;
 - `run_events` and `pipeline_events`: one frozen record per other event type of events.jsonl and
   pipeline.jsonl;
+- `search_events`: the search phase's records in pipeline.jsonl (a trial's state, its reports, the study's end);
 - `decode`: `decode(origin, event)`, the contract's tables applied once;
 - `history`: `RunHistory`, a run's events.jsonl as records, and what readers ask of it (its dev evals,
   final evals, config, curve);

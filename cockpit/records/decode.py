@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Union
 
 from cockpit.records import pipeline_events as pe
 from cockpit.records import run_events as re_
+from cockpit.records import search_events as se
 from cockpit.records.evals import EvalRecord, decode_eval
 from cockpit.records.values import BadEvent, number
 from trainer.contract import PIPELINE_EVENTS, PIPELINE_ORIGIN, TRAINER_EVENTS, Event, missing_keys
@@ -20,7 +21,8 @@ from trainer.contract import PIPELINE_EVENTS, PIPELINE_ORIGIN, TRAINER_EVENTS, E
 RunRecord = Union[re_.RunStart, re_.DataRecord, re_.StepRecord, re_.ActivityRecord, EvalRecord,
                   re_.CheckpointRecord, re_.Alert, re_.RunEnd, re_.DeviceRecord]
 PipelineRecord = Union[pe.PipelineStart, pe.PhaseStart, pe.RunLaunch, pe.RunExit, pe.Stall, pe.Restart,
-                       pe.Requeue, pe.RunPending, pe.RunDone, re_.Alert, pe.PhaseEnd, pe.PipelineEnd]
+                       pe.Requeue, pe.RunPending, pe.RunDone, re_.Alert, pe.PhaseEnd, pe.PipelineEnd, se.SearchTrial,
+                       se.SearchReport, se.SearchEnd]
 Record = Union[RunRecord, PipelineRecord]
 
 
@@ -40,7 +42,8 @@ PIPELINE_DECODERS: dict[str, Callable[[dict[str, Any], float], Any]] = {
     Event.RUN_LAUNCH: pe.decode_run_launch, Event.RUN_EXIT: pe.decode_run_exit, Event.STALL: pe.decode_stall,
     Event.RESTART: pe.decode_restart, Event.REQUEUE: pe.decode_requeue, Event.RUN_PENDING: pe.decode_run_pending,
     Event.RUN_DONE: pe.decode_run_done, Event.ALERT: re_.decode_alert, Event.PHASE_END: pe.decode_phase_end,
-    Event.PIPELINE_END: pe.decode_pipeline_end,
+    Event.PIPELINE_END: pe.decode_pipeline_end, Event.SEARCH_TRIAL: se.decode_search_trial,
+    Event.SEARCH_REPORT: se.decode_search_report, Event.SEARCH_END: se.decode_search_end,
 }
 """pipeline.jsonl event type -> its decoder; the keys are exactly the contract's PIPELINE_EVENTS."""
 
