@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cockpit.search.space import (SEARCH_TABLE, LossChoice, SearchSettings, SearchSpace, optuna_missing_line,
+                                  search_problem_line, search_validation_line)
 from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, set_dotted, validate_config
 from trainer.contract import (DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENSEMBLE_SHARED_KEYS, ENV_NOTIFY, FINAL_RUN,
                               PHASE_NAMES, run_id)
@@ -158,6 +160,8 @@ class Preset(BaseModel):
     phase4: dict[str, Any] = Field(default_factory=dict)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     configs: list[LossConfig] = Field(min_length=1)
+    search: SearchSettings | None = Field(None, description="the search phase's Optuna study (docs/presets.md, "
+                                                            "'Search')")
 
     @field_validator("name")
     @classmethod
@@ -177,6 +181,16 @@ class Preset(BaseModel):
 
     def config(self, name: str) -> LossConfig:
         return next(c for c in self.configs if c.name == name)
+
+    def search_space(self) -> SearchSpace | None:
+        """``[search]`` with the configs, ``[defaults]``' loss and the select_by it refers to; None without one."""
+        if self.search is None:
+            return None
+        params = self.defaults.get("loss_params")
+        base = LossChoice(str(self.defaults.get("loss", RunConfig.model_fields["loss"].default)),
+                          dict(params) if isinstance(params, dict) else {})
+        return SearchSpace(self.search, {c.name: LossChoice(c.loss, dict(c.loss_params)) for c in self.configs},
+                           base, self.pipeline.select_by)
 
     def _phase_table(self, phase: int) -> dict[str, Any]:
         return {1: self.phase1, 3: self.phase3, 4: self.phase4}.get(phase, {})
@@ -264,6 +278,8 @@ def resolve_preset_path(name_or_path: str) -> Path:
 
 def _pydantic_line(source: str, exc: ValidationError, text: str | None) -> str:
     err = exc.errors()[0]
+    if err["loc"][:1] == (SEARCH_TABLE,):
+        return search_validation_line(source, text, exc)
     key = ".".join(str(p) for p in err["loc"])
     where = source
     if text is not None and err["loc"]:
@@ -316,6 +332,12 @@ def load_preset(name_or_path: str, overrides: list[str] = ()) -> tuple[Preset, d
     except ValidationError as exc:
         raise PresetError(_pydantic_line(source, exc, text)) from None
     _check_outlets(preset, source)
+    space = preset.search_space()
+    if space is not None:
+        problem = space.problem()
+        line = search_problem_line(source, text, *problem) if problem else optuna_missing_line(source)
+        if line:
+            raise PresetError(line)
     for phase in RUN_PHASES:  # a phase table's 'seeds' is the pipeline's key, not a run config key
         seeds = preset._phase_table(phase).get(SEEDS_KEY, 1)
         if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
