@@ -21,13 +21,15 @@ from cockpit.records.evals import ClassScore, EvalRecord, decode_eval, eval_sour
 from cockpit.records.pipeline_events import (PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Requeue, Restart,
                                              RunDone, RunExit, RunLaunch, RunPending, Stall)
 from cockpit.records.ranking import best_eval, rank_key, rank_place, selection_place
-from cockpit.records.run_events import (ActivityRecord, Alert, CheckpointRecord, DataRecord, DeviceRecord,
-                                        GpuReading, OversampleCount, RunEnd, RunStart, SourceCount, StepRecord)
+from cockpit.records.run_events import (ActivityRecord, Alert, BestMargin, CheckpointRecord, DataRecord,
+                                        DeviceRecord, GpuReading, OversampleCount, RunEnd, RunStart, SourceCount,
+                                        StepRecord)
 from cockpit.records.values import BadEvent, integer, number, scores, text, threshold
 
-__all__ = ["PIPELINE_DECODERS", "RUN_DECODERS", "ActivityRecord", "Alert", "BadEvent", "CheckpointRecord",
-           "ClassScore", "DataRecord", "DeviceRecord", "EvalRecord", "GpuReading", "OversampleCount", "PhaseEnd",
-           "PhaseStart", "PipelineEnd", "PipelineStart", "Record", "Requeue", "Restart", "RunDone", "RunEnd",
-           "RunExit", "RunHistory", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall", "StepRecord",
-           "best_eval", "decode", "decode_all", "decode_eval", "decode_run", "eval_source", "integer", "is_run_eval", "number",
-           "rank_key", "rank_place", "read_run_history", "selection_place", "scores", "text", "threshold"]
+__all__ = ["ActivityRecord", "Alert", "BadEvent", "BestMargin", "CheckpointRecord", "ClassScore", "DataRecord",
+           "DeviceRecord", "EvalRecord", "GpuReading", "OversampleCount", "PIPELINE_DECODERS", "PhaseEnd",
+           "PhaseStart", "PipelineEnd", "PipelineStart", "RUN_DECODERS", "Record", "Requeue", "Restart", "RunDone",
+           "RunEnd", "RunExit", "RunHistory", "RunLaunch", "RunPending", "RunStart", "SourceCount", "Stall",
+           "StepRecord", "best_eval", "decode", "decode_all", "decode_eval", "decode_run", "eval_source", "integer",
+           "is_run_eval", "number", "rank_key", "rank_place", "read_run_history", "scores", "selection_place",
+           "text", "threshold"]
