@@ -127,10 +127,14 @@ class RunConfig(BaseModel):
                           "(DeepSpeed, FSDP, several machines); goemo-train itself ignores it")
     torch_threads: int | None = Field(None, ge=1)
     seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy's global seeding takes 0 .. 2**32 - 1")
+    threshold_bagging: int = Field(0, ge=0, le=1000,
+                                   description="the final thresholds: the mean of the per-label thresholds tuned on "
+                                               "this many bootstrap resamples of dev (0: tuned once on dev); less "
+                                               "noise in rare labels' thresholds (docs/results.md, 'Thresholds')")
     eval_seed: int | None = Field(None, ge=0, le=2**32 - 1,
-                                  description="seeds the dev and test subsets (max_eval_samples) and tuned_cv's splits; "
-                                              "unset: seed. The runs of a preset's seeds = k share one, so every "
-                                              "seed of a config is scored on the same rows (paired comparisons)")
+                                  description="seeds the dev and test subsets (max_eval_samples) and tuned_cv's "
+                                              "splits; unset: seed. The runs of a preset's seeds = k share one, so "
+                                              "every seed of a config is scored on the same rows (paired comparisons)")
     # evaluation and checkpoints
     eval_every_steps: int = Field(0, ge=0, description="0: evaluate at each epoch end only")
     eval_batch_size: int = Field(128, ge=1)

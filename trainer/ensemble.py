@@ -27,7 +27,7 @@ from trainer.durable import write_json_atomic
 from trainer.ensemble_average import average_members
 # EnsembleError lives with the export folder's readers: goemo-predict reads ensemble.json without torch
 from trainer.export_files import EnsembleError, save_probs, write_thresholds
-from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv, tuned_summary
+from trainer.metrics import evaluate_probs, final_thresholds, threshold_key, tuned_cv, tuned_summary
 from trainer.models import export_classifier
 
 # (probs, labels, mean loss) of a split, scored by the given model
@@ -117,7 +117,7 @@ def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, 
         model.load_state_dict(weights)
         dev_probs, dev_labels, _ = evaluator.predict("dev", model)
         test_probs, test_labels, _ = evaluator.predict("test", model)
-        own = tune_thresholds(dev_probs, dev_labels, default=primary)
+        own = final_thresholds(dev_probs, dev_labels, primary, cfg.threshold_bagging)
         folder = export_dir / MEMBERS_DIR / member.name
         export_classifier(model, evaluator.tokenizer, folder)
         save_probs(folder, dev_probs, test_probs, dev_labels, test_labels)
@@ -133,7 +133,7 @@ def export_ensemble(evaluator: Evaluator, members: Sequence[Path]) -> dict[str, 
     dev_probs = average_members(member_dev, cfg.ensemble_rule)
     test_probs = average_members(member_test, cfg.ensemble_rule)
     # dev_labels and test_labels, as the last member's scoring left them: each split's own, the same for every member
-    thresholds = tune_thresholds(dev_probs, dev_labels, default=primary)
+    thresholds = final_thresholds(dev_probs, dev_labels, primary, cfg.threshold_bagging)
     # No loss: members may have been trained on different losses, and none of them scores the average.
     evaluator.emit_final_evals(0, 0.0, (dev_probs, dev_labels, None), (test_probs, test_labels, None),
                                thresholds, ensemble=[m.name for m in members])

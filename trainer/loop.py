@@ -1,9 +1,8 @@
 """One training run on accelerate: setup, train, evaluate, checkpoint, export, cleanup.
 
-Everything the run has to say goes to ``<out>/events.jsonl`` (see trainer/events.py);
-model state goes to ``<out>/checkpoints/``. A resumed run continues with the same step
-numbers and the same data order, because the order is a pure function of (seed, epoch).
-"""
+Everything the run has to say goes to ``<out>/events.jsonl`` (see trainer/events.py); model state goes to
+``<out>/checkpoints/``. A resumed run continues with the same step numbers and the same data order, because the
+order is a pure function of (seed, epoch)."""
 
 from __future__ import annotations
 
@@ -34,7 +33,8 @@ from trainer.faults import FaultPlan
 from trainer.health import GradHealth
 from trainer.label_table import final_test_fields
 from trainer.losses import build_loss
-from trainer.metrics import evaluate_probs, threshold_key, tune_thresholds, tuned_cv_spread, tuned_summary
+from trainer.metrics import (evaluate_probs, final_thresholds, threshold_key, tune_thresholds, tuned_cv_spread,
+                             tuned_summary)
 from trainer.optimization import build_optimizer
 from trainer.paired import CheckpointRival
 from trainer.plateau import Plateau, flat_everywhere
@@ -463,7 +463,7 @@ class TrainingRun:
         export_dir = self.out / EXPORT_DIR
         dev_probs, dev_labels, dev_loss = self.predict("dev", model)
         test_probs, test_labels, test_loss = self.predict("test", model)
-        thresholds = tune_thresholds(dev_probs, dev_labels, default=self.cfg.primary_threshold)
+        thresholds = final_thresholds(dev_probs, dev_labels, self.cfg.primary_threshold, self.cfg.threshold_bagging)
         at = self.best["step"] if best is not None else step
         self.emit_final_evals(at, round(at / self.steps_per_epoch, 4), (dev_probs, dev_labels, dev_loss),
                               (test_probs, test_labels, test_loss), thresholds)

@@ -46,6 +46,10 @@ def planned_work(preset: Preset, phases: list[int], configs: list[str]) -> list[
         elif phase == 4:
             if preset.pipeline.final == "reuse":
                 lines.append(f"4 {PHASE_NAMES[4]:8} export best run · thresholds on dev · test once")
+            elif preset.pipeline.final == "seed_ensemble":
+                s = {**preset.defaults, **preset.phase4}
+                lines.append(f"4 {PHASE_NAMES[4]:8} retrain best × {preset.seeds(4)} seeds · {_rows(s)} · "
+                             f"{s.get('epochs', 1)} epoch(s) · logits averaged · thresholds on dev · test once")
             else:
                 s = {**preset.defaults, **preset.phase4}
                 lines.append(f"4 {PHASE_NAMES[4]:8} retrain best · {_rows(s)} · {s.get('epochs', 1)} epoch(s) · "
