@@ -16,6 +16,7 @@ from typing import IO, Any, Callable, ClassVar
 
 from cockpit.records import (Alert, DataRecord, EvalRecord, PhaseEnd, PhaseStart, PipelineEnd, PipelineStart, Restart,
                              RunDone, RunEnd, RunExit, RunLaunch, RunStart, Stall)
+from cockpit.records.search_events import SearchEnd, SearchTrial
 from cockpit.state import PIPELINE_ORIGIN, SUMMARY_ORIGIN, PipelineState
 from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, PipelineView, RunView, SourceRow, dropped_text,
                                f1_at, ranking_label, train_rows_text)
@@ -40,6 +41,11 @@ def _score(value: float | None) -> str:
 
 def _count(value: int | None) -> str:
     return DASH if value is None else str(value)
+
+
+def _param(value: Any) -> str:
+    """A sampled parameter as a line shows it: floats with four significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def source_line(row: SourceRow) -> str:
@@ -137,6 +143,24 @@ class HeadlessConsole:
             where = f"[{e.run}] " if e.run else ""
             self._say(f"!! {where}{e.level} {e.code}: {e.message}", err=True)
 
+    def _search_trial(self, origin: str, e: SearchTrial) -> None:
+        """One line per trial as it starts and as it ends (its value, or the step the pruner stopped it at)."""
+        params = ", ".join(f"{k}={_param(v)}" for k, v in e.params.items())
+        if e.state == "running":
+            self._say(f"[{e.run}] trial {e.trial}{' (retry)' if e.retry_of is not None else ''}: {params}")
+            return
+        value = f" {e.value:.4f}" if e.value is not None else ""
+        at = f" at step {e.step}" if e.state == "pruned" and e.step is not None else ""
+        self._say(f"[{e.run}] trial {e.trial} {e.state}{at}{value}")
+
+    def _search_end(self, origin: str, e: SearchEnd) -> None:
+        best = (f"best trial {e.best_trial} ({e.best_run}) {e.best_value:.4f}: "
+                + ", ".join(f"{k}={_param(v)}" for k, v in e.best_params.items())) \
+            if e.best_trial is not None and e.best_value is not None else "no trial completed"
+        weights = "; importances " + ", ".join(f"{k} {v:.2f}" for k, v in e.importances) if e.importances else ""
+        self._say(f"== search: {e.trials} trials ({e.pruned or 0} pruned, {e.failed or 0} failed), {e.reason}; "
+                  f"{best}{weights}")
+
     def _pipeline_end(self, origin: str, e: PipelineEnd) -> None:
         self._say(f"pipeline {self.state.status} (exit {self.state.exit_code})")
 
@@ -190,7 +214,7 @@ class HeadlessConsole:
     PIPELINE_LINES: ClassVar[dict[type, Callable[[HeadlessConsole, str, Any], None]]] = {
         PipelineStart: _pipeline_start, PhaseStart: _phase_start, PhaseEnd: _phase_end, RunLaunch: _run_launch,
         RunExit: _run_exit, Stall: _stall, Restart: _restart, RunDone: _run_done, Alert: _alert,
-        PipelineEnd: _pipeline_end,
+        PipelineEnd: _pipeline_end, SearchTrial: _search_trial, SearchEnd: _search_end,
     }
     """pipeline.jsonl record type -> the line it prints (when it has something to say)."""
 

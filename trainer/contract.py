@@ -42,6 +42,9 @@ ENV_NOTIFY = "GOEMO_NOTIFY"  # apprise URLs, separated by spaces or commas, adde
 BASELINE_CONFIG = "bce"
 FINAL_PHASE = 4
 PHASE_NAMES = {1: "screen", 2: "analyse", 3: "extend", 4: "final"}
+# The search phase (a preset's [search] study, issue 21) runs before phase 1 when selected ("--phases search,3,4").
+SEARCH_PHASE = 0
+SEARCH_PHASE_NAME = "search"
 
 
 def run_id(phase: int, config: str, seed: int | None = None) -> str:

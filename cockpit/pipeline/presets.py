@@ -17,7 +17,7 @@ from cockpit.search.space import (SEARCH_TABLE, LossChoice, SearchSettings, Sear
                                   search_problem_line, search_validation_line)
 from trainer.config import ConfigError, RunConfig, parse_override, read_toml_text, set_dotted, validate_config
 from trainer.contract import (DEFAULT_NOTIFY_ON, DEFAULT_PRIMARY_THRESHOLD, ENSEMBLE_SHARED_KEYS, ENV_NOTIFY, FINAL_RUN,
-                              PHASE_NAMES, run_id)
+                              PHASE_NAMES, SEARCH_PHASE, run_id)
 from trainer.contract import NOTIFY_EVENTS, SELECT_BY
 
 RUN_PHASES = (1, 3, 4)  # the phases that launch runs (2 only ranks)
@@ -141,8 +141,8 @@ class PipelineSettings(BaseModel):
     @field_validator("phases")
     @classmethod
     def _phases(cls, value: list[int]) -> list[int]:
-        if not value or any(p not in PHASE_NAMES for p in value):
-            raise ValueError("a non-empty list of phase numbers from 1 to 4")
+        if not value or any(p not in PHASE_NAMES and p != SEARCH_PHASE for p in value):
+            raise ValueError(f"a non-empty list of phase numbers from 1 to 4 ({SEARCH_PHASE}: the search phase)")
         return sorted(set(value))
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from cockpit.pipeline.launcher import process_start_time
 from cockpit.pipeline.restarts import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Outcome, RestartPolicy
 from cockpit.pipeline.scheduler import ActiveRun, Exited, RunRecord, Scheduler
 from cockpit.pipeline.watchdog import write_stall_forensics
+from cockpit.records import Record, RunExit, RunLaunch
 from trainer.contract import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, PipelinePaths, RunPaths,
                               checkpoint_step)
 from trainer.contract import Event
@@ -61,7 +64,8 @@ def describe_exit(code: int) -> str:
 
 
 # Why the supervisor ended a run, as its run_exit says it (other ends take the trainer's own reason).
-INTENT_REASONS = {"stall": "stalled", "not_learning": "not learning (on_not_learning = \"stop\")"}
+INTENT_REASONS = {"stall": "stalled", "not_learning": "not learning (on_not_learning = \"stop\")",
+                  "pruned": "pruned by the search's pruner"}
 
 
 @dataclass
@@ -136,3 +140,37 @@ class RunReaper:
         rec.status = status
         self.emit(Event.RUN_DONE, run=rec.run_id, status=status, attempts=rec.attempts)
 
+
+def launches_of(history: list[Record]) -> tuple[dict[str, RunLaunch], set[tuple[str, int | None]]]:
+    """From an earlier supervisor's pipeline.jsonl: each run's last launch, and the (run, attempt) pairs that
+    exited (a launch without its exit may still be running: a trainer to end, or a Slurm job to adopt)."""
+    launched = {r.run: r for r in history if isinstance(r, RunLaunch)}
+    exited = {(r.run, r.attempt) for r in history if isinstance(r, RunExit)}
+    return launched, exited
+
+
+def end_leftover_trainers(history: list[Any], alert: Callable[..., None], term_grace_s: float) -> None:
+    """Trainers launched by a supervisor that died keep running (own session): end them first, so a
+    resumed run never has two writers. A trainer is recognised by the pid and the process start time
+    recorded at launch, never by its command line. They checkpoint on SIGTERM."""
+    launched, exited = launches_of(history)
+    for run, launch in launched.items():
+        pid, started = launch.pid, launch.proc_start
+        if (run, launch.attempt) in exited or pid is None or started is None:
+            continue
+        now_started = process_start_time(pid)
+        if now_started is None or abs(now_started - started) > 0.05:
+            continue  # gone, or the pid now names another process
+        alert("warn", "orphan", f"{run}: ending pid {pid} left running by the previous supervisor", run)
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + term_grace_s
+        while time.monotonic() < deadline and process_start_time(pid) is not None:
+            time.sleep(0.1)
+        if process_start_time(pid) is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -40,7 +40,7 @@ class RestartPolicy:
         """``attempts`` counts launches so far (1 after the first); ``intent`` is why we ended it, if we did."""
         if trainer_status == "completed" and code == EXIT_OK:
             return Decision(Outcome.COMPLETED)
-        if intent in ("stop", "not_learning"):  # a user's stop, or on_not_learning = "stop"
+        if intent in ("stop", "not_learning", "pruned"):  # a user's stop, on_not_learning = "stop", the pruner
             return Decision(Outcome.STOPPED)
         if intent == "pipeline":
             return Decision(Outcome.REQUEUED)

@@ -20,8 +20,8 @@ from cockpit.pipeline.slots import plan_slots
 from cockpit.pipeline.presets import (Preset, PresetError, check_phase_selection, load_preset, phase1_plan,
                                       resolve_preset_path)
 from cockpit.records import PipelineStart, decode_all
-from trainer.contract import (CheckpointStateError, PipelinePaths, RunPaths, find_latest, is_pipeline_dir,
-                              read_checkpoint_state)
+from trainer.contract import (SEARCH_PHASE, SEARCH_PHASE_NAME, CheckpointStateError, PipelinePaths, RunPaths,
+                              find_latest, is_pipeline_dir, read_checkpoint_state)
 from trainer.contract import PIPELINE_ORIGIN
 from trainer.durable import write_atomic
 from trainer.events import read_events
@@ -58,12 +58,14 @@ class PreparedPipeline:
 def parse_phases(text: str | None) -> list[int] | None:
     if not text:
         return None
-    try:
-        phases = sorted({int(p) for p in text.split(",") if p.strip()})
+    try:  # "search" is the search phase (a preset's [search] study), run before phase 1
+        phases = sorted({SEARCH_PHASE if p.strip() == SEARCH_PHASE_NAME else int(p) for p in text.split(",")
+                         if p.strip()})
     except ValueError:
         phases = []
-    if not phases or any(p not in (1, 2, 3, 4) for p in phases):
-        raise PresetError(f"--phases {text!r}: expected comma-separated numbers from 1 to 4")
+    if not phases or any(p not in (SEARCH_PHASE, 1, 2, 3, 4) for p in phases):
+        raise PresetError(f"--phases {text!r}: expected comma-separated phases: {SEARCH_PHASE_NAME} or numbers "
+                          "from 1 to 4")
     return phases
 
 
@@ -176,8 +178,12 @@ def prepare_pipeline(request: PipelineRequest) -> PreparedPipeline:
     preset, warnings = _with_notify_from(preset, preset_file, resumed=False)
     data = _data_to_save(data, preset_file)
     phases = request.phases or preset.pipeline.phases
-    check_phase_selection(phases, f"--phases {','.join(map(str, phases))}" if request.phases else
-                          f"{request.preset}: key 'pipeline.phases' = {phases}")
+    where = f"--phases {','.join(map(str, phases))}" if request.phases else \
+        f"{request.preset}: key 'pipeline.phases' = {phases}"
+    check_phase_selection(phases, where)
+    if SEARCH_PHASE in phases and preset.search is None:
+        raise PresetError(f"{where}: the {SEARCH_PHASE_NAME} phase runs the preset's [search] study, and "
+                          f"{request.preset} has no [search] table (docs/presets.md, 'Search')")
     configs = list(dict.fromkeys(request.configs or [c.name for c in preset.configs]))
     phase1_plan(preset, configs)  # unknown config names are bad input
     if request.pipeline_dir is None:

@@ -16,25 +16,26 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cockpit.pipeline import control
-from cockpit.pipeline.launcher import LaunchError, Launcher, process_start_time
+from cockpit.pipeline.launcher import LaunchError, Launcher
 from cockpit.pipeline.launchers import make_launcher
 from cockpit.pipeline.lock import PipelineLock
 from cockpit.judgements.devices import GPU_UNDERUSED, GpuRule, GpuWatch
 from cockpit.judgements.learning import NOT_LEARNING, LearningRule, LearningWatch
 from cockpit.outlets import Outlet, build_outlets, close_all, drain, fan_out
 from cockpit.pipeline.publisher import ResultsPublisher
-from cockpit.pipeline.reaping import RunReaper
+from cockpit.pipeline.reaping import RunReaper, end_leftover_trainers, launches_of
+from cockpit.pipeline.search_phase import SearchPhase
 from cockpit.pipeline.restarts import RestartPolicy
 from cockpit.pipeline.scheduler import ActiveRun, EventSink, Exited, RunRecord, Scheduler
 from cockpit.pipeline.slots import Slot, plan_slots
 from cockpit.pipeline.presets import PlannedRun, Preset, phase1_plan, seed_runs
 from cockpit.pipeline.watchdog import StallWatchdog
-from cockpit.records import Record, RunDone, RunExit, RunLaunch, decode_all
+from cockpit.records import RunDone, RunLaunch, decode_all
 from trainer.config import config_to_toml
 from trainer.contract import (ENV_ATTEMPT, ENV_FAULT, ENV_STARTUP_GRACE, EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED,
                               EXIT_OK, FINAL_PHASE, FINAL_RUN, PHASE_NAMES, PIPELINE_ORIGIN, PipelinePaths, run_id,
                               split_run_id)
-from trainer.contract import ENSEMBLE_MEAN_LOGIT, Event
+from trainer.contract import ENSEMBLE_MEAN_LOGIT, SEARCH_PHASE, Event
 from trainer.durable import write_atomic
 from trainer.events import EventReader, EventWriter, read_events
 
@@ -48,14 +49,6 @@ class PipelineIOError(RuntimeError):
 
 class PipelineLaunchError(RuntimeError):
     """A run could not be launched (sbatch refused its job): one line, the other runs ended, exit 1 (EXIT_FAILED)."""
-
-
-def launches_of(history: list[Record]) -> tuple[dict[str, RunLaunch], set[tuple[str, int | None]]]:
-    """From an earlier supervisor's pipeline.jsonl: each run's last launch, and the (run, attempt) pairs that
-    exited (a launch without its exit may still be running: a trainer to end, or a Slurm job to adopt)."""
-    launched = {r.run: r for r in history if isinstance(r, RunLaunch)}
-    exited = {(r.run, r.attempt) for r in history if isinstance(r, RunExit)}
-    return launched, exited
 
 
 class Supervisor:
@@ -98,8 +91,11 @@ class Supervisor:
         self.gpus = GpuWatch(GpuRule(self.settings.gpu_underused_pct, self.settings.gpu_underused_window_s))
         # The phases, in the order a pipeline runs them.
         self.phase_table: dict[int, Callable[[], None]] = {
+            SEARCH_PHASE: lambda: self.search.run(bool(self._history)) if self.search else None,
             1: self.screen, 2: self.analyse, 3: self.extend, 4: self.finalise,
         }
+        # The search phase's study (a preset's [search]): its trials are runs; it drives them through tick().
+        self.search = SearchPhase(self) if SEARCH_PHASE in phases else None
 
     @property
     def active(self) -> dict[str, ActiveRun]:
@@ -112,6 +108,8 @@ class Supervisor:
     def on_event(self, origin: str, event: dict[str, Any]) -> None:
         self.view_sink(origin, event)
         fan_out(self.outlets, origin, event)
+        if self.search is not None:
+            self.search.observe(origin, event)
         idle = self.gpus.observe(origin, event)
         if idle is not None:
             self.alert("warn", GPU_UNDERUSED, idle, origin)
@@ -168,7 +166,7 @@ class Supervisor:
         if stale:
             self.alert("info", "control", f"discarded {stale} control command(s) left from before this start")
         if resumed:
-            self._end_leftover_trainers()
+            end_leftover_trainers(self._history, self.alert, self.settings.term_grace_s)
         self.publisher.restore_interrupted_final()
         self._write_summary("running")
         for phase in self.phases:
@@ -218,7 +216,8 @@ class Supervisor:
         if self.reaper.aborted:
             return EXIT_ABORTED, "aborted"
         # A run stopped because it was not learning (on_not_learning = "stop") is the policy working, not a failure.
-        if any(r.status == "failed" or (r.status == "stopped" and r.run_id not in self.learning.judged)
+        policy = set(self.learning.judged) | (self.search.pruned if self.search is not None else set())
+        if any(r.status == "failed" or (r.status == "stopped" and r.run_id not in policy)
                for r in self.records.values()):
             return EXIT_FAILED, "failed"
         return EXIT_OK, "completed"
@@ -285,21 +284,21 @@ class Supervisor:
                 self.preset.same_training(3, FINAL_PHASE, loss, seeds[0]):
             return [rec.run_id for rec in phase3 if rec is not None]
         plans = [PlannedRun(run_id(FINAL_PHASE, config, seed), FINAL_PHASE, config, seed) for seed in seeds]
-        records = [self._record(plan) for plan in plans]
+        records = [self.plan_run(plan) for plan in plans]
         self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
         self._write_summary("running")
         return [r.run_id for r in records if r.status == "completed"]
 
     def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None,
                    ensemble_from: list[str] | None = None) -> None:
-        records = [self._record(p, export_from, ensemble_from) for p in plans]
+        records = [self.plan_run(p, export_from, ensemble_from) for p in plans]
         self.emit(Event.PHASE_START, phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
         self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
         self._write_summary("running")
         self.emit(Event.PHASE_END, phase=phase)
 
     # -- runs ---------------------------------------------------------------------------------
-    def _record(self, plan: PlannedRun, export_from: str | None = None,
+    def plan_run(self, plan: PlannedRun, export_from: str | None = None,
                 ensemble_from: list[str] | None = None) -> RunRecord:
         if plan.run_id not in self.records:
             rec = self.records[plan.run_id] = RunRecord(plan.run_id, plan.phase, plan.config, export_from=export_from,
@@ -310,32 +309,6 @@ class Supervisor:
                 elif isinstance(event, RunLaunch) and event.run == plan.run_id:
                     rec.attempts = max(rec.attempts, event.attempt)
         return self.records[plan.run_id]
-
-    def _end_leftover_trainers(self) -> None:
-        """Trainers launched by a supervisor that died keep running (own session): end them first, so a
-        resumed run never has two writers. A trainer is recognised by the pid and the process start time
-        recorded at launch, never by its command line. They checkpoint on SIGTERM."""
-        launched, exited = launches_of(self._history)
-        for run, launch in launched.items():
-            pid, started = launch.pid, launch.proc_start
-            if (run, launch.attempt) in exited or pid is None or started is None:
-                continue
-            now_started = process_start_time(pid)
-            if now_started is None or abs(now_started - started) > 0.05:
-                continue  # gone, or the pid now names another process
-            self.alert("warn", "orphan", f"{run}: ending pid {pid} left running by the previous supervisor", run)
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            deadline = time.monotonic() + self.settings.term_grace_s
-            while time.monotonic() < deadline and process_start_time(pid) is not None:
-                time.sleep(0.1)
-            if process_start_time(pid) is not None:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def _run_config(self, record: RunRecord, slot: Slot) -> tuple[Path, Any]:
         """Resolve and write the run's run.toml (atomically: a restart may read it while we write)."""
@@ -353,8 +326,8 @@ class Supervisor:
             config = validate_config({**read_toml(source), "run": record.run_id,
                                       "max_eval_samples": phase4.max_eval_samples, **rule}, str(source))
         else:
-            config = self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id,
-                                            record.seed)
+            config = (self.search.run_config(record) if self.search is not None else None) or \
+                self.preset.run_config(record.phase, self.preset.config(record.config), record.run_id, record.seed)
         config.device = slot.device
         config.torch_threads = slot.threads
         if record.run_id == FINAL_RUN:  # not the seed runs a seed ensemble trains in phase 4: p4-final scores them
@@ -425,25 +398,32 @@ class Supervisor:
     def _execute(self, queue: list[RunRecord]) -> None:
         self.scheduler.submit(self._adopt_alive(queue))
         while self.scheduler.busy and not self.reaper.aborted:
-            self._obey_control()
-            if self.interrupted:
-                self.reaper.apply_all(self.scheduler.end_all("pipeline"))
-                self.scheduler.queue.clear()
+            if not self.tick():
                 return
-            self.scheduler.fill_slots()
-            exited, stalled = self.scheduler.poll()
-            for active, restarts in self.scheduler.requeued():
-                self.emit(Event.REQUEUE, run=active.record.run_id, attempt=active.record.attempts, restarts=restarts)
-                active.watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor,
-                                                self.settings.startup_grace_s)  # it starts up again
-            self._report_pending()
-            for active in stalled:
-                exited.append(self.reaper.end_stalled(active))
-            self.reaper.apply_all(exited)
-            self._outlet_alerts()
-            self.on_tick(self)
-            time.sleep(self.poll_s)
         self.scheduler.queue.clear()  # an abort leaves the rest unlaunched
+
+    def tick(self) -> bool:
+        """One scheduling step: obey control, fill free slots, read every run, apply exits and stalls. False once
+        interrupted (the runs were ended and the queue cleared)."""
+        self._obey_control()
+        if self.interrupted:
+            self.reaper.apply_all(self.scheduler.end_all("pipeline"))
+            self.scheduler.queue.clear()
+            return False
+        self.scheduler.fill_slots()
+        exited, stalled = self.scheduler.poll()
+        for active, restarts in self.scheduler.requeued():
+            self.emit(Event.REQUEUE, run=active.record.run_id, attempt=active.record.attempts, restarts=restarts)
+            active.watchdog = StallWatchdog(self.settings.stall_floor_s, self.settings.stall_factor,
+                                            self.settings.startup_grace_s)  # it starts up again
+        self._report_pending()
+        for active in stalled:
+            exited.append(self.reaper.end_stalled(active))
+        self.reaper.apply_all(exited)
+        self._outlet_alerts()
+        self.on_tick(self)
+        time.sleep(self.poll_s)
+        return True
 
     def _report_pending(self) -> None:
         """Say why the scheduler keeps a run waiting (Slurm's pending reason), each time the reason changes."""
@@ -464,6 +444,9 @@ class Supervisor:
                 self.interrupted = "stop_pipeline"
             elif run in self.scheduler.active and cmd in ("stop_run", "restart_run"):
                 exits.append(self.scheduler.end(self.scheduler.active[run], "stop" if cmd == "stop_run" else "restart"))
+        for run in self.search.take_prunes() if self.search is not None else ():  # the study's pruner
+            if run in self.scheduler.active:
+                exits.append(self.scheduler.end(self.scheduler.active[run], "pruned"))
         # Runs judged not learning under on_not_learning = "stop" end as stopped (intent "not_learning").
         while self._not_learning:
             run = self._not_learning.pop(0)
