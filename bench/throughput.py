@@ -2,6 +2,7 @@
 
     python bench/throughput.py [--samples 512] [--threads 2]
     python bench/throughput.py --precision [--samples 512] [--repeats 2]   # goemo-train fp32 vs bf16 autocast
+    python bench/throughput.py --max-tokens-per-batch 320 1024 [--samples 1024] [--repeats 3]  # rows vs budgets
 
 Three trainers see the same seeded GoEmotions subset with the MiniLM encoder:
   (a) reference: transformers Trainer, padding="max_length" 256, per-device batch 4, grad accumulation 4
@@ -14,6 +15,10 @@ Model loading and evaluation are outside the timed window in all three.
 --precision times goemo-train alone on the same rows in fp32 and with bf16 autocast (precision = "no"
 and "bf16"), alternating the two `--repeats` times so that a busy machine slows both alike, and says
 whether the CPU computes bf16 natively (oneDNN's check: AVX512-BF16 or AMX) or emulates it.
+
+--max-tokens-per-batch times goemo-train alone on the same rows with row batches of 16 and with each token
+budget given (max_tokens_per_batch), alternating `--repeats` times, and reports the median samples/s, the
+mean rows per batch (run_start's rows_per_batch) and the padding share of each.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cockpit.records import decode_run  # noqa: E402
-from trainer.contract import EVENTS_FILE  # noqa: E402
+from trainer.contract import EVENTS_FILE, Event  # noqa: E402
 from trainer.events import read_events  # noqa: E402
 
 
@@ -83,17 +88,19 @@ def hf_trainer(texts: list[str], labels: np.ndarray, max_length_padding: bool, t
             "padding_share": 1 - real / computed[0], "seconds": seconds}
 
 
-def goemo_train(n: int, threads: int, precision: str = "auto") -> dict:
-    from trainer.data import length_grouped_batches
+def goemo_train(n: int, threads: int, precision: str = "auto", max_tokens: int = 0) -> dict:
+    from trainer.batches import TrainBatches
 
     out = Path(tempfile.mkdtemp()) / "run"
     env = dict(os.environ, GOEMO_CACHE_DIR=str(out.parent / "cache"), HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "trainer.cli", "--model", "minilm", "--loss", "bce", "--max-train-samples", str(n),
            "--batch-size", "16", "--epochs", "1", "--lr", "1e-4", "--max-eval-samples", "100",
            "--set", "oversampling='none'", "--set", f"torch_threads={threads}", "--set", "seed=0",
-           "--set", "checkpoint_every_steps=0", "--set", f"precision='{precision}'", "--out", str(out)]
+           "--set", "checkpoint_every_steps=0", "--set", f"precision='{precision}'",
+           "--set", f"max_tokens_per_batch={max_tokens}", "--out", str(out)]
     subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    steps = decode_run(read_events(out / EVENTS_FILE)).steps()
+    events = read_events(out / EVENTS_FILE)
+    steps = decode_run(events).steps()
     seconds = sum(r.step_time_s or 0.0 for r in steps)
     samples = sum((r.samples_per_s or 0.0) * (r.step_time_s or 0.0) for r in steps)
     tokens = sum((r.tokens_per_s or 0.0) * (r.step_time_s or 0.0) for r in steps)
@@ -105,10 +112,36 @@ def goemo_train(n: int, threads: int, precision: str = "auto") -> dict:
     os.environ["GOEMO_CACHE_DIR"] = env["GOEMO_CACHE_DIR"]
     ids = tokenize_texts(subset(n).texts, load_tokenizer(resolve_model("minilm")), 128)
     lengths = np.array([len(t) for t in ids])
-    batches = length_grouped_batches(lengths, 16, seed=0, epoch=0)
+    batches = TrainBatches(lengths, seed=0, batch_size=16, max_tokens=max_tokens).epoch(0)
     computed = sum(len(b) * lengths[b].max() for b in batches)
+    start = next(e for e in events if e["type"] == Event.RUN_START)
     return {"samples_per_s": samples / seconds, "tokens_per_s": tokens / seconds,
-            "padding_share": 1 - lengths.sum() / computed, "seconds": seconds}
+            "padding_share": 1 - lengths.sum() / computed, "seconds": seconds, "steps": len(steps),
+            "rows_per_batch": start.get("rows_per_batch"), "precision": start.get("precision")}
+
+
+def compare_batching(n: int, threads: int, budgets: list[int], repeats: int) -> dict:
+    """goemo-train with row batches of 16 and with each token budget, alternating, on the same rows."""
+    import torch
+
+    runs: dict[int, list[dict]] = {budget: [] for budget in [0, *budgets]}
+    for _ in range(repeats):
+        for budget in runs:
+            runs[budget].append(goemo_train(n, threads, "auto", budget))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"threads {threads}; {n} rows, MiniLM, precision auto = {runs[0][0]['precision']}, oversampling off; "
+          f"median of {repeats}")
+    print(f"{'batches':28} {'samples/s (each run)':34} {'median':>7} {'rows/batch':>10} {'steps':>6} {'padding':>8}")
+    results = {}
+    for budget, rs in runs.items():
+        rates = [r["samples_per_s"] for r in rs]
+        name = f"token budget {budget}" if budget else "rows of 16 (default)"
+        results[name] = {"samples_per_s": rates, "median": float(np.median(rates)),
+                         "rows_per_batch": rs[0]["rows_per_batch"], "steps": rs[0]["steps"],
+                         "padding_share": rs[0]["padding_share"]}
+        print(f"{name:28} {', '.join(f'{v:.1f}' for v in rates):34} {np.median(rates):7.1f} "
+              f"{rs[0]['rows_per_batch'] or 0:10.1f} {rs[0]['steps']:6d} {100 * rs[0]['padding_share']:7.1f}%")
+    return results
 
 
 def compare_precision(n: int, threads: int, repeats: int) -> dict:
@@ -136,12 +169,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--precision", action="store_true", help="goemo-train in fp32 against bf16 autocast only")
-    parser.add_argument("--repeats", type=int, default=2, help="with --precision: runs of each precision")
+    parser.add_argument("--repeats", type=int, default=2, help="with --precision or --max-tokens-per-batch: runs "
+                                                              "of each setting")
+    parser.add_argument("--max-tokens-per-batch", type=int, nargs="+", metavar="N",
+                        help="goemo-train with row batches of 16 against these token budgets only")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.precision:
-        results = compare_precision(args.samples, args.threads, args.repeats)
+    if args.precision or args.max_tokens_per_batch:
+        results = (compare_precision(args.samples, args.threads, args.repeats) if args.precision
+                   else compare_batching(args.samples, args.threads, args.max_tokens_per_batch, args.repeats))
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         return
