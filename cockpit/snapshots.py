@@ -275,6 +275,7 @@ class PipelineView:
     hosts: tuple[HostDevices, ...] = ()  # other hosts' devices, from the live runs' device events
     groups: tuple[LeaderRow, ...] = ()  # the leaderboard by config when a phase runs several seeds; else empty
     decisions: tuple[str, ...] = ()  # summary.json's selection decisions, in words
+    study: StudyView | None = None  # the search phase's study; None when the pipeline has none
 
     @property
     def ranking_label(self) -> str:
@@ -287,3 +288,33 @@ class PipelineView:
     @property
     def active_stalls(self) -> tuple[StallAlert, ...]:
         return tuple(s for s in self.stalls if s.active)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial of the search phase's study, as the trials table shows it."""
+    trial: int
+    run: str
+    params: str  # ``lr=3e-05 gamma=2``: the sampled parameters, by name
+    state: str  # running | complete | pruned | failed
+    value: float | None  # complete: the run's best dev score; pruned: its last reported; running: its latest report
+    step: int | None  # pruned: where the pruner stopped it; running: its latest reported eval's step
+    retry_of: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """The search phase's Optuna study (issue 21), folded from search_trial / search_report / search_end."""
+    trials: tuple[TrialRow, ...]
+    best_so_far: SeriesView  # x: trial number of each finished trial; y: the best complete trial's value by then
+    importances: tuple[tuple[str, float], ...]  # most important first; () below two complete trials
+    best_trial: int | None
+    best_run: str | None
+    best_params: tuple[tuple[str, object], ...]
+    best_value: float | None
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    ended: bool = False
+    reason: str = ""  # why the study ended ("n_trials", "timeout", "failures", "interrupted"); "" while it runs

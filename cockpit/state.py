@@ -33,11 +33,13 @@ from cockpit.records import (Alert, BadEvent, DataRecord, EvalRecord, PhaseEnd, 
                              PipelineStart, Record, Requeue, Restart, RunDone, RunEnd, RunLaunch, RunPending,
                              RunStart, Stall, StepRecord, decode)
 from cockpit.records.decode import event_time
+from cockpit.records.search_events import SearchEnd, SearchReport, SearchTrial
 from cockpit.records.values import integer as _int, number as _num, text as _str
 from cockpit.records.values import threshold as _threshold
 from cockpit.run_state import RUN_STATUSES, TERMINAL, RunState, run_total_steps
 from cockpit.tail import PRESET_ORIGIN, SUMMARY_ORIGIN
 from cockpit.snapshots import OversampleRow, PipelineView, RunView, SourceRow, StallAlert
+from cockpit.study_state import StudyState
 from trainer.contract import (DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY, GRAD_ALERT_CODES, GRAD_VANISHING_BELOW,
                               PIPELINE_ORIGIN, SELECT_BY, threshold_key)
 from trainer.contract import Event
@@ -51,8 +53,6 @@ __all__ = ["PIPELINE_IGNORED", "PRESET_ORIGIN", "RUN_STATUSES", "SUMMARY_ORIGIN"
 # Contract event types no view needs; every other type has a handler below.
 PIPELINE_IGNORED = frozenset({
     Event.RUN_EXIT,  # the outcome arrives as run_done (or restart); an exit code alone changes nothing shown
-    # The search phase (issue 21): no view shows a study yet; the study view will handle these.
-    Event.SEARCH_TRIAL, Event.SEARCH_REPORT, Event.SEARCH_END,
 })
 TRAINER_IGNORED = frozenset({
     Event.ACTIVITY,  # the watchdog's deadline; progress shows through step events
@@ -63,6 +63,10 @@ TRAINER_IGNORED = frozenset({
 def _select_by(value: Any) -> str | None:
     """A select_by the contract knows ("f1@primary" or "tuned_cv"), or None."""
     return value if isinstance(value, str) and value in SELECT_BY else None
+
+
+def _fold_study(state: PipelineState, record: SearchTrial | SearchReport | SearchEnd) -> None:
+    state.study.apply(record)  # the search phase's study folds apart (cockpit.study_state)
 
 
 def source_rows_of(data: DataRecord) -> tuple[SourceRow, ...]:
@@ -94,6 +98,7 @@ class PipelineState:
         self._oversampling_t = float("inf")
         self.sources: tuple[SourceRow, ...] = ()  # from the same first data event as oversampling
         self.taxonomy = ""
+        self.study = StudyState()
         # source name -> (t, run, macro-F1 by threshold) of its latest dev eval by time, whichever run wrote
         # it: the sources table is the pipeline's, like oversampling, and a watcher wants the newest number
         # (the run it came from shows beside it).
@@ -356,6 +361,7 @@ class PipelineState:
         Event.ALERT: _pipeline_alert,
         Event.PHASE_END: _phase_end,
         Event.PIPELINE_END: _pipeline_end,
+        Event.SEARCH_TRIAL: _fold_study, Event.SEARCH_REPORT: _fold_study, Event.SEARCH_END: _fold_study,
     }
     """pipeline.jsonl event type -> the handler of its record; PIPELINE_IGNORED lists the rest of the contract's types."""
 
@@ -409,4 +415,5 @@ class PipelineState:
             sources=self.source_rows(), taxonomy=self.taxonomy, select_by=self.select_by,
             hosts=host_devices(self.runs.values(), self.local_host),
             groups=seed_groups(self.summary, self.primary), decisions=decisions(self.summary),
+            study=self.study.snapshot(),
         )
