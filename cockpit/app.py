@@ -314,6 +314,7 @@ class CockpitApp(App[None]):
         from cockpit.screens.help import HelpScreen
         from cockpit.screens.modals import AttachScreen, ConfirmScreen, DumpScreen
         from cockpit.screens.run_detail import RunDetailScreen
+        from cockpit.screens.study import StudyScreen
         from cockpit.widgets.tables import SnapshotTable
 
         from cockpit.screens.phase_picker import PhasePickerScreen
@@ -321,6 +322,7 @@ class CockpitApp(App[None]):
         self.push_screen(HelpScreen([("app", CockpitApp), ("textual", App), ("picker", PhasePickerScreen),
                                      ("dashboard", DashboardScreen),
                                      ("run detail", RunDetailScreen), ("compare", CompareScreen),
+                                     ("study", StudyScreen),
                                      ("tables", SnapshotTable),
                                      ("confirm", ConfirmScreen), ("stack dump", DumpScreen),
                                      ("attach", AttachScreen), ("help", HelpScreen)]))

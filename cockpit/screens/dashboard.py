@@ -71,6 +71,8 @@ class DashboardScreen(Screen[None]):
         Binding("c", "compare", "Compare", id="dashboard.compare", show=False,
                 tooltip="This pipeline beside the others in the runs folder: dev F1 per config, final test, "
                         "per-label deltas, mean ± std over seeds"),
+        Binding("t", "study", "Trials", id="dashboard.study", show=False,
+                tooltip="The search phase's study: trials, best so far, importances, the best config"),
     ]
 
     wide: reactive[bool] = reactive(False, init=False)
@@ -226,3 +228,8 @@ class DashboardScreen(Screen[None]):
         followed = getattr(self.app, "pipeline_dir", None)
         self.app.push_screen(CompareScreen(dirs=[followed] if followed is not None else [],
                                            runs_dir=getattr(self.app, "runs_dir", None)))
+
+    def action_study(self) -> None:
+        from cockpit.screens.study import StudyScreen
+
+        self.app.push_screen(StudyScreen(getattr(self.app, "pipeline_dir", None)))

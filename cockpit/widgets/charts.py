@@ -42,9 +42,12 @@ class LineChart(Widget):
     """
 
     def __init__(self, title: str = "", *, colour_offset: int = 0, empty_text: str = "no data yet",
-                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        """colour_offset: the series-N component class the first series takes (a lone F1 curve: 2)."""
+                 x_label: str = "step", name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        """colour_offset: the series-N component class the first series takes (a lone F1 curve: 2); x_label: what
+        x counts, in the legend row ("trial" for a study's best-so-far curve)."""
         super().__init__(name=name, id=id, classes=classes)
+        self.x_label = x_label
         self.border_title = title
         self.colour_offset = colour_offset
         self.empty_text = empty_text
@@ -54,7 +57,7 @@ class LineChart(Widget):
         self._strips_size: tuple[int, int] = (0, 0)
 
     def plot(self, series: Sequence[SeriesView], legend: Sequence[str] = (), *, title: str | None = None) -> None:
-        """Show these series (x = step); redraws only when something changed."""
+        """Show these series (x = x_label, a step unless told); redraws only when something changed."""
         series, legend = tuple(series), tuple(legend)
         if title is not None and title != self.border_title:
             self.border_title = title
@@ -95,7 +98,7 @@ class LineChart(Widget):
                 chars.append(ch)
             segments.append(Segment("".join(chars), styles[run_owner % 3] if run_owner >= 0 else axis))
             strips.append(_strip(segments, width, base))
-        legend = [Segment(" " * AXIS_WIDTH + f"step {x0:.0f}–{x1:.0f}  ", axis)]
+        legend = [Segment(" " * AXIS_WIDTH + f"{self.x_label} {x0:.0f}–{x1:.0f}  ", axis)]
         for i, name in enumerate(self._legend):
             legend += [Segment("━ ", styles[i % 3]), Segment(f"{name}  ", axis)]
         strips.append(_strip(legend, width, base))

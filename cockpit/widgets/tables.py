@@ -18,7 +18,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from cockpit.snapshots import (SECONDARY_THRESHOLD, TUNED_CV_LABEL, LeaderRow, OversampleRow, RunView, SourceRow,
-                           dropped_text, f1_at, ranking_label, train_rows_text)
+                               TrialRow, dropped_text, f1_at, ranking_label, train_rows_text)
 from trainer.contract import DEFAULT_PRIMARY_THRESHOLD, DEFAULT_SELECT_BY
 from trainer.contract import TUNED_CV_FIELD
 from cockpit.widgets.format import DASH, fmt_delta, fmt_duration, fmt_float
@@ -374,3 +374,19 @@ class FinalLabelsTable(SnapshotTable):
         return (label, _right(fmt_float(threshold, 2)), _right(fmt_float(precision, 3)),
                 _right(fmt_float(recall, 3)), _right(f"{fmt_float(f1, 3)}{interval}"),
                 _right(DASH if support is None else str(support)))
+
+
+class TrialsTable(SnapshotTable):
+    """The search phase's trials: number, run, state, objective, pruned step, sampled parameters (last: free text).
+    A running trial shows its latest report to the pruner, with that eval's step."""
+
+    COLUMNS = (("trial", "#"), ("run", "run"), ("state", "state"), ("value", "value"), ("step", "step"),
+               ("params", "params"))
+
+    def show(self, rows: Sequence[TrialRow]) -> None:
+        self.set_rows([(str(r.trial), (r.trial, r.run, r.state, r.value, r.step, r.params)) for r in rows])
+
+    def format_row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        trial, run, state, value, step, params = values
+        return (_right(str(trial)), run, state, _right(fmt_float(value)), _right(DASH if step is None else str(step)),
+                params)
