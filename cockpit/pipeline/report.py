@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.leaderboard import vs_leader_text
+from cockpit.pipeline.report_search import search_section
 from cockpit.records import read_run_history
 from cockpit.records.evals import interval
 from cockpit.state import PipelineState
@@ -359,6 +360,7 @@ def write_report(pipeline_dir: Path) -> Path:
         arrays = ", ".join(f"`{FINAL_DIR}/{name}`" for name in PROBS_FILES)
         parts += ["", f"Recompute: {arrays} with `{FINAL_DIR}/{THRESHOLDS_FILE}`.", ""]
         parts += final_labels_markdown(pipeline_dir)
+    parts += search_section(pipeline_dir, plt)
     parts += data_markdown(pipeline_dir, primary)
     parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     path = paths.report
