@@ -71,7 +71,8 @@ class DashboardScreen(Screen[None]):
         Binding("c", "compare", "Compare", id="dashboard.compare", show=False,
                 tooltip="This pipeline beside the others in the runs folder: dev F1 per config, final test, "
                         "per-label deltas, mean ± std over seeds"),
-        Binding("t", "study", "Trials", id="dashboard.study", show=False,
+        # In the footer only when the pipeline has a search phase (check_action).
+        Binding("t", "study", "Trials", id="dashboard.study",
                 tooltip="The search phase's study: trials, best so far, importances, the best config"),
     ]
 
@@ -82,6 +83,7 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self.set_reactive(DashboardScreen.wide, self.app.size.width >= WIDE_COLUMNS)
         self._texts: dict[Static, str] = {}
+        self._has_study = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -151,6 +153,9 @@ class DashboardScreen(Screen[None]):
         if snap is None or not self.is_current:
             return
         self._set_text("#pipeline-line", pipeline_line(snap), layout=False)  # always one line
+        if (snap.study is not None) != self._has_study:
+            self._has_study = snap.study is not None
+            self.refresh_bindings()
         self.query_one(StallBanner).show(snap.stalls)
         runs = self.query_one(RunsTable)
         runs.show(snap.runs, snap.primary)
@@ -228,6 +233,9 @@ class DashboardScreen(Screen[None]):
         followed = getattr(self.app, "pipeline_dir", None)
         self.app.push_screen(CompareScreen(dirs=[followed] if followed is not None else [],
                                            runs_dir=getattr(self.app, "runs_dir", None)))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self._has_study if action == "study" else True
 
     def action_study(self) -> None:
         from cockpit.screens.study import StudyScreen

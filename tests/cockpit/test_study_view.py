@@ -96,19 +96,42 @@ def test_c_writes_the_best_config_and_says_where(searched: Path, make_test_app) 
     assert told == [f"wrote {searched / BEST_CONFIG_FILE}"]
 
 
-def test_a_pipeline_without_search_says_so(finished_pipeline: Path, make_test_app) -> None:
+def test_a_pipeline_without_search_has_no_trials_key_and_its_study_screen_says_so(finished_pipeline: Path,
+                                                                                   make_test_app) -> None:
+    from pilot_helpers import wait_loaded
     from textual.widgets import Static
 
+    from cockpit.screens.study import StudyScreen
+
     app = make_test_app(finished_pipeline)
-    line: list[str] = []
+    seen: list[object] = []
 
     async def scenario() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
-            await _study_screen(pilot)
-            line.append(str(app.screen.query_one("#study-line", Static).render()))
+            await _study_screen(pilot)  # t does nothing here
+            seen.append(type(app.screen).__name__)
+            seen.append("t" in {b.binding.key for b in app.active_bindings.values()})
+            await app.push_screen(StudyScreen(finished_pipeline))
+            await wait_loaded(pilot)
+            seen.append(str(app.screen.query_one("#study-line", Static).render()))
             await pilot.press("c")
             await pilot.pause()
 
     asyncio.run(scenario())
-    assert line == [NO_STUDY]
+    assert seen == ["DashboardScreen", False, NO_STUDY]
     assert not (finished_pipeline / BEST_CONFIG_FILE).exists()
+
+
+def test_a_search_pipeline_shows_the_trials_key(searched: Path, make_test_app) -> None:
+    from pilot_helpers import wait_loaded
+
+    app = make_test_app(searched)
+    shown: list[bool] = []
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_loaded(pilot)
+            shown.append(any(b.binding.key == "t" and b.enabled for b in app.active_bindings.values()))
+
+    asyncio.run(scenario())
+    assert shown == [True]
