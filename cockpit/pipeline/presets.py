@@ -100,6 +100,9 @@ class PipelineSettings(BaseModel):
         "retrain", description="retrain: a p4-final run with [phase4] keys; reuse: export the best run as it is; "
                                "ensemble: average the probabilities of the top_k runs, each at its best checkpoint; "
                                "seed_ensemble: the best config with phase 4's seeds (k >= 2), logits averaged")
+    onnx: Literal["auto", "off"] = Field(
+        "auto", description="auto: when the onnx extra is installed, final/ also gets its ONNX and int8 copies "
+                            "(goemo-export-onnx, scored per backend); off: only the safetensors")
     seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="seeds per config run (a phase table's own 'seeds' wins): "
                                                           "k > 1 runs each config k times, p1-bce-s42, p1-bce-s43, "
                                                           "..., and the leaderboard ranks the configs by their mean")

@@ -3,9 +3,12 @@ reader (or a kill) never sees half a file and never loses the previous complete 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -152,6 +155,25 @@ class ResultsPublisher:
         swap_folder(tmp, final)  # at every moment a complete final/ or final.old/ exists
         write_json_atomic(self.paths.summary_final, record)
         return record
+
+    def wants_onnx(self) -> bool:
+        """`onnx = "auto"` and the onnx extra installed (ONNX Runtime and its quantiser's onnx)."""
+        return self.settings.onnx == "auto" and all(importlib.util.find_spec(m) is not None
+                                                    for m in ("onnxruntime", "onnx"))
+
+    def add_onnx(self, timeout_s: float = 1800.0) -> str | None:
+        """ONNX and int8 copies beside final/'s safetensors, made by goemo-export-onnx in a process of its own
+        (the supervisor never imports torch); returns what went wrong, or None. final/ stays usable by the torch
+        backend whatever happens here."""
+        command = [sys.executable, "-m", "trainer.onnx_export", "--model", str(self.paths.final)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return f"goemo-export-onnx took over {timeout_s:.0f} s"
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            return lines[-1] if lines else f"goemo-export-onnx exited {done.returncode}"
+        return None
 
     def restore_interrupted_final(self) -> None:
         """A kill between the two renames above leaves only final.old/: put it back."""

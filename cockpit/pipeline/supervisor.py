@@ -263,36 +263,51 @@ class Supervisor:
                 self.alert("error", "no_candidate", "no completed run to average for the ensemble final")
                 return
             config, ensemble_from = "+".join(name for name, _ in members), [run for _, run in members]
-        elif self.settings.final == "seed_ensemble":
-            ensemble_from = self._seed_members(best)
+        announced = False
+        if self.settings.final == "seed_ensemble":
+            ensemble_from, announced = self._seed_members(best)
             if not ensemble_from:
                 self.alert("error", "no_candidate", f"no seed of {best} completed: nothing to average")
+                if announced:
+                    self.emit(Event.PHASE_END, phase=FINAL_PHASE)
                 return
         self._run_phase(FINAL_PHASE, [PlannedRun(FINAL_RUN, FINAL_PHASE, config)], export_from=export_from,
-                        ensemble_from=ensemble_from)
+                        ensemble_from=ensemble_from, announce=not announced)
         if self.records[FINAL_RUN].status == "completed":
             self.publisher.publish_final(config, "+".join(ensemble_from) or export_from or FINAL_RUN)
+            if self.publisher.wants_onnx():
+                self.alert("info", "onnx", "exporting final/ to ONNX (goemo-export-onnx: the int8 copy is scored)")
+                problem = self.publisher.add_onnx()
+                self.alert("warn" if problem else "info", "onnx",
+                           f"final/ has no ONNX copy: {problem}; goemo-predict uses torch (goemo-export-onnx "
+                           f"--model {self.paths.final} makes one)" if problem else "final/ has its ONNX copies")
 
-    def _seed_members(self, config: str) -> list[str]:
+    def _seed_members(self, config: str) -> tuple[list[str], bool]:
         """The seed ensemble's members: the config trained with phase 4's seeds. Phase 3's seed group is reused
         where it trained exactly what phase 4 would (same keys but the run id); otherwise the seeds are trained
-        now as runs of phase 4 (p4-bce-s42, ...). Members that failed for good are left out."""
+        now as runs of phase 4 (p4-bce-s42, ...), which starts phase 4. Members that failed for good are left out.
+        Returns the members and whether phase 4 has started."""
         loss = self.preset.config(config)
         seeds = self.preset.run_seeds(FINAL_PHASE, loss)
         phase3 = [self.records.get(run_id(3, config, seed)) for seed in seeds]
         if all(rec is not None and rec.status == "completed" for rec in phase3) and \
                 self.preset.same_training(3, FINAL_PHASE, loss, seeds[0]):
-            return [rec.run_id for rec in phase3 if rec is not None]
+            return [rec.run_id for rec in phase3 if rec is not None], False
         plans = [PlannedRun(run_id(FINAL_PHASE, config, seed), FINAL_PHASE, config, seed) for seed in seeds]
         records = [self.plan_run(plan) for plan in plans]
+        # Phase 4 starts with its members: the views show phase 4 while they train, then p4-final.
+        self.emit(Event.PHASE_START, phase=FINAL_PHASE, name=PHASE_NAMES[FINAL_PHASE],
+                  runs=[r.run_id for r in records] + [FINAL_RUN])
         self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
         self._write_summary("running")
-        return [r.run_id for r in records if r.status == "completed"]
+        return [r.run_id for r in records if r.status == "completed"], True
 
     def _run_phase(self, phase: int, plans: list[PlannedRun], export_from: str | None = None,
-                   ensemble_from: list[str] | None = None) -> None:
+                   ensemble_from: list[str] | None = None, announce: bool = True) -> None:
+        """Run a phase's planned runs; ``announce``: emit its phase_start (False: the phase already began)."""
         records = [self.plan_run(p, export_from, ensemble_from) for p in plans]
-        self.emit(Event.PHASE_START, phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
+        if announce:
+            self.emit(Event.PHASE_START, phase=phase, name=PHASE_NAMES[phase], runs=[r.run_id for r in records])
         self._execute([r for r in records if r.status not in ("completed", "failed", "stopped")])
         self._write_summary("running")
         self.emit(Event.PHASE_END, phase=phase)

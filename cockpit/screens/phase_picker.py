@@ -34,7 +34,9 @@ def planned_work(preset: Preset, phases: list[int], configs: list[str]) -> list[
     for phase in phases:
         if phase == 1:
             s = {**preset.defaults, **preset.phase1}
-            lines.append(f"1 {PHASE_NAMES[1]:8} {len(configs)} runs · {s.get('model', 'minilm')} · {_rows(s)} · "
+            k = preset.seeds(1)
+            runs = f"{len(configs)} runs" if k == 1 else f"{len(configs)} configs × {k} seeds"
+            lines.append(f"1 {PHASE_NAMES[1]:8} {runs} · {s.get('model', 'minilm')} · {_rows(s)} · "
                          f"{s.get('epochs', 1)} epoch(s)")
         elif phase == 2:
             lines.append(f"2 {PHASE_NAMES[2]:8} rank by dev F1@{preset.pipeline.primary_threshold:g} · "
@@ -42,7 +44,8 @@ def planned_work(preset: Preset, phases: list[int], configs: list[str]) -> list[
         elif phase == 3:
             s = {**preset.defaults, **preset.phase3}
             k = min(preset.pipeline.top_k, len(configs))
-            lines.append(f"3 {PHASE_NAMES[3]:8} top {k} runs · {_rows(s)} · {s.get('epochs', 1)} epoch(s)")
+            seeds = f" × {preset.seeds(3)} seeds" if preset.seeds(3) > 1 else ""
+            lines.append(f"3 {PHASE_NAMES[3]:8} top {k} runs{seeds} · {_rows(s)} · {s.get('epochs', 1)} epoch(s)")
         elif phase == 4:
             if preset.pipeline.final == "reuse":
                 lines.append(f"4 {PHASE_NAMES[4]:8} export best run · thresholds on dev · test once")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from tests.conftest import REPO, train_env
 from trainer.contract import ENSEMBLE_MEAN_LOGIT
+from trainer.events import read_events
 from trainer.metrics import tuned_summary
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +23,7 @@ def test_seeds_group_the_leaderboard_and_a_seed_ensemble_averages_the_winners_lo
     runs = tmp_path / "runs"
     res = subprocess.run([sys.executable, "-m", "cockpit.cli", "--headless", "--preset", "smoke", "--runs-dir",
                           str(runs), "--phases", "1,2,4", "--configs", "bce,asl", "--set", "pipeline.seeds=2",
-                          "--set", "pipeline.final=seed_ensemble"],
+                          "--set", "pipeline.final=seed_ensemble", "--set", "pipeline.onnx=auto"],
                          capture_output=True, text=True, timeout=600, cwd=REPO, env=train_env())
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     pdir = next(p for p in runs.iterdir() if p.is_dir())
@@ -45,6 +47,10 @@ def test_seeds_group_the_leaderboard_and_a_seed_ensemble_averages_the_winners_lo
     members = [m["run"] for m in final["members"]]
     assert final["mode"] == "seed_ensemble" and final["config"] == best
     assert members == [f"p4-{best}-s42", f"p4-{best}-s43"] and final["ensemble_rule"] == ENSEMBLE_MEAN_LOGIT
+    events = read_events(pdir / "pipeline.jsonl")  # phase 4 starts once, before its members train
+    starts = [i for i, e in enumerate(events) if e["type"] == "phase_start" and e["phase"] == 4]
+    launch = next(i for i, e in enumerate(events) if e["type"] == "run_launch" and e["run"] == members[0])
+    assert len(starts) == 1 and starts[0] < launch and events[starts[0]]["runs"] == [*members, "p4-final"]
     ensemble = json.loads((pdir / "final" / "ensemble.json").read_text())
     assert ensemble["ensemble_rule"] == ENSEMBLE_MEAN_LOGIT
     # The test F1 recomputes from final/*.npy and the shipped thresholds.
@@ -58,6 +64,12 @@ def test_seeds_group_the_leaderboard_and_a_seed_ensemble_averages_the_winners_lo
 
     predictor = Predictor(pdir / "final", backend="torch")
     assert predictor.rule == ENSEMBLE_MEAN_LOGIT and len(predictor.predict(["I love this!"])) == 1
+    # onnx = "auto" with the onnx extra installed: the pipeline exported the ensemble's ONNX copies itself.
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        assert (pdir / "final" / "onnx.json").is_file(), res.stdout[-2000:]
+        onnx = Predictor(pdir / "final", backend="onnx")
+        assert onnx.rule == ENSEMBLE_MEAN_LOGIT
+        assert np.allclose(onnx.probabilities(["I love this!"]), predictor.probabilities(["I love this!"]), atol=1e-4)
 
 
 def test_a_seed_ensemble_reuses_phase_3s_seeds_only_when_they_trained_what_phase_4_would() -> None:
