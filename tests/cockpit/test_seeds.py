@@ -15,19 +15,10 @@ import pytest
 from scipy.stats import t as student_t
 
 import fake_seeds
+from test_paired import macro_f1  # the hand computation the paired bootstrap is checked against
 from cockpit.judgements.paired import paired_bootstrap, pooled_bootstrap
 from cockpit.judgements.seeds import decision, group_rows, seed_stats
 from trainer.contract import run_id, run_seed, split_run_id
-
-
-def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
-    """By hand: per label 2tp / (true + predicted), 0/0 as 0, then the mean."""
-    scores = []
-    for j in range(y.shape[1]):
-        tp = int(np.sum(y[:, j] & pred[:, j]))
-        den = int(y[:, j].sum() + pred[:, j].sum())
-        scores.append(2 * tp / den if den else 0.0)
-    return sum(scores) / len(scores)
 
 
 def _model(rng: np.random.Generator, y: np.ndarray, skill: float) -> np.ndarray:
