@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cockpit.pipeline.presets import LossConfig, PipelineSettings, PlannedRun, Preset
-from cockpit.pipeline.reaping import RunReaper
+from cockpit.pipeline.reaping import INTENT_REASONS, RunReaper
 from cockpit.pipeline.scheduler import RunRecord, Scheduler
-from cockpit.records import EvalRecord, decode, read_run_history
+from cockpit.records import EvalRecord, RunDone, RunExit, decode, read_run_history
+from cockpit.records.search_events import SearchReport, SearchTrial
 from trainer.config import RunConfig
 from trainer.contract import SEARCH_PHASE, SEARCH_PHASE_NAME, Event
 
@@ -67,13 +68,15 @@ class SearchPhase:
         self.pruned: set[str] = set()  # runs ended by the pruner: the policy working, not a failure
 
     # -- the phase ---------------------------------------------------------------------------------
-    def run(self, resumed: bool) -> None:
+    def run(self, history: list[Any]) -> None:
+        """The phase; ``history``: the records of an earlier supervisor's pipeline.jsonl (empty on a first start)."""
         from cockpit.search.study import SearchStudy
 
         sup = self.sup
         self.study = SearchStudy(sup.dir, self.space)
         sup.emit(Event.PHASE_START, phase=SEARCH_PHASE, name=SEARCH_PHASE_NAME, runs=[])
-        if resumed:
+        if history:
+            self._settle(history)
             for lost in self.study.recover(max_retries=sup.settings.max_restarts):
                 sup.alert("warn", "search", f"trial {lost.number} ({lost.run}) was running when the supervisor "
                                             f"stopped: {'retried' if lost.retried else 'failed for good'}", lost.run)
@@ -94,6 +97,40 @@ class SearchPhase:
             self.study.close()
         sup.emit(Event.PHASE_END, phase=SEARCH_PHASE)
 
+    def _settle(self, history: list[Any]) -> None:
+        """Trials whose run ended before the supervisor died, without the study hearing it (a kill between the
+        run's run_done and the tell): told now as their run ended, so a pruned trial is not retried."""
+        from cockpit.search.study import trial_fields
+        from cockpit.search.trials import best_objective
+
+        ended: dict[str, tuple[str, str | None] | None] = {}  # run -> (run_done status, exit reason) or None
+        reason: dict[str, str | None] = {}  # run -> its last run_exit's reason
+        step: dict[str, int] = {}  # run -> its last reported step
+        for record in history:
+            if isinstance(record, SearchTrial) and record.state == "running":
+                ended[record.run] = None  # launched (again): what came before belongs to an earlier trial
+            elif isinstance(record, RunExit):
+                reason[record.run] = record.reason
+            elif isinstance(record, RunDone) and record.run in ended:
+                ended[record.run] = (record.status, reason.get(record.run))
+            elif isinstance(record, SearchReport) and record.run is not None:
+                step[record.run] = record.step
+        for row in self.study.trials_table():
+            outcome = ended.get(row.run) if row.state == "running" else None
+            if outcome is None:
+                continue
+            status, why = outcome
+            if status == "stopped" and why == INTENT_REASONS[PRUNED]:
+                self.study.settle(row.number, "pruned", step=step.get(row.run))
+                self.pruned.add(row.run)
+            elif status == "completed":
+                evals = read_run_history(self.sup.dir, row.run).dev_evals()
+                value = best_objective(evals, self.space.objective, self.sup.settings.primary_threshold)
+                self.study.settle(row.number, "complete", value=value)
+            else:
+                self.study.settle(row.number, "failed")
+            self.sup.emit(Event.SEARCH_TRIAL, **trial_fields(self.study.row(row.number)))
+
     def _known_trials(self) -> None:
         """At --resume: the runs of the trials an earlier supervisor told, back on the leaderboard."""
         from cockpit.search.trials import trial_config
@@ -102,6 +139,8 @@ class SearchPhase:
             if row.state != "running":
                 config = self._register(row.number, row.params, trial_config(self.sup.preset, row.params))
                 self.sup.plan_run(PlannedRun(row.run, SEARCH_PHASE, config.name))
+            if row.state == "pruned":  # stopped by the pruner before the restart: the policy, not a failure
+                self.pruned.add(row.run)
 
     def _launch(self, asked: Any) -> None:
         from cockpit.search.study import trial_fields

@@ -91,7 +91,7 @@ class Supervisor:
         self.gpus = GpuWatch(GpuRule(self.settings.gpu_underused_pct, self.settings.gpu_underused_window_s))
         # The phases, in the order a pipeline runs them.
         self.phase_table: dict[int, Callable[[], None]] = {
-            SEARCH_PHASE: lambda: self.search.run(bool(self._history)) if self.search else None,
+            SEARCH_PHASE: lambda: self.search.run(self._history) if self.search else None,
             1: self.screen, 2: self.analyse, 3: self.extend, 4: self.finalise,
         }
         # The search phase's study (a preset's [search]): its trials are runs; it drives them through tick().

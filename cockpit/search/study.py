@@ -194,6 +194,18 @@ class SearchStudy:
         except KeyError:
             raise KeyError(f"trial {number} is not running in this study") from None
 
+    def settle(self, number: int, state: str, value: float | None = None, step: int | None = None) -> str:
+        """A trial a dead supervisor left running whose run had already ended (its run_done is in pipeline.jsonl,
+        the tell never reached the study): tell it now as the run ended, before `recover` would retry it.
+        ``state``: "complete" (with its value), "pruned" (at ``step``) or "failed"."""
+        if state == STATE_WORDS[TrialState.PRUNED]:
+            if step is not None:
+                Trial(self.study, self.study.trials[number]._trial_id).set_user_attr(PRUNED_STEP_ATTR, step)
+            return self.tell_pruned(number, step)
+        if state == STATE_WORDS[TrialState.COMPLETE]:
+            return self.tell_complete(number, value)
+        return self.tell_failed(number)
+
     def recover(self, max_retries: int) -> list[Recovered]:
         """At ``--resume``: trials a dead supervisor left running are marked failed, and those with retries left
         (at most ``max_retries`` each, the restart budget) are queued again with the same params and run, so the
