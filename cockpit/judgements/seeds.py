@@ -122,10 +122,12 @@ def _group_status(statuses: list[str]) -> str:
     return next((s for s in ("running", "queued", "failed", "stopped") if s in statuses), statuses[0])
 
 
-def pooled_against_leader(groups: list[dict[str, Any]], run_dir: Callable[[str], Path], threshold: float
-                          ) -> list[dict[str, Any]]:
-    """Each group of a phase with ``vs_leader``: its pooled paired Δ dev macro-F1 against the phase's first group,
-    {"delta", "low", "high", "tied"}; None for each phase's leader and where the rows cannot be paired."""
+Members = Callable[[dict[str, Any]], list[tuple[np.ndarray, np.ndarray]]]
+
+
+def group_members(run_dir: Callable[[str], Path]) -> Members:
+    """A group's seeds as (dev probabilities, labels) of their best checkpoints, each run's files read once however
+    many comparisons use them (against the leader, against the baseline); runs without them are left out."""
     probs: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
     def members(group: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -134,6 +136,12 @@ def pooled_against_leader(groups: list[dict[str, Any]], run_dir: Callable[[str],
                 probs[run] = best_dev_probs(run_dir(run))
         return [p for p in (probs[r] for r in group["runs"]) if p is not None]
 
+    return members
+
+
+def pooled_against_leader(groups: list[dict[str, Any]], members: Members, threshold: float) -> list[dict[str, Any]]:
+    """Each group of a phase with ``vs_leader``: its pooled paired Δ dev macro-F1 against the phase's first group,
+    {"delta", "low", "high", "tied"}; None for each phase's leader and where the rows cannot be paired."""
     leaders: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     out = []
     for group in groups:
@@ -147,21 +155,13 @@ def pooled_against_leader(groups: list[dict[str, Any]], run_dir: Callable[[str],
     return out
 
 
-def pooled_against_baseline(groups: list[dict[str, Any]], baseline: tuple[int, str],
-                            run_dir: Callable[[str], Path], threshold: float) -> list[dict[str, Any]]:
+def pooled_against_baseline(groups: list[dict[str, Any]], baseline: tuple[int, str], members: Members,
+                            threshold: float) -> list[dict[str, Any]]:
     """Each group with ``vs_baseline``: its pooled paired Δ against the baseline group (phase 1's bce), as
     ``vs_leader``; None for the baseline itself and where the rows cannot be paired."""
     base = next((g for g in groups if (g["phase"], g["config"]) == baseline), None)
     if base is None:
         return [{**g, "vs_baseline": None} for g in groups]
-    cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-
-    def members(group: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
-        for run in group["runs"]:
-            if run not in cache:
-                cache[run] = best_dev_probs(run_dir(run))
-        return [p for p in (cache[r] for r in group["runs"]) if p is not None]
-
     reference = members(base)
     out = []
     for group in groups:

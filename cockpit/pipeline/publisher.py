@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cockpit.judgements.paired import against_leader
-from cockpit.judgements.seeds import decision, group_rows, pooled_against_baseline, pooled_against_leader
+from cockpit.judgements.seeds import (decision, group_members, group_rows, pooled_against_baseline,
+                                     pooled_against_leader)
 from cockpit.pipeline.results import final_scores, leaderboard, run_scores
 from cockpit.records import read_run_history
 from cockpit.pipeline.scheduler import RunRecord
@@ -106,8 +107,9 @@ class ResultsPublisher:
                                self.settings.primary_threshold)
         base_runs, base_f1 = self._baseline(board)
         run_dir, primary = (lambda run: self.paths.run(run).root), self.settings.primary_threshold
-        groups = pooled_against_leader(self.groups(board), run_dir, primary)
-        groups = pooled_against_baseline(groups, (1, BASELINE_CONFIG), run_dir, primary)
+        members = group_members(run_dir)  # each run's dev probabilities read once for both comparisons
+        groups = pooled_against_leader(self.groups(board), members, primary)
+        groups = pooled_against_baseline(groups, (1, BASELINE_CONFIG), members, primary)
         decisions = [d for d in (decision(groups, phase, self.settings.primary_threshold, self.settings.select_by)
                                  for phase in sorted({g["phase"] for g in groups})) if d is not None]
         final = None

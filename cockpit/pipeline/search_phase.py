@@ -101,7 +101,6 @@ class SearchPhase:
         """Trials whose run ended before the supervisor died, without the study hearing it (a kill between the
         run's run_done and the tell): told now as their run ended, so a pruned trial is not retried."""
         from cockpit.search.study import trial_fields
-        from cockpit.search.trials import best_objective
 
         ended: dict[str, tuple[str, str | None] | None] = {}  # run -> (run_done status, exit reason) or None
         reason: dict[str, str | None] = {}  # run -> its last run_exit's reason
@@ -124,12 +123,17 @@ class SearchPhase:
                 self.study.settle(row.number, "pruned", step=step.get(row.run))
                 self.pruned.add(row.run)
             elif status == "completed":
-                evals = read_run_history(self.sup.dir, row.run).dev_evals()
-                value = best_objective(evals, self.space.objective, self.sup.settings.primary_threshold)
-                self.study.settle(row.number, "complete", value=value)
+                self.study.settle(row.number, "complete", value=self._run_value(row.run))
             else:
                 self.study.settle(row.number, "failed")
             self.sup.emit(Event.SEARCH_TRIAL, **trial_fields(self.study.row(row.number)))
+
+    def _run_value(self, run: str) -> float | None:
+        """A completed trial run's value: its best dev eval under the objective, read from its events."""
+        from cockpit.search.trials import best_objective
+
+        evals = read_run_history(self.sup.dir, run).dev_evals()
+        return best_objective(evals, self.space.objective, self.sup.settings.primary_threshold)
 
     def _known_trials(self) -> None:
         """At --resume: the runs of the trials an earlier supervisor told, back on the leaderboard."""
@@ -211,9 +215,7 @@ class SearchPhase:
 
     def _tell_finished(self) -> None:
         from cockpit.search.study import trial_fields
-        from cockpit.search.trials import best_objective
 
-        primary = self.sup.settings.primary_threshold
         for run, number in list(self.live.items()):
             record = self.sup.records[run]
             if record.status not in ("completed", "failed", "stopped"):
@@ -221,8 +223,7 @@ class SearchPhase:
             if run in self.pruned_at:
                 self.study.tell_pruned(number, self.pruned_at[run])
             elif record.status == "completed":
-                history = read_run_history(self.sup.dir, run)
-                self.study.tell_complete(number, best_objective(history.dev_evals(), self.space.objective, primary))
+                self.study.tell_complete(number, self._run_value(run))
             else:
                 self.study.tell_failed(number)
             del self.live[run]
